@@ -1,0 +1,1 @@
+"""Dagster-free core of the composable CDP: settings, warehouse access, sample data."""

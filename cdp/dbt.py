@@ -1,0 +1,71 @@
+"""Running dbt against the configured warehouse, outside Dagster (the CLI, tests, benchmarks).
+
+dbt runs in a child process: it holds the DuckDB file lock only while it runs, and a
+failing build cannot leave state behind in the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from cdp.settings import DBT_PROJECT_DIR, WAREHOUSE_ENV_VAR
+
+
+class DbtError(RuntimeError):
+    """dbt exited non-zero; the message carries the command and the tail of its output."""
+
+
+def dbt_executable() -> str:
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def run_dbt(
+    args: Sequence[str],
+    *,
+    warehouse: Path | None = None,
+    vars: dict | None = None,
+    echo: bool = True,
+) -> str:
+    """Run ``dbt <args>`` in the project, return its output; raise DbtError on failure."""
+    import json
+
+    env = dict(os.environ)
+    if warehouse is not None:
+        env[WAREHOUSE_ENV_VAR] = str(Path(warehouse).resolve())
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    command = [
+        dbt_executable(),
+        *args,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+    ]
+    if vars:
+        command += ["--vars", json.dumps(vars)]
+    process = subprocess.Popen(
+        command,
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if echo:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+    code = process.wait()
+    output = "".join(lines)
+    if code != 0:
+        tail = "".join(lines[-40:])
+        raise DbtError(f"`dbt {' '.join(args)}` failed with exit code {code}. Last lines:\n{tail}")
+    return output

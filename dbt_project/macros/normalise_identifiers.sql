@@ -1,0 +1,92 @@
+{#-
+    Identifier normalisation, applied once in staging so every later model compares like
+    with like. Each macro returns NULL for a value that must never link records: not an
+    identifier of that kind, or listed in the `identifier_blocklist` seed.
+-#}
+
+{#- True when the normalised value of this kind is on the blocklist seed. -#}
+{% macro is_blocklisted(identifier_type, normalised_expression) -%}
+    {{ normalised_expression }} in (
+        select identifier_value
+        from {{ ref('identifier_blocklist') }}
+        where identifier_type = '{{ identifier_type }}'
+    )
+{%- endmacro %}
+
+{#- Email: trimmed, lower-cased, must look like local@domain.tld. -#}
+{% macro normalise_email(expression) -%}
+    case
+        when {{ cdp.regexp_full_match('lower(trim(' ~ expression ~ '))', "[a-z0-9._%+''-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}") }}
+            and not {{ cdp.is_blocklisted('email', 'lower(trim(' ~ expression ~ '))') }}
+            then lower(trim({{ expression }}))
+    end
+{%- endmacro %}
+
+{#-
+    Phone to E.164 (`+<country code><national number>`), using the record's country for
+    numbers typed in national format. Handles `+CC …`, `00CC …`, `(0)` after a country
+    code, a national trunk prefix (`0` in most of Europe, `1` in NANP) and bare NANP
+    10-digit numbers. Result must have 8–15 digits, not all the same, and not be blocklisted.
+    `calling_code` / `trunk_prefix` come from the `countries` seed joined on the record's country.
+-#}
+{% macro normalise_phone(expression, calling_code, trunk_prefix) -%}
+    {%- set compact = cdp.regexp_replace_all("replace(trim(" ~ expression ~ "), '(0)', '')", '[^0-9+]', '') -%}
+    {%- set digits = cdp.regexp_replace_all(compact, '[^0-9]', '') -%}
+    {%- set international -%}
+        case
+            when {{ compact }} like '+%' then {{ digits }}
+            when {{ digits }} like '00%' then substr({{ digits }}, 3)
+            when {{ calling_code }} = '1' and length({{ digits }}) = 10 then '1' || {{ digits }}
+            when {{ calling_code }} = '1' and length({{ digits }}) = 11 and {{ digits }} like '1%' then {{ digits }}
+            when {{ trunk_prefix }} is not null and {{ digits }} like {{ trunk_prefix }} || '%'
+                then {{ calling_code }} || substr({{ digits }}, length({{ trunk_prefix }}) + 1)
+            when {{ calling_code }} is not null and {{ trunk_prefix }} is null
+                then {{ calling_code }} || {{ digits }}
+        end
+    {%- endset -%}
+    case
+        when length({{ international }}) between 8 and 15
+            and not {{ cdp.all_same_digit(international) }}
+            and not {{ cdp.is_blocklisted('phone', "'+' || " ~ international) }}
+            then '+' || {{ international }}
+    end
+{%- endmacro %}
+
+{#- True when a string of digits is one digit repeated ("0000000000"). -#}
+{% macro all_same_digit(expression) -%}
+    (replace({{ expression }}, substr({{ expression }}, 1, 1), '') = '')
+{%- endmacro %}
+
+{#- Ids as trimmed text; blocklisted placeholders become NULL. -#}
+{% macro normalise_id(identifier_type, expression) -%}
+    case
+        when nullif(trim(cast({{ expression }} as {{ dbt.type_string() }})), '') is not null
+            and not {{ cdp.is_blocklisted(identifier_type, 'upper(trim(cast(' ~ expression ~ ' as ' ~ dbt.type_string() ~ ')))') }}
+            then trim(cast({{ expression }} as {{ dbt.type_string() }}))
+    end
+{%- endmacro %}
+
+{#- Names: trimmed, single-spaced, capitalised per word; empty becomes NULL. -#}
+{% macro clean_name(expression) -%}
+    nullif({{ cdp.initcap(cdp.regexp_replace_all('trim(' ~ expression ~ ')', '\s+', ' ')) }}, '')
+{%- endmacro %}
+
+{#-
+    Select every column of `relation` plus:
+      country_code  ISO code of the typed country ('us', 'United Kingdom', ' DE '), NULL if unknown;
+      calling_code / trunk_prefix  for reading national phone numbers, from the record's
+      country or, when it has none, var('default_country').
+    Both come from the country_aliases and countries seeds.
+-#}
+{% macro with_country(relation, country_expression) -%}
+    select
+        {{ relation }}.*,
+        aliases.country_code,
+        dialling.calling_code,
+        dialling.trunk_prefix
+    from {{ relation }}
+    left join {{ ref('country_aliases') }} as aliases
+        on aliases.alias = lower(trim({{ country_expression }}))
+    left join {{ ref('countries') }} as dialling
+        on dialling.country_code = coalesce(aliases.country_code, '{{ var("default_country") }}')
+{%- endmacro %}

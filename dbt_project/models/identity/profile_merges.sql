@@ -1,0 +1,36 @@
+{#-
+    One row per profile id that new data merged into another: the merged (retired) id, the
+    surviving id, and when. Anything keyed by profile id (manual segments, sync state)
+    follows these rows.
+-#}
+{{
+    config(
+        materialized='incremental',
+        unique_key=['merged_profile_id', 'surviving_profile_id'],
+        incremental_strategy='delete+insert',
+    )
+}}
+
+with
+
+assignments as (
+    select * from {{ ref('int_identity__profile_assignments') }}
+),
+
+current_profiles as (
+    select distinct profile_id from assignments
+),
+
+final as (
+    select distinct
+        assignments.previous_profile_id as merged_profile_id,
+        assignments.profile_id as surviving_profile_id,
+        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as {{ dbt.type_timestamp() }}) as merged_at
+    from assignments
+    where assignments.previous_profile_id is not null
+        and assignments.previous_profile_id <> assignments.profile_id
+        -- a retired id, not one still held by the other part of a split
+        and assignments.previous_profile_id not in (select profile_id from current_profiles)
+)
+
+select * from final

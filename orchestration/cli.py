@@ -1,0 +1,153 @@
+"""`cdp`: the command line handle on the project.
+
+Every command works against the warehouse named by CDP_WAREHOUSE (or --warehouse).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cdp import settings
+
+console = Console()
+
+DEMO_PEOPLE = 2_000
+
+
+def _use_warehouse(path: str | None) -> Path:
+    """Point this process and its children (dbt) at the chosen warehouse file."""
+    if path:
+        import os
+
+        os.environ[settings.WAREHOUSE_ENV_VAR] = str(Path(path).expanduser().resolve())
+    return settings.export_warehouse_env()
+
+
+warehouse_option = click.option(
+    "--warehouse",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help=f"DuckDB file to use (default: ${settings.WAREHOUSE_ENV_VAR} or {settings.DEFAULT_WAREHOUSE}).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Warehouse-native composable CDP: generate data, build profiles and segments, sync audiences."""
+
+
+@main.command()
+@click.option("--people", type=click.IntRange(min=1), default=10_000, show_default=True, help="How many people to simulate.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Random seed; the same seed gives the same data.")
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    default="2026-11-01",
+    show_default=True,
+    help="The 'now' of the simulated world: no event is later than this.",
+)
+@click.option("--chunk-size", type=click.IntRange(min=100), default=20_000, show_default=True, help="People generated per chunk (bounds memory).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@warehouse_option
+def generate(people: int, seed: int, as_of: datetime, chunk_size: int, quiet: bool, warehouse: str | None) -> None:
+    """Fill every raw table of the data contract (schema `raw`) with realistic, messy sample data.
+
+    Also writes schema `ground_truth`: the real person behind every source record,
+    for scoring identity resolution.
+    """
+    from cdp.sample_data.generator import GeneratorConfig, generate as run_generator
+
+    path = _use_warehouse(warehouse)
+    summary = run_generator(
+        GeneratorConfig(people=people, seed=seed, as_of=as_of, chunk_size=chunk_size),
+        warehouse=path,
+        progress=not quiet,
+    )
+    table = Table(title=f"Generated {summary.people:,} people into {path} in {summary.seconds:.1f}s")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in summary.rows_by_table.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+
+
+@main.command()
+def prepare() -> None:
+    """Parse the dbt project into target/manifest.json (Dagster loads its assets from it)."""
+    from cdp.dbt import run_dbt
+
+    _use_warehouse(None)
+    run_dbt(["parse", "--quiet"])
+    console.print(f"dbt manifest ready: {settings.DBT_PROJECT_DIR / 'target' / 'manifest.json'}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
+@warehouse_option
+def build(dbt_args: tuple[str, ...], warehouse: str | None) -> None:
+    """Run `dbt build` (seeds, models, tests) on the warehouse. Extra arguments go to dbt, e.g. `cdp build --select staging`."""
+    from cdp.dbt import DbtError, run_dbt
+
+    _use_warehouse(warehouse)
+    try:
+        run_dbt(["build", *dbt_args])
+    except DbtError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.command()
+@click.option("--schema", "schemas", multiple=True, help="Only these schemas (repeatable).")
+@warehouse_option
+def tables(schemas: tuple[str, ...], warehouse: str | None) -> None:
+    """List the warehouse's tables and views with their row counts."""
+    path = _use_warehouse(warehouse)
+    _print_tables(path, list(schemas) or None)
+
+
+def _print_tables(path: Path, schemas: list[str] | None, title: str | None = None) -> None:
+    from cdp.warehouse import connect, table_row_counts
+
+    if not path.exists():
+        raise click.ClickException(f"No warehouse at {path}. Run `cdp generate` (or `cdp demo`) first.")
+    with connect(path, read_only=True) as con:
+        counts = table_row_counts(con, schemas)
+    table = Table(title=title or f"Warehouse {path}")
+    table.add_column("schema")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for schema, name, rows in counts:
+        table.add_row(schema, name, f"{rows:,}")
+    console.print(table)
+
+
+@main.command()
+@click.option("--people", type=click.IntRange(min=1), default=DEMO_PEOPLE, show_default=True, help="How many people to simulate.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
+@warehouse_option
+def demo(people: int, seed: int, warehouse: str | None) -> None:
+    """The main job end to end: generate a small data set, build every dbt model, show what was built."""
+    from cdp.dbt import DbtError, run_dbt
+    from cdp.sample_data.generator import GeneratorConfig, generate as run_generator
+
+    path = _use_warehouse(warehouse)
+    console.rule("1. Generate sample data")
+    summary = run_generator(GeneratorConfig(people=people, seed=seed), warehouse=path, progress=True)
+    console.print(f"{summary.people:,} people, {sum(summary.rows_by_table.values()):,} rows in {summary.seconds:.1f}s")
+    console.rule("2. dbt build")
+    try:
+        run_dbt(["build"], echo=False)
+    except DbtError as error:
+        raise click.ClickException(str(error)) from None
+    console.print("dbt build passed (seeds, models and tests).")
+    console.rule("3. What was built")
+    _print_tables(path, None, title=f"Demo warehouse {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Shared fixtures. dbt invocations cost seconds: warehouses are built once per session
+(or per module for scenario worlds) and shared; only tests that need their own data build
+their own."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from cdp.settings import WAREHOUSE_ENV_VAR  # noqa: E402
+
+#: Small enough to build in seconds, large enough for every segment and noise kind to show.
+SESSION_PEOPLE = 2_000
+SESSION_SEED = 20261101
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_warehouse_env(tmp_path_factory: pytest.TempPathFactory):
+    """No test may touch the developer's own warehouse: point CDP_WAREHOUSE at a temp file."""
+    previous = os.environ.get(WAREHOUSE_ENV_VAR)
+    os.environ[WAREHOUSE_ENV_VAR] = str(tmp_path_factory.mktemp("default") / "unused.duckdb")
+    yield
+    if previous is None:
+        os.environ.pop(WAREHOUSE_ENV_VAR, None)
+    else:
+        os.environ[WAREHOUSE_ENV_VAR] = previous
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest() -> Path:
+    """Parse the dbt project once (Dagster loads its assets from target/manifest.json)."""
+    from cdp.dbt import run_dbt
+    from cdp.settings import DBT_PROJECT_DIR
+
+    run_dbt(["parse", "--quiet"], echo=False)
+    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
+    assert manifest.exists()
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def generated_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sample data for SESSION_PEOPLE people, raw tables only (no dbt)."""
+    from cdp.sample_data.generator import GeneratorConfig, generate
+
+    path = tmp_path_factory.mktemp("generated") / "warehouse.duckdb"
+    generate(GeneratorConfig(people=SESSION_PEOPLE, seed=SESSION_SEED), warehouse=path, progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(tmp_path_factory: pytest.TempPathFactory, generated_warehouse: Path) -> Path:
+    """The generated sample after a full `dbt build` (models and tests). Read-only for tests."""
+    import shutil
+
+    from cdp.dbt import run_dbt
+
+    path = tmp_path_factory.mktemp("built") / "warehouse.duckdb"
+    shutil.copy(generated_warehouse, path)
+    run_dbt(["build"], warehouse=path, echo=False)
+    return path
