@@ -126,6 +126,60 @@ def _print_tables(path: Path, schemas: list[str] | None, title: str | None = Non
     console.print(table)
 
 
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
+@warehouse_option
+def dev(dagster_args: tuple[str, ...], warehouse: str | None) -> None:
+    """Open the Dagster UI (`dagster dev`) on this project, with the repository's Dagster instance.
+
+    DAGSTER_HOME defaults to dagster_home/ (its dagster.yaml limits the warehouse pool to one
+    writer). Extra arguments go to `dagster dev`, e.g. `cdp dev -p 3001`.
+    """
+    import os
+
+    from cdp.dbt import run_dbt
+
+    _use_warehouse(warehouse)
+    os.environ.setdefault("DAGSTER_HOME", str(settings.REPO_ROOT / "dagster_home"))
+    run_dbt(["parse", "--quiet"], echo=False)
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    os.chdir(settings.REPO_ROOT)
+    os.execv(dagster, [dagster, "dev", "-w", "workspace.yaml", *dagster_args])
+
+
+@main.command("identity-report")
+@warehouse_option
+def identity_report(warehouse: str | None) -> None:
+    """Score identity resolution against the generator's ground truth (pairwise precision, recall, F1).
+
+    Needs a warehouse filled by `cdp generate` and built by `cdp build`.
+    """
+    from cdp.identity_accuracy import score
+
+    path = _use_warehouse(warehouse)
+    if not path.exists():
+        raise click.ClickException(f"No warehouse at {path}. Run `cdp generate` and `cdp build` first.")
+    try:
+        report = score(path)
+    except Exception as error:  # duckdb.CatalogException and friends: say what is missing
+        raise click.ClickException(
+            f"Cannot score {path}: {error}. The warehouse needs ground_truth (cdp generate) and the dbt models (cdp build)."
+        ) from None
+    table = Table(title=f"Identity resolution accuracy — {path.name}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name, value in report.rows():
+        table.add_row(name, value)
+    console.print(table)
+    per_table = Table(title="Records resolved, by source table")
+    per_table.add_column("table")
+    per_table.add_column("records", justify="right")
+    per_table.add_column("resolved", justify="right")
+    for name, records, resolved in report.by_table:
+        per_table.add_row(name, f"{records:,}", f"{resolved / max(records, 1):.2%}")
+    console.print(per_table)
+
+
 @main.command()
 @click.option("--people", type=click.IntRange(min=1), default=DEMO_PEOPLE, show_default=True, help="How many people to simulate.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")

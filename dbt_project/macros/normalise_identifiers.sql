@@ -16,7 +16,7 @@
 {#- Email: trimmed, lower-cased, must look like local@domain.tld. -#}
 {% macro normalise_email(expression) -%}
     case
-        when {{ cdp.regexp_full_match('lower(trim(' ~ expression ~ '))', "[a-z0-9._%+''-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}") }}
+        when {{ cdp.regexp_full_match('lower(trim(' ~ expression ~ '))', "[a-z0-9._%+''-]+@[a-z0-9-]+([.][a-z0-9-]+)*[.][a-z]{2,}") }}
             and not {{ cdp.is_blocklisted('email', 'lower(trim(' ~ expression ~ '))') }}
             then lower(trim({{ expression }}))
     end
@@ -68,7 +68,7 @@
 
 {#- Names: trimmed, single-spaced, capitalised per word; empty becomes NULL. -#}
 {% macro clean_name(expression) -%}
-    nullif({{ cdp.initcap(cdp.regexp_replace_all('trim(' ~ expression ~ ')', '\s+', ' ')) }}, '')
+    nullif({{ cdp.initcap(cdp.regexp_replace_all('trim(' ~ expression ~ ')', '[[:space:]]+', ' ')) }}, '')
 {%- endmacro %}
 
 {#-

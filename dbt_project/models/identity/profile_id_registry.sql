@@ -8,6 +8,7 @@
         materialized='incremental',
         unique_key=['identifier_type', 'identifier_value'],
         incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
     )
 }}
 

@@ -8,6 +8,7 @@
         materialized='incremental',
         unique_key=['merged_profile_id', 'surviving_profile_id'],
         incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
     )
 }}
 
