@@ -52,7 +52,7 @@ ADS_CONSENT_ONLINE = 0.55
 ADS_CONSENT_IN_STORE = 0.15
 ADS_REVOKED = 0.20
 DELETION_SHARE = 0.002
-"""Of people: sent a deletion (right to be forgotten) request."""
+"""Of people: sent a deletion (right to be forgotten) request (at least one per chunk)."""
 DELETION_WINDOW_DAYS = 60
 
 _VALUE = f"coalesce(email, phone, {id_sql('shop_customers', 'customer_no')})"
@@ -180,7 +180,10 @@ def build_deletion_requests(
     by_email = people.email_linked()
     by_customer = people.has_shop
     by_phone = profiles.shows_own_phone
-    requesters = np.flatnonzero((by_email | by_customer | by_phone) & (rng.random(people.n) < DELETION_SHARE))
+    # A fixed share (at least one when anyone is eligible), so even a small demo shows erasure.
+    eligible = np.flatnonzero(by_email | by_customer | by_phone)
+    wanted = min(len(eligible), max(1, round(DELETION_SHARE * people.n))) if len(eligible) else 0
+    requesters = np.sort(rng.choice(eligible, size=wanted, replace=False))
     # Prefer email, then customer id, then phone, but let some use a less obvious one.
     preference = rng.random(len(requesters))
     kind = np.where(by_email[requesters], EMAIL, np.where(by_customer[requesters], CUSTOMER_ID, PHONE))
