@@ -30,27 +30,32 @@ def run_dbt(
     warehouse: Path | None = None,
     vars: dict | None = None,
     echo: bool = True,
+    project_dir: Path | None = None,
 ) -> str:
-    """Run ``dbt <args>`` in the project, return its output; raise DbtError on failure."""
+    """Run ``dbt <args>`` in the project, return its output; raise DbtError on failure.
+
+    ``project_dir`` runs a copy of the project instead (tests that add a model use one).
+    """
     import json
 
     env = dict(os.environ)
     if warehouse is not None:
         env[WAREHOUSE_ENV_VAR] = str(Path(warehouse).resolve())
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    project = Path(project_dir) if project_dir is not None else DBT_PROJECT_DIR
     command = [
         dbt_executable(),
         *args,
         "--project-dir",
-        str(DBT_PROJECT_DIR),
+        str(project),
         "--profiles-dir",
-        str(DBT_PROJECT_DIR),
+        str(project),
     ]
     if vars:
         command += ["--vars", json.dumps(vars)]
     process = subprocess.Popen(
         command,
-        cwd=DBT_PROJECT_DIR,
+        cwd=project,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

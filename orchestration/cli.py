@@ -203,5 +203,15 @@ def demo(people: int, seed: int, warehouse: str | None) -> None:
     _print_tables(path, None, title=f"Demo warehouse {path}")
 
 
+def _register_subcommands() -> None:
+    """Command groups that live in their own modules."""
+    from orchestration.cli_segments import segments
+
+    main.add_command(segments)
+
+
+_register_subcommands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
