@@ -14,27 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from cdp import settings
+from orchestration.cli_options import use_warehouse as _use_warehouse, warehouse_option
 
 console = Console()
 
 DEMO_PEOPLE = 2_000
-
-
-def _use_warehouse(path: str | None) -> Path:
-    """Point this process and its children (dbt) at the chosen warehouse file."""
-    if path:
-        import os
-
-        os.environ[settings.WAREHOUSE_ENV_VAR] = str(Path(path).expanduser().resolve())
-    return settings.export_warehouse_env()
-
-
-warehouse_option = click.option(
-    "--warehouse",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help=f"DuckDB file to use (default: ${settings.WAREHOUSE_ENV_VAR} or {settings.DEFAULT_WAREHOUSE}).",
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -199,8 +183,49 @@ def demo(people: int, seed: int, warehouse: str | None) -> None:
     except DbtError as error:
         raise click.ClickException(str(error)) from None
     console.print("dbt build passed (seeds, models and tests).")
-    console.rule("3. What was built")
+    console.rule("3. A manual segment: the VIP list")
+    vip_count = _create_demo_vip_list(path)
+    try:
+        run_dbt(["build", "--select", "manual_segments+", "segments", "segment_membership", "segment_membership_history"], echo=False)
+    except DbtError as error:
+        raise click.ClickException(str(error)) from None
+    console.print(f"`vip` holds the {vip_count} customers with the highest lifetime value (cdp segments show vip).")
+    console.rule("4. What was built")
     _print_tables(path, None, title=f"Demo warehouse {path}")
+    _print_segments(path)
+
+
+DEMO_VIP_SIZE = 10
+
+
+def _create_demo_vip_list(path: Path) -> int:
+    """The shipped manual segment: `vip`, the top customers by lifetime value (recreated each demo)."""
+    from cdp import manual_segments as store
+
+    with store.open_warehouse(path, read_only=False) as con:
+        if any(summary.segment_name == "vip" for summary in store.list_segments(con)):
+            store.delete_segment(con, "vip", actor="cdp demo")
+        store.create_segment(con, "vip", description="Hand-picked VIP customers (demo: top lifetime value).", owner="crm-team", actor="cdp demo")
+        top = [row[0] for row in con.execute(
+            "select profile_id from profile_attributes order by lifetime_value desc, profile_id limit ?", [DEMO_VIP_SIZE]
+        ).fetchall()]
+        store.add_members(con, "vip", top, actor="cdp demo")
+    return len(top)
+
+
+def _print_segments(path: Path) -> None:
+    from cdp.warehouse import connect
+
+    with connect(path, read_only=True) as con:
+        rows = con.execute(
+            "select segment_name, segment_type, member_count, owner from segments order by segment_type, segment_name"
+        ).fetchall()
+    table = Table(title="Segments")
+    for column in ("segment", "type", "members", "owner"):
+        table.add_column(column, justify="right" if column == "members" else "left")
+    for name, segment_type, members, owner in rows:
+        table.add_row(name, segment_type, f"{members:,}", owner or "")
+    console.print(table)
 
 
 def _register_subcommands() -> None:
