@@ -22,6 +22,7 @@ from rich.table import Table
 SUITES = {
     "generator": ("benchmarks.bench_generator", [10_000, 100_000, 1_000_000]),
     "identity": ("benchmarks.bench_identity", [100_000, 1_000_000]),
+    "predictive": ("benchmarks.bench_predictive", [20_000, 100_000]),
 }
 
 RESULTS_DIR = Path(__file__).parent / "results"

@@ -145,3 +145,18 @@ def test_history_records_entries_and_exits_across_builds_with_changed_data(wareh
         [segment, second_build],
     )
     assert {p for (p,) in joined} == after - before
+
+
+def test_shipped_predictive_and_cluster_segments_follow_their_models(built_warehouse: Path):
+    types = {t for (t,) in query(built_warehouse, "select distinct segment_type from segments")}
+    assert {"rule", "predictive", "cluster"} <= types
+    # high churn risk is exactly the customers scored at or above 0.7
+    expected = {p for (p,) in query(built_warehouse, "select profile_id from profile_scores where churn_probability >= 0.7")}
+    members = {p for (p,) in query(built_warehouse, "select profile_id from segment_membership where segment_name = 'high_churn_risk'")}
+    assert members == expected
+    # one segment per cluster, together covering every clustered profile exactly once
+    clusters = query(built_warehouse, "select count(*), count(distinct profile_id) from segment_membership where segment_name like 'cluster_%'")
+    clustered = query(built_warehouse, "select count(*) from profile_clusters")
+    assert clusters == [(clustered[0][0], clustered[0][0])]
+    n_clusters = query(built_warehouse, "select count(*) from cluster_descriptions")[0][0]
+    assert query(built_warehouse, "select count(*) from segments where segment_type = 'cluster'") == [(n_clusters,)]

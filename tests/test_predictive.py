@@ -1,0 +1,355 @@
+"""Predictive attributes and clusters (dbt_project/models/predictive/) on the generated sample.
+
+Read-only checks use the session's built warehouse; the tests marked slow copy it and
+rebuild part of it (no leakage, stable rebuilds) or build a tiny world of their own.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sklearn.metrics import mean_absolute_error, roc_auc_score
+
+from cdp.dbt import run_dbt
+from cdp.warehouse import connect
+from raw_data import write_raw
+
+AS_OF = datetime(2026, 11, 1)
+CUTOFF = AS_OF - timedelta(days=90)
+
+PURCHASE = """(
+    (source = 'shop' and event_type = 'order_placed' and status = 'completed')
+    or (source = 'pos' and event_type = 'store_purchase' and amount > 0)
+)"""
+
+FEATURES = [
+    "tenure_days",
+    "days_since_last_event",
+    "recency_days",
+    "days_since_first_purchase",
+    "purchases",
+    "store_purchases",
+    "purchases_90d",
+    "purchases_180d",
+    "purchases_365d",
+    "returned_or_cancelled_orders",
+    "net_value",
+    "net_value_90d",
+    "net_value_365d",
+    "avg_order_value",
+    "emails_sent_90d",
+    "email_opens_90d",
+    "email_clicks_90d",
+    "web_events_30d",
+    "web_events_90d",
+    "searches_90d",
+    "cart_adds_without_order_30d",
+    "support_tickets_365d",
+    "has_opted_out_of_email",
+]
+
+
+def rows(path: Path, sql: str, params: list | None = None) -> list[tuple]:
+    with connect(path, read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def nearly(value):
+    """Floats compared to 9 significant digits, everything else exactly."""
+    return float(f"{value:.9g}") if isinstance(value, float) else value
+
+
+def copy_of(warehouse: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse, target)
+    return target
+
+
+# --- profile_scores -----------------------------------------------------------------------
+
+
+def test_every_profile_is_scored_once(built_warehouse: Path):
+    missing = rows(
+        built_warehouse,
+        "select count(*) from profiles where profile_id not in (select profile_id from profile_scores)",
+    )
+    counts = rows(built_warehouse, "select count(*), count(distinct profile_id) from profile_scores")
+    (profiles,) = rows(built_warehouse, "select count(*) from profiles")[0]
+    assert missing == [(0,)]
+    assert counts == [(profiles, profiles)]
+
+
+def test_customers_get_a_churn_probability_and_never_buyers_none(built_warehouse: Path):
+    """is_customer is 'bought before as_of' (checked against the raw event stream); customers
+    get a probability in [0, 1], people who never bought get NULL; everyone gets a
+    non-negative expected value."""
+    (summary,) = rows(
+        built_warehouse,
+        f"""
+        with buyers as (
+            select distinct profile_id from profile_events
+            where {PURCHASE} and occurred_at < timestamp '{AS_OF}'
+        )
+        select
+            count(*) filter (where scores.is_customer <> (buyers.profile_id is not null)),
+            count(*) filter (where scores.is_customer and scores.churn_probability is null),
+            count(*) filter (where not scores.is_customer and scores.churn_probability is not null),
+            count(*) filter (where scores.churn_probability < 0 or scores.churn_probability > 1),
+            count(*) filter (where scores.expected_value_90d is null or scores.expected_value_90d < 0),
+            count(*) filter (where scores.is_customer),
+            count(*) filter (where not scores.is_customer),
+            count(distinct scores.scored_at),
+            min(scores.scored_at)
+        from profile_scores as scores
+        left join buyers on buyers.profile_id = scores.profile_id
+        """,
+    )
+    wrong_flag, customers_unscored, never_buyers_scored, out_of_range, bad_value, customers, others, stamps, at = summary
+    assert (wrong_flag, customers_unscored, never_buyers_scored, out_of_range, bad_value) == (0, 0, 0, 0, 0)
+    assert customers > 500 and others > 100
+    assert (stamps, at) == (1, AS_OF)
+
+
+def test_recent_buyers_score_lower_churn_and_higher_value_than_lapsed_ones(built_warehouse: Path):
+    (recent, lapsed) = rows(
+        built_warehouse,
+        f"""
+        with last_purchase as (
+            select profile_id, max(occurred_at) as at from profile_events
+            where {PURCHASE} and occurred_at < timestamp '{AS_OF}'
+            group by profile_id
+        )
+        select
+            date_diff('day', last_purchase.at, timestamp '{AS_OF}') <= 30 as is_recent,
+            avg(scores.churn_probability),
+            avg(scores.expected_value_90d),
+            count(*)
+        from profile_scores as scores
+        inner join last_purchase using (profile_id)
+        where date_diff('day', last_purchase.at, timestamp '{AS_OF}') <= 30
+            or date_diff('day', last_purchase.at, timestamp '{AS_OF}') > 365
+        group by 1
+        order by 1 desc
+        """,
+    )
+    assert recent[0] and not lapsed[0]
+    assert recent[3] > 30 and lapsed[3] > 30
+    assert recent[1] < lapsed[1] - 0.2, (recent, lapsed)
+    assert recent[2] > 2 * lapsed[2], (recent, lapsed)
+
+
+# --- predictive_model_quality --------------------------------------------------------------
+
+
+def test_model_quality_has_each_metric_beside_a_baseline(built_warehouse: Path):
+    quality = {
+        (model, metric): (value, baseline_name, baseline_value, n_train, n_holdout, as_of)
+        for model, metric, value, baseline_name, baseline_value, n_train, n_holdout, as_of in rows(
+            built_warehouse,
+            "select model, metric, value, baseline_name, baseline_value, n_train, n_holdout, as_of "
+            "from predictive_model_quality",
+        )
+    }
+    assert set(quality) == {
+        ("churn", "auc"),
+        ("churn", "brier"),
+        ("value_90d", "mae"),
+        ("value_90d", "rmse"),
+        ("value_90d", "relative_total_error"),
+    }
+    for (model, metric), (value, baseline_name, baseline_value, n_train, n_holdout, as_of) in quality.items():
+        assert value is not None and baseline_value is not None and baseline_name, (model, metric)
+        assert n_train > n_holdout > 50, (model, metric, n_train, n_holdout)
+        assert as_of == AS_OF
+
+    auc, baseline_name, baseline_auc, *_ = quality[("churn", "auc")]
+    assert "recency" in baseline_name
+    assert 0.7 < auc <= 1.0, auc
+    assert 0.5 < baseline_auc < 1.0, baseline_auc
+    assert auc > baseline_auc, (auc, baseline_auc)
+    brier, _, baseline_brier, *_ = quality[("churn", "brier")]
+    assert 0 <= brier < baseline_brier
+    mae, _, baseline_mae, *_ = quality[("value_90d", "mae")]
+    assert 0 < mae < baseline_mae
+
+
+def test_model_quality_is_measured_on_held_out_profiles_and_matches_sklearn(built_warehouse: Path):
+    """The figures come from the validation split only (profiles the models never trained
+    on), and the SQL AUC / MAE agree with scikit-learn on the same rows."""
+    validation = rows(
+        built_warehouse,
+        """
+        select
+            training.is_validation,
+            training.churned,
+            training.recency_days,
+            greatest(training.value_next_90d, 0),
+            predictions.churn_probability,
+            predictions.expected_value_90d
+        from int_predictive__predictions as predictions
+        inner join int_predictive__training_set as training using (profile_id)
+        where predictions.scored_set = 'validation'
+        """,
+    )
+    (n_train_customers, n_validation_customers) = rows(
+        built_warehouse,
+        "select count(*) filter (where not is_validation), count(*) filter (where is_validation) "
+        "from int_predictive__training_set where purchases > 0",
+    )[0]
+    assert validation and all(row[0] for row in validation)
+    customers = [row for row in validation if row[1] is not None]
+    assert len(customers) == n_validation_customers
+
+    quality = dict(
+        ((model, metric), (value, baseline, n_train, n_holdout))
+        for model, metric, value, baseline, n_train, n_holdout in rows(
+            built_warehouse,
+            "select model, metric, value, baseline_value, n_train, n_holdout from predictive_model_quality",
+        )
+    )
+    auc, baseline_auc, n_train, n_holdout = quality[("churn", "auc")]
+    assert (n_train, n_holdout) == (n_train_customers, n_validation_customers)
+    labels = [row[1] for row in customers]
+    assert auc == pytest.approx(roc_auc_score(labels, [row[4] for row in customers]), abs=1e-9)
+    assert baseline_auc == pytest.approx(roc_auc_score(labels, [row[2] for row in customers]), abs=1e-9)
+
+    mae, _, _, value_holdout = quality[("value_90d", "mae")]
+    assert value_holdout == len(validation)
+    assert mae == pytest.approx(
+        mean_absolute_error([float(row[3]) for row in validation], [row[5] for row in validation]), rel=1e-9
+    )
+
+
+@pytest.mark.slow
+def test_features_at_the_cutoff_ignore_later_events(built_warehouse: Path, tmp_path: Path):
+    """No leakage: deleting every event from the cutoff on leaves the calibration features
+    exactly as they were (only the labels, which read the window, change)."""
+    copy = copy_of(built_warehouse, tmp_path)
+    feature_list = ", ".join(FEATURES)
+    query = f"select profile_id, {feature_list} from int_predictive__training_set order by profile_id"
+    before = rows(copy, query)
+    (labelled_before,) = rows(copy, "select count(*) from int_predictive__training_set where purchases_next_90d > 0")[0]
+    (cutoff,) = rows(copy, "select distinct feature_cutoff from int_predictive__training_set")[0]
+    assert cutoff == CUTOFF
+
+    with connect(copy) as con:
+        ((deleted,),) = con.execute("delete from profile_events where occurred_at >= ?", [cutoff]).fetchall()
+    assert deleted > 1000
+    run_dbt(["run", "--select", "int_predictive__training_set"], warehouse=copy, echo=False)
+
+    after = rows(copy, query)
+    (labelled_after,) = rows(copy, "select count(*) from int_predictive__training_set where purchases_next_90d > 0")[0]
+    assert labelled_before > 100 and labelled_after == 0
+    assert len(after) == len(before) > 1000
+    assert after == before
+
+
+# --- clusters ------------------------------------------------------------------------------
+
+
+def test_every_cluster_is_described(built_warehouse: Path):
+    assigned = dict(
+        rows(built_warehouse, "select cluster_id, count(*) from profile_clusters group by cluster_id")
+    )
+    descriptions = rows(
+        built_warehouse,
+        "select cluster_id, cluster_name, description, profiles, share, k, silhouette, overall_silhouette, "
+        "selection_criterion, mean_expected_value_90d from cluster_descriptions order by cluster_id",
+    )
+    (profiles,) = rows(built_warehouse, "select count(*) from profiles")[0]
+    assert sum(assigned.values()) == profiles
+    assert {row[0] for row in descriptions} == set(assigned) == set(range(1, len(descriptions) + 1))
+
+    k = descriptions[0][5]
+    assert 3 <= k <= 8 and len(descriptions) == k
+    assert len({row[1] for row in descriptions}) == k  # names unique
+    for cluster_id, name, description, size, share, _, silhouette, overall, criterion, _ in descriptions:
+        assert size == assigned[cluster_id]
+        assert share == pytest.approx(size / profiles)
+        assert name and description.startswith(f"{size} profiles (")
+        assert -1 <= silhouette <= 1 and 0 < overall <= 1
+        assert "silhouette" in criterion and f"k={k}:" in criterion
+    expected_values = [row[9] for row in descriptions]
+    assert expected_values == sorted(expected_values, reverse=True)  # ids ordered by expected value
+
+
+def test_cluster_names_agree_with_their_figures(built_warehouse: Path):
+    descriptions = rows(
+        built_warehouse,
+        "select cluster_name, buyer_share, median_recency_days, store_purchase_share from cluster_descriptions",
+    )
+    assert any(name.startswith("non-buyers") for name, *_ in descriptions)
+    assert any(not name.startswith("non-buyers") for name, *_ in descriptions)
+    for name, buyer_share, median_recency, store_share in descriptions:
+        assert name.startswith("non-buyers") == (buyer_share < 0.5), name
+        if ", recent" in name:
+            assert median_recency <= 90, name
+        if ", lapsed" in name:
+            assert median_recency > 365, name
+        assert ("in-store" in name) == (store_share is not None and store_share >= 0.5), name
+
+
+@pytest.mark.slow
+def test_rebuilding_unchanged_data_gives_the_same_clusters_and_scores(built_warehouse: Path, tmp_path: Path):
+    copy = copy_of(built_warehouse, tmp_path)
+    queries = {
+        "clusters": "select profile_id, cluster_id, cluster_name from profile_clusters order by profile_id",
+        "descriptions": "select * exclude (clustered_at) from cluster_descriptions order by cluster_id",
+        "scores": "select * from profile_scores order by profile_id",
+        "quality": "select * from predictive_model_quality order by model, metric",
+    }
+    first = {name: rows(copy, sql) for name, sql in queries.items()}
+    run_dbt(["run", "--select", "+profile_clusters", "+predictive_model_quality"], warehouse=copy, echo=False)
+    second = {name: rows(copy, sql) for name, sql in queries.items()}
+    assert len(first["clusters"]) > 1000
+    # assignments and scores are identical; SQL averages of doubles may differ in the last
+    # bits (the warehouse sums in parallel, in no fixed order)
+    assert second["clusters"] == first["clusters"]
+    assert second["scores"] == first["scores"]
+    for name in ("descriptions", "quality"):
+        assert len(second[name]) == len(first[name]), name
+        for again, before in zip(second[name], first[name]):
+            assert [nearly(value) for value in again] == [nearly(value) for value in before], name
+
+
+# --- small worlds ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_warehouse_with_a_handful_of_people_still_builds(tmp_path: Path):
+    """Too little to learn from: prior models and one cluster, never a failed build."""
+    t = datetime(2026, 3, 1)
+    path = tmp_path / "tiny.duckdb"
+    write_raw(
+        path,
+        {
+            "shop_customers": [
+                {"customer_id": "T-1", "email": "t1@example.com", "country": "US", "created_at": t},
+                {"customer_id": "T-2", "email": "t2@example.com", "country": "US", "created_at": t},
+            ],
+            "shop_orders": [
+                {"order_id": "TO-1", "customer_id": "T-1", "ordered_at": t + timedelta(days=1),
+                 "status": "completed", "total_amount": 40, "currency": "USD"},
+                {"order_id": "TO-2", "customer_id": "T-1", "ordered_at": t + timedelta(days=200),
+                 "status": "completed", "total_amount": 60, "currency": "USD"},
+            ],
+        },
+    )
+    run_dbt(
+        [
+            "build",
+            "--select", "+profile_scores", "+profile_clusters", "+predictive_model_quality",
+            "--indirect-selection", "cautious",
+        ],
+        warehouse=path,
+        echo=False,
+    )
+    scores = rows(path, "select is_customer, churn_probability, expected_value_90d from profile_scores order by 1")
+    assert [row[0] for row in scores] == [False, True]
+    assert scores[0][1] is None
+    assert all(value is None or value >= 0 for _, _, value in scores)
+    assert rows(path, "select k, profiles, cluster_name from cluster_descriptions") == [(1, 2, "low value, recent")]
+    assert rows(path, "select count(*) from predictive_model_quality") == [(5,)]
