@@ -47,6 +47,14 @@ consent as (
     select * from {{ ref('int_attributes__consent') }}
 ),
 
+scores as (
+    select * from {{ ref('profile_scores') }}
+),
+
+clusters as (
+    select * from {{ ref('profile_clusters') }}
+),
+
 final as (
     select
         -- ids
@@ -57,6 +65,7 @@ final as (
         rfm.rfm_segment,
         purchases.channel_mix,
         preferred_category.preferred_category,
+        clusters.cluster_name,
 
         -- numbers: purchases
         purchases.orders_count,
@@ -67,6 +76,11 @@ final as (
         purchases.online_share_of_value,
         purchases.purchase_frequency_per_month,
         purchases.days_since_last_purchase,
+
+        -- numbers: predictive (models/predictive)
+        scores.churn_probability,
+        scores.expected_value_90d,
+        clusters.cluster_id,
 
         -- numbers: rfm
         rfm.recency_score,
@@ -102,6 +116,8 @@ final as (
     left join engagement on engagement.profile_id = profiles.profile_id
     left join support on support.profile_id = profiles.profile_id
     left join consent on consent.profile_id = profiles.profile_id
+    left join scores on scores.profile_id = profiles.profile_id
+    left join clusters on clusters.profile_id = profiles.profile_id
 )
 
 select * from final
