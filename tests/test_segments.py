@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -160,3 +161,24 @@ def test_shipped_predictive_and_cluster_segments_follow_their_models(built_wareh
     assert clusters == [(clustered[0][0], clustered[0][0])]
     n_clusters = query(built_warehouse, "select count(*) from cluster_descriptions")[0][0]
     assert query(built_warehouse, "select count(*) from segments where segment_type = 'cluster'") == [(n_clusters,)]
+
+
+def test_a_segment_below_its_minimum_size_makes_the_build_warn(warehouse_copy: Path, project_copy: Path):
+    audiences = project_copy / "models" / "segments" / "audiences"
+    (audiences / "tiny_audience.sql").write_text("select profile_id from {{ ref('profiles') }} order by profile_id limit 3\n")
+    (audiences / "_tiny.yml").write_text(
+        "version: 2\nmodels:\n  - name: tiny_audience\n    description: Three people.\n"
+        "    config:\n      meta:\n        segment: {type: rule, owner: qa, min_size: 50}\n"
+    )
+    output = run_dbt(
+        ["build", "--select", "tiny_audience", "segments"], warehouse=warehouse_copy, echo=False, project_dir=project_copy
+    )
+    # the build passes, with a warning naming the test that flags undersized segments
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    warned = re.search(r"WARN (\d+) +segment_below_minimum_size_segments_", plain)
+    assert warned, plain[-2000:]
+    assert "ERROR=0" in plain
+    undersized = query(warehouse_copy, "select segment_name from segments where member_count < min_size order by 1")
+    assert ("tiny_audience",) in undersized
+    assert int(warned.group(1)) == len(undersized)
+    assert query(warehouse_copy, "select member_count, min_size from segments where segment_name = 'tiny_audience'") == [(3, 50)]
