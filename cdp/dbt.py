@@ -74,3 +74,27 @@ def run_dbt(
         tail = "".join(lines[-40:])
         raise DbtError(f"`dbt {' '.join(args)}` failed with exit code {code}. Last lines:\n{tail}")
     return output
+
+
+def manifest_path(project_dir: Path | None = None) -> Path:
+    """dbt's manifest for the project, honouring DBT_TARGET_PATH like dbt does."""
+    project = Path(project_dir) if project_dir is not None else DBT_PROJECT_DIR
+    target = os.environ.get("DBT_TARGET_PATH")
+    return (project / target if target else project / "target") / "manifest.json"
+
+
+def fresh_manifest(project_dir: Path | None = None) -> Path:
+    """The manifest, re-parsed first if any project file changed since it was written.
+
+    Sync definitions are read from the manifest; this makes an edited exposure count at
+    once without a full `dbt build` (a parse costs a few seconds, so only when needed).
+    """
+    project = Path(project_dir) if project_dir is not None else DBT_PROJECT_DIR
+    manifest = manifest_path(project)
+    if manifest.exists():
+        written = manifest.stat().st_mtime
+        sources = [project / "dbt_project.yml", *project.glob("models/**/*"), *project.glob("macros/**/*")]
+        if all(path.stat().st_mtime <= written for path in sources if path.is_file()):
+            return manifest
+    run_dbt(["parse", "--quiet"], echo=False, project_dir=project)
+    return manifest

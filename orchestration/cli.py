@@ -231,8 +231,11 @@ def _print_segments(path: Path) -> None:
 def _register_subcommands() -> None:
     """Command groups that live in their own modules."""
     from orchestration.cli_segments import segments
+    from orchestration.cli_syncs import sync_command, syncs_command
 
     main.add_command(segments)
+    main.add_command(sync_command)
+    main.add_command(syncs_command)
 
 
 _register_subcommands()

@@ -1,0 +1,90 @@
+"""The one small interface between the sync engine and a destination.
+
+The engine knows nothing platform-specific. It hands a connector a batch of
+:class:`Change` records (at most ``batch_size``) and expects one :class:`Outcome` per
+change back. A connector:
+
+- speaks the platform's real HTTP API (only the base URL differs in tests);
+- retries transient trouble itself (429 with Retry-After, 5xx, timeouts) within a
+  bounded budget, then raises :class:`DestinationUnavailable` — the engine records
+  the whole batch as failed and stops the run; the records are planned again next run;
+- reports per-record results, including failures the platform reports inside a 2xx
+  body, as ``failed`` (worth retrying next run) or ``rejected`` (the platform will not
+  take this record as it is; not retried until its payload changes);
+- never puts raw personal data into exceptions or error strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Operation = Literal["upsert", "remove"]
+OutcomeStatus = Literal["confirmed", "failed", "rejected"]
+
+#: Sync modes, and the operations each may send.
+MODES: dict[str, frozenset[str]] = {
+    "mirror": frozenset({"add", "update", "remove"}),
+    "upsert": frozenset({"add", "update"}),
+    "add_only": frozenset({"add"}),
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One record change to deliver.
+
+    ``change_id`` is stable for the same (sync, key, operation, payload), so a re-send
+    after a crash carries the same id and a receiver can de-duplicate it.
+    ``identifiers`` are the mapped identifier values (email, phone, …) already
+    normalised by the warehouse; connectors hash them where the platform requires.
+    ``fields`` are the mapped, non-identifying fields. Both are empty for removals
+    except for what the destination needs to address the record.
+    """
+
+    change_id: str
+    op: Operation
+    key: str
+    identifiers: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    change_id: str
+    status: OutcomeStatus
+    #: the destination's own error, with personal data removed; None when confirmed
+    error: str | None = None
+
+
+class DestinationError(Exception):
+    """Base class: a destination problem, described without personal data."""
+
+
+class DestinationUnavailable(DestinationError):
+    """The destination could not take the batch (down, throttled past the retry budget,
+    timing out). Nothing in the batch is known to have been applied."""
+
+
+class DestinationConfigError(DestinationError):
+    """The destination is misconfigured (bad credentials, unknown list, missing secret)."""
+
+
+@runtime_checkable
+class Destination(Protocol):
+    """What the engine needs from a connector."""
+
+    #: the most changes one ``send`` call accepts (the platform's batch limit)
+    batch_size: int
+    #: the sync modes this destination can honour (a subset of MODES)
+    supported_modes: frozenset[str]
+    #: identifier names a sync may map for this destination (e.g. {"email", "phone"})
+    identifier_names: frozenset[str]
+
+    def send(self, changes: list[Change]) -> list[Outcome]:
+        """Deliver ``changes`` (len ≤ batch_size); return one outcome per change."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,215 @@
+"""Sync definitions: what analytics engineers write, read back and checked.
+
+A sync is a dbt exposure with a ``meta.sync`` block (see
+``dbt_project/models/syncs/_syncs__exposures.yml``): it sits next to the models it reads,
+and dbt docs show the lineage from segment to destination. We read the definitions from
+dbt's manifest, so whatever dbt parsed is what runs.
+
+Two layers of checks, both naming the sync and the field:
+
+- :func:`load_sync_definitions` checks each definition on its own and against the
+  configured destinations (unknown destination, a mode or identifier the destination
+  cannot take, bad values) — no warehouse needed;
+- :func:`check_against_warehouse` (in ``destinations.plan``) checks what only the
+  warehouse knows: the segment exists and every mapped column does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from destinations.base import MODES
+from destinations.config import DestinationConfig
+
+#: consent purposes, and the sync_profile_fields column that holds each
+CONSENT_COLUMNS = {
+    "email_marketing": "has_email_marketing_consent",
+    "ads_personalization": "has_ads_personalization_consent",
+}
+DEFAULT_MAX_REMOVAL_SHARE = 0.2
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-]+$")
+_KNOWN_FIELDS = {
+    "segment",
+    "destination",
+    "mode",
+    "key",
+    "identifiers",
+    "fields",
+    "consent_purpose",
+    "holdout_percent",
+    "schedule",
+    "max_removal_share",
+}
+
+
+class SyncDefinitionError(ValueError):
+    """A sync definition is wrong. The message names the sync and the field."""
+
+
+@dataclass(frozen=True)
+class SyncDefinition:
+    name: str
+    segment: str
+    destination: str
+    mode: str
+    key: str
+    #: destination identifier name -> sync_profile_fields column
+    identifiers: dict[str, str]
+    #: destination field name -> sync_profile_fields column
+    fields: dict[str, str] = field(default_factory=dict)
+    consent_purpose: str | None = None
+    holdout_percent: int = 0
+    schedule: str | None = None
+    max_removal_share: float = DEFAULT_MAX_REMOVAL_SHARE
+    description: str = ""
+    owner: str = ""
+    #: dbt models the exposure depends on (the segment's model), for lineage
+    models: tuple[str, ...] = ()
+
+    @property
+    def key_column(self) -> str:
+        return self.identifiers[self.key]
+
+    @property
+    def consent_column(self) -> str | None:
+        return CONSENT_COLUMNS[self.consent_purpose] if self.consent_purpose else None
+
+    @property
+    def mapped_columns(self) -> list[str]:
+        """Every sync_profile_fields column the sync reads."""
+        columns = [*self.identifiers.values(), *self.fields.values()]
+        return list(dict.fromkeys(columns))
+
+
+def load_sync_definitions(
+    manifest_path: Path, destinations: Mapping[str, DestinationConfig]
+) -> dict[str, SyncDefinition]:
+    """Every sync in the dbt manifest, checked; raises on the first bad definition.
+
+    All problems of all syncs are collected into one error, so a user fixing a file sees
+    everything at once.
+    """
+    manifest = json.loads(Path(manifest_path).read_text())
+    definitions: dict[str, SyncDefinition] = {}
+    problems: list[str] = []
+    for exposure in sorted(manifest.get("exposures", {}).values(), key=lambda e: e["name"]):
+        meta = (exposure.get("config") or {}).get("meta") or exposure.get("meta") or {}
+        if "sync" not in meta:
+            continue
+        try:
+            definitions[exposure["name"]] = parse_sync_definition(exposure, meta["sync"], destinations)
+        except SyncDefinitionError as error:
+            problems.append(str(error))
+    if problems:
+        raise SyncDefinitionError("\n".join(problems))
+    return definitions
+
+
+def parse_sync_definition(
+    exposure: Mapping[str, Any], spec: Any, destinations: Mapping[str, DestinationConfig]
+) -> SyncDefinition:
+    """One exposure's ``meta.sync`` block as a SyncDefinition, or a SyncDefinitionError."""
+    name = exposure["name"]
+
+    def fail(field_name: str, message: str) -> SyncDefinitionError:
+        return SyncDefinitionError(f"sync '{name}': field '{field_name}': {message}")
+
+    if not _NAME.match(name):
+        raise fail("name", "must be lower-case letters, digits and underscores, starting with a letter")
+    if not isinstance(spec, Mapping):
+        raise fail("meta.sync", "must be a mapping of sync settings")
+    unknown = sorted(set(spec) - _KNOWN_FIELDS)
+    if unknown:
+        raise fail(unknown[0], f"is not a sync setting (known: {', '.join(sorted(_KNOWN_FIELDS))})")
+    for required in ("segment", "destination", "mode", "key", "identifiers"):
+        if spec.get(required) in (None, "", {}):
+            raise fail(required, "is required")
+
+    segment = _text(spec["segment"], fail, "segment")
+    destination_name = _text(spec["destination"], fail, "destination")
+    if destination_name not in destinations:
+        known = ", ".join(sorted(destinations)) or "none configured"
+        raise fail("destination", f"unknown destination '{destination_name}' (known: {known})")
+    destination = destinations[destination_name]
+
+    mode = _text(spec["mode"], fail, "mode")
+    if mode not in MODES:
+        raise fail("mode", f"'{mode}' is not one of {', '.join(MODES)}")
+    if mode not in destination.supported_modes:
+        raise fail(
+            "mode",
+            f"destination '{destination_name}' ({destination.type}) cannot do '{mode}' "
+            f"(it supports {', '.join(sorted(destination.supported_modes))})",
+        )
+
+    identifiers = _column_mapping(spec["identifiers"], fail, "identifiers")
+    not_supported = sorted(set(identifiers) - destination.identifier_names)
+    if not_supported:
+        raise fail(
+            f"identifiers.{not_supported[0]}",
+            f"destination '{destination_name}' ({destination.type}) takes identifiers "
+            f"{', '.join(sorted(destination.identifier_names))}",
+        )
+    key = _text(spec["key"], fail, "key")
+    if key not in identifiers:
+        raise fail("key", f"'{key}' must be one of the mapped identifiers ({', '.join(identifiers)})")
+    fields = _column_mapping(spec.get("fields") or {}, fail, "fields")
+
+    consent_purpose = spec.get("consent_purpose")
+    if consent_purpose is not None and consent_purpose not in CONSENT_COLUMNS:
+        raise fail("consent_purpose", f"'{consent_purpose}' is not one of {', '.join(CONSENT_COLUMNS)}")
+
+    holdout = spec.get("holdout_percent", 0)
+    if isinstance(holdout, bool) or not isinstance(holdout, int) or not 0 <= holdout <= 99:
+        raise fail("holdout_percent", f"must be a whole number from 0 to 99, got {holdout!r}")
+
+    share = spec.get("max_removal_share", DEFAULT_MAX_REMOVAL_SHARE)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+        raise fail("max_removal_share", f"must be a number above 0 and at most 1, got {share!r}")
+
+    schedule = spec.get("schedule")
+    if schedule is not None:
+        parts = str(schedule).split()
+        if len(parts) != 5 or not all(_CRON_FIELD.match(part) for part in parts):
+            raise fail("schedule", f"'{schedule}' is not a 5-field cron expression (e.g. '0 * * * *')")
+
+    owner = exposure.get("owner") or {}
+    return SyncDefinition(
+        name=name,
+        segment=segment,
+        destination=destination_name,
+        mode=mode,
+        key=key,
+        identifiers=identifiers,
+        fields=fields,
+        consent_purpose=consent_purpose,
+        holdout_percent=holdout,
+        schedule=str(schedule) if schedule is not None else None,
+        max_removal_share=float(share),
+        description=exposure.get("description") or "",
+        owner=owner.get("name") or owner.get("email") or "",
+        models=tuple(node.split(".")[-1] for node in exposure.get("depends_on", {}).get("nodes", [])),
+    )
+
+
+def _text(value: Any, fail, field_name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise fail(field_name, f"must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _column_mapping(value: Any, fail, field_name: str) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise fail(field_name, "must map destination names to sync_profile_fields columns")
+    mapping: dict[str, str] = {}
+    for target, column in value.items():
+        if not isinstance(column, str) or not _NAME.match(column):
+            raise fail(f"{field_name}.{target}", f"column must be a plain column name, got {column!r}")
+        mapping[str(target)] = column
+    return mapping

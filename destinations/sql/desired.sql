@@ -1,0 +1,84 @@
+-- Desired rows for one sync: every member of the segment with the mapped fields, each
+-- marked with why it is not sent: `exclusion` (no consent, deletion requested, holdout)
+-- or `invalid_reason` (null, duplicate or malformed key — reported, never sent).
+-- Rendered by destinations/plan.py; $-names are bound parameters.
+create or replace temp table sync_desired as
+
+with
+
+members as (
+    select distinct profile_id
+    from {{ membership }}
+    where segment_name = $segment
+),
+
+profile_fields as (
+    select * from {{ profile_fields }}
+),
+
+candidates as (
+    select
+        profile_fields.profile_id,
+        nullif(trim(cast(profile_fields."{{ key_column }}" as varchar)), '') as record_key,
+        json_object(
+            'identifiers', json_object(
+                {%- for name, column in identifiers %}
+                '{{ name }}', profile_fields."{{ column }}"{{ "," if not loop.last }}
+                {%- endfor %}
+            ),
+            'fields', json_object(
+                {%- for name, column in fields %}
+                '{{ name }}', profile_fields."{{ column }}"{{ "," if not loop.last }}
+                {%- endfor %}
+            )
+        ) as payload,
+        {%- if consent_column %}
+        coalesce(profile_fields."{{ consent_column }}", false) as has_consent,
+        {%- else %}
+        true as has_consent,
+        {%- endif %}
+        coalesce(profile_fields.is_deletion_requested, false) as is_deletion_requested,
+        -- a stable share of profiles per sync: the same people stay held out run after run
+        (md5_number($sync_name || ':' || profile_fields.profile_id) % 100) < {{ holdout_percent }} as is_held_out
+    from members
+    inner join profile_fields on profile_fields.profile_id = members.profile_id
+),
+
+marked as (
+    select
+        *,
+        case
+            when is_deletion_requested then 'deletion requested'
+            when not has_consent then 'no consent'
+            when is_held_out then 'holdout'
+        end as exclusion
+    from candidates
+),
+
+counted as (
+    select
+        *,
+        -- duplicates are counted among the rows that would be sent
+        count(*) over (partition by exclusion is null, record_key) as profiles_with_key
+    from marked
+),
+
+final as (
+    select
+        profile_id,
+        record_key,
+        cast(payload as varchar) as payload,
+        md5(cast(payload as varchar)) as payload_hash,
+        exclusion,
+        case
+            when exclusion is not null then null
+            when record_key is null then 'null key'
+            when profiles_with_key > 1 then 'duplicate key'
+            {%- if key_pattern %}
+            when not regexp_full_match(record_key, '{{ key_pattern }}') then 'malformed key'
+            {%- endif %}
+        end as invalid_reason
+    from counted
+)
+
+select * from final

@@ -1,0 +1,148 @@
+-- The plan for one sync: desired rows (sync_desired) against the last confirmed state,
+-- by key and payload hash. One row per change to send, per record skipped because the
+-- destination rejected it before, and per invalid desired row. Sendable rows come first
+-- (seq 1..n) so the engine can stream them in batches by seq range.
+create or replace table sync."plan__{{ sync_name }}" as
+
+with
+
+desired as (
+    select * from sync_desired where exclusion is null and invalid_reason is null
+),
+
+invalid as (
+    select * from sync_desired where invalid_reason is not null
+),
+
+confirmed as (
+    select record_key, profile_id, payload_hash
+    from sync.state
+    where sync_name = $sync_name
+),
+
+-- sent earlier without an answer (crash, timeout, outage): may be at the destination
+in_doubt as (
+    select record_key, any_value(profile_id) as profile_id
+    from sync.in_flight
+    where sync_name = $sync_name
+    group by record_key
+),
+
+-- what the destination holds, or may hold, from this sync
+known as (
+    select
+        coalesce(confirmed.record_key, in_doubt.record_key) as record_key,
+        coalesce(confirmed.profile_id, in_doubt.profile_id) as profile_id,
+        confirmed.payload_hash,
+        confirmed.record_key is not null as is_confirmed,
+        in_doubt.record_key is not null as is_in_doubt
+    from confirmed
+    full outer join in_doubt on in_doubt.record_key = confirmed.record_key
+),
+
+-- people who must leave every destination whatever the mode: consent withdrawn for this
+-- sync's purpose, or a deletion request
+privacy_blocked as (
+    select
+        profile_id,
+        nullif(trim(cast("{{ key_column }}" as varchar)), '') as record_key
+    from {{ profile_fields }}
+    where coalesce(is_deletion_requested, false)
+        {%- if consent_column %}
+        or not coalesce("{{ consent_column }}", false)
+        {%- endif %}
+),
+
+-- a key two profiles claim is reported, and what the destination holds under it is left alone
+ambiguous_keys as (
+    select distinct record_key from invalid where invalid_reason = 'duplicate key'
+),
+
+diff as (
+    select
+        coalesce(desired.record_key, known.record_key) as record_key,
+        coalesce(desired.profile_id, known.profile_id) as profile_id,
+        desired.payload,
+        desired.payload_hash,
+        case
+            when desired.record_key is null then
+                case
+                    when known.profile_id in (select profile_id from privacy_blocked)
+                        or known.record_key in (select record_key from privacy_blocked)
+                        then 'remove'
+                    when known.record_key in (select record_key from ambiguous_keys) then null
+                    {%- if mode == 'mirror' %}
+                    else 'remove'
+                    {%- endif %}
+                end
+            when known.record_key is null or not known.is_confirmed then 'add'
+            -- an unanswered change may or may not have landed: send the record again
+            when known.is_in_doubt then 'update'
+            {%- if mode != 'add_only' %}
+            when desired.payload_hash <> known.payload_hash or $full_resync then 'update'
+            {%- endif %}
+        end as op
+    from desired
+    full outer join known on known.record_key = desired.record_key
+),
+
+changes as (
+    select
+        diff.*,
+        md5($sync_name || '|' || op || '|' || record_key || '|' || coalesce(payload_hash, '')) as change_id,
+        sha256(record_key) as key_sha256
+    from diff
+    where op is not null
+),
+
+-- records the destination rejected outright (or that failed too often) wait until
+-- their payload changes
+rejected as (
+    select key_sha256, op, payload_hash
+    from sync.failures
+    where sync_name = $sync_name and is_permanent
+),
+
+planned as (
+    select
+        changes.change_id,
+        case when rejected.key_sha256 is null then changes.op else 'skip_rejected' end as op,
+        changes.profile_id,
+        changes.record_key,
+        changes.key_sha256,
+        changes.payload,
+        changes.payload_hash,
+        cast(null as varchar) as invalid_reason
+    from changes
+    left join rejected
+        on rejected.key_sha256 = changes.key_sha256
+        and rejected.op = changes.op
+        and rejected.payload_hash is not distinct from changes.payload_hash
+),
+
+reported as (
+    select
+        cast(null as varchar) as change_id,
+        'invalid' as op,
+        profile_id,
+        record_key,
+        sha256(record_key) as key_sha256,
+        cast(null as varchar) as payload,
+        payload_hash,
+        invalid_reason
+    from invalid
+),
+
+final as (
+    select
+        row_number() over (
+            order by
+                case op when 'remove' then 1 when 'add' then 2 when 'update' then 3 else 4 end,
+                record_key,
+                profile_id
+        ) as seq,
+        *
+    from (select * from planned union all select * from reported)
+)
+
+select * from final order by seq

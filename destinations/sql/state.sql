@@ -1,0 +1,93 @@
+-- The sync engine's tables in the warehouse (schema `sync`). Created if missing by every
+-- run; dbt never touches this schema. Keys are kept only where a destination needs them
+-- to be addressed again (sync.state); logs and error rows carry a SHA-256 of the key.
+
+create schema if not exists sync;
+
+-- What each destination has confirmed: one row per (sync, key) the sync added and the
+-- destination acknowledged. Mirror mode removes only keys found here.
+create table if not exists sync.state (
+    sync_name varchar not null,
+    record_key varchar not null,
+    profile_id varchar,
+    payload_hash varchar not null,
+    first_confirmed_at timestamp not null,
+    last_confirmed_at timestamp not null,
+    last_run_id varchar not null
+);
+
+-- One row per run: what was planned, sent, confirmed, failed, and how it ended.
+create table if not exists sync.runs (
+    run_id varchar not null,
+    sync_name varchar not null,
+    destination varchar not null,
+    mode varchar not null,
+    is_dry_run boolean not null,
+    is_forced boolean not null,
+    is_full_resync boolean not null,
+    -- running | dry_run | stopped | succeeded | partial | failed | crashed
+    status varchar not null,
+    message varchar,
+    segment_members bigint,
+    desired bigint,
+    excluded_consent bigint,
+    excluded_holdout bigint,
+    invalid bigint,
+    planned_adds bigint,
+    planned_updates bigint,
+    planned_removes bigint,
+    unchanged bigint,
+    skipped_rejected bigint,
+    confirmed_before bigint,
+    sent bigint not null default 0,
+    confirmed bigint not null default 0,
+    failed bigint not null default 0,
+    rejected bigint not null default 0,
+    started_at timestamp not null,
+    planned_at timestamp,
+    finished_at timestamp
+);
+
+-- One row per record change attempted (and per invalid row reported), per run.
+create table if not exists sync.changes (
+    run_id varchar not null,
+    sync_name varchar not null,
+    seq bigint not null,
+    -- add | update | remove, or null for an invalid row
+    op varchar,
+    profile_id varchar,
+    key_sha256 varchar,
+    -- confirmed | failed | rejected | invalid
+    status varchar not null,
+    error varchar,
+    recorded_at timestamp not null
+);
+
+-- Records the destination did not take. Transient failures are retried by the next run
+-- (the plan still differs from the confirmed state); after too many attempts, or when the
+-- destination rejects a record outright, the record is skipped until its payload changes.
+create table if not exists sync.failures (
+    sync_name varchar not null,
+    key_sha256 varchar not null,
+    op varchar not null,
+    payload_hash varchar,
+    error varchar,
+    attempts integer not null,
+    is_permanent boolean not null,
+    first_failed_at timestamp not null,
+    last_failed_at timestamp not null,
+    last_run_id varchar not null
+);
+
+-- Changes sent whose outcome is not known yet: written before a batch is sent, cleared
+-- when the destination answers for each record. Rows left here by a crash, a timeout or
+-- an outage mean "may or may not have landed": the next plan re-sends what is desired
+-- and removes what is not, so nothing a lost answer applied is left behind.
+create table if not exists sync.in_flight (
+    sync_name varchar not null,
+    record_key varchar not null,
+    profile_id varchar,
+    op varchar not null,
+    run_id varchar not null,
+    sent_at timestamp not null
+);

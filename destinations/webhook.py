@@ -1,0 +1,329 @@
+"""Generic webhook destination, signed the Standard Webhooks way.
+
+One ``send`` is one signed POST of up to ``batch_size`` changes. The receiver answers
+with one result per change id, so per-record trouble (a bad identifier, a record it
+cannot take right now) is reported per record instead of failing the batch.
+
+The message id is derived from the change ids, so a batch sent again (a urllib3 retry
+after a timeout, or the engine re-planning after a crash) carries the same
+``webhook-id`` and a Standard Webhooks receiver can drop the duplicate.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from destinations.base import Change, DestinationConfigError, Outcome
+from destinations.http import (
+    DEFAULT_TIMEOUT,
+    MAX_ERROR_CHARS,
+    Timeout,
+    build_session,
+    check_response,
+    error_from_exception,
+    error_title,
+    redact,
+)
+
+USER_AGENT = "composable-cdp-webhook/0.1"
+EVENT_TYPE = "audience.changes"
+SECRET_PREFIX = "whsec_"
+DEFAULT_BATCH_SIZE = 500
+MAX_BATCH_SIZE = 10_000
+MAX_TIMEOUT_SECONDS = 300.0
+
+#: Option keys ``from_config`` understands; "type" is the connection's kind, read by config.
+OPTION_KEYS = frozenset({"type", "url", "secret_env", "batch_size", "timeout_seconds"})
+
+NO_RESULT = "destination returned no result for this record"
+
+
+def delivery_id(changes: Sequence[Change]) -> str:
+    """Deterministic ``webhook-id``: the same batch sent again keeps the same id."""
+    digest = hashlib.sha256("\n".join(c.change_id for c in changes).encode("utf-8")).hexdigest()
+    return f"msg_{digest[:32]}"
+
+
+def decode_secret(secret: str) -> bytes:
+    """The HMAC key inside ``whsec_<base64>``; ValueError if the secret is not of that form."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError("secret does not start with whsec_")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("secret is not valid base64 after whsec_") from None
+    if not key:
+        raise ValueError("secret is empty after whsec_")
+    return key
+
+
+def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` header value: ``v1,<base64 HMAC-SHA256 of id.timestamp.body>``."""
+    message = f"{webhook_id}.{timestamp}.".encode("utf-8") + body
+    digest = hmac.new(key, message, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def encode_body(sync_name: str, changes: Sequence[Change]) -> bytes:
+    """Compact JSON body; these exact bytes are signed and sent."""
+    payload = {
+        "type": EVENT_TYPE,
+        "sync": sync_name,
+        "changes": [
+            {"id": c.change_id, "op": c.op, "key": c.key, "identifiers": c.identifiers, "fields": c.fields}
+            for c in changes
+        ],
+    }
+    return json.dumps(
+        payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_value
+    ).encode("utf-8")
+
+
+def _json_value(value: Any) -> Any:
+    """Warehouse types JSON lacks: dates as ISO 8601, decimals as strings (no float rounding)."""
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"a field value of type {type(value).__name__} cannot be sent as JSON")
+
+
+def _pii_values(change: Change) -> tuple[str, ...]:
+    """The change's identifier values, to strip from anything the receiver says about it."""
+    return tuple(str(v) for v in change.identifiers.values() if v is not None and len(str(v)) >= 3)
+
+
+def _label(name: str) -> str:
+    return f"webhook destination {name!r}"
+
+
+class WebhookDestination:
+    """Delivers audience changes to an HTTP receiver that follows Standard Webhooks."""
+
+    supported_modes: frozenset[str] = frozenset({"mirror", "upsert", "add_only"})
+    identifier_names: frozenset[str] = frozenset({"email", "phone", "profile_id", "external_id"})
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        secret: str,
+        *,
+        sync_name: str = "",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        timeout: Timeout | float = DEFAULT_TIMEOUT,
+        max_retries: int = 4,
+        backoff_factor: float = 0.5,
+        max_retry_after: float = 60.0,
+        secret_env: str | None = None,
+    ) -> None:
+        """``secret_env`` only names where the secret came from, for error messages."""
+        self.name = name
+        self.url = url
+        self.sync_name = sync_name
+        self.batch_size = _check_batch_size(_label(name), batch_size)
+        self.timeout = timeout if isinstance(timeout, Timeout) else _timeout_from_seconds(float(timeout))
+        self.max_retries = max_retries
+        self._secret_hint = f"check the secret in ${secret_env}" if secret_env else "check the webhook secret"
+        try:
+            self._key = decode_secret(secret)
+        except ValueError:
+            where = f"the secret in ${secret_env}" if secret_env else "the secret"
+            raise DestinationConfigError(f"{_label(name)}: {where} is not of the form whsec_<base64>") from None
+        self._session = build_session(
+            user_agent=USER_AGENT,
+            max_retries=max_retries,
+            backoff_factor=backoff_factor,
+            max_retry_after=max_retry_after,
+        )
+
+    @classmethod
+    def from_config(
+        cls, name: str, options: Mapping[str, Any], env: Mapping[str, str], *, sync_name: str = ""
+    ) -> WebhookDestination:
+        """Build from a named connection's options; the secret is read from ``env``.
+
+        Every problem is a DestinationConfigError naming the destination and the option
+        or environment variable at fault, never the secret's value.
+        """
+        label = _label(name)
+        _check_option_keys(label, options)
+        url = _required_str(label, options, "url")
+        _check_url(label, url)
+        secret_env = _required_str(label, options, "secret_env")
+        secret = env.get(secret_env)
+        if not secret:
+            raise DestinationConfigError(
+                f"{label}: environment variable ${secret_env} (named by option secret_env) is not set; "
+                "export it with the receiver's whsec_ signing secret"
+            )
+        batch_size = _number_option(options, "batch_size", int, DEFAULT_BATCH_SIZE)
+        timeout = _timeout_option(label, _number_option(options, "timeout_seconds", float, None))
+        return cls(
+            name, url, secret, sync_name=sync_name, batch_size=batch_size, timeout=timeout, secret_env=secret_env
+        )
+
+    def send(self, changes: list[Change]) -> list[Outcome]:
+        """POST one signed batch; return one outcome per change, in order."""
+        if len(changes) > self.batch_size:
+            raise ValueError(
+                f"{_label(self.name)}: {len(changes)} changes exceed batch_size {self.batch_size}; "
+                "the engine must split batches"
+            )
+        if not changes:
+            return []
+        response = self._post(changes)
+        return self._outcomes(changes, response)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._session.close()
+
+    def _post(self, changes: Sequence[Change]) -> requests.Response:
+        """One signed POST; urllib3 retries it with the same id, timestamp and signature."""
+        webhook_id = delivery_id(changes)
+        timestamp = int(time.time())
+        body = encode_body(self.sync_name, changes)
+        headers = {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self._key, webhook_id, timestamp, body),
+            "Content-Type": "application/json",
+        }
+        try:
+            return self._session.post(
+                self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.RequestException as exc:
+            raise error_from_exception(
+                exc, destination=_label(self.name), max_attempts=self.max_retries + 1
+            ) from None
+
+    def _outcomes(self, changes: Sequence[Change], response: requests.Response) -> list[Outcome]:
+        """Map the final response to outcomes, or raise when it speaks for the whole batch."""
+        status = response.status_code
+        if 200 <= status < 300:
+            return _per_record_outcomes(changes, response)
+        every_value = tuple(v for c in changes for v in _pii_values(c))
+        if status == 413:
+            raise DestinationConfigError(
+                f"{_label(self.name)} refused a batch of {len(changes)} changes as too large "
+                f"(HTTP 413{_colon(error_title(response, *every_value))}): set batch_size (now {self.batch_size}) "
+                "to at most the receiver's limit"
+            )
+        check_response(
+            response,
+            destination=_label(self.name),
+            credentials_hint=self._secret_hint,
+            refused="signature/credentials",
+            redact_values=every_value,
+        )
+        reason = f"webhook receiver refused the batch (HTTP {status}{_colon(error_title(response, *every_value))})"
+        return [Outcome(c.change_id, "rejected", reason) for c in changes]
+
+
+def _colon(title: str) -> str:
+    return f": {title}" if title else ""
+
+
+def _per_record_outcomes(changes: Sequence[Change], response: requests.Response) -> list[Outcome]:
+    """Read ``{"results": [{id, status, error, retryable}]}``; a missing result means failed."""
+    results = _results_by_id(response)
+    return [_outcome(change, results.get(change.change_id)) for change in changes]
+
+
+def _results_by_id(response: requests.Response) -> dict[str, Mapping[str, Any]]:
+    """Results keyed by change id; an unreadable body yields none (every record then fails)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        return {}
+    return {r["id"]: r for r in results if isinstance(r, dict) and isinstance(r.get("id"), str)}
+
+
+def _outcome(change: Change, result: Mapping[str, Any] | None) -> Outcome:
+    """ok → confirmed; error → failed if retryable else rejected; unknown → failed (safe to retry)."""
+    if result is None:
+        return Outcome(change.change_id, "failed", NO_RESULT)
+    status = result.get("status")
+    if status == "ok":
+        return Outcome(change.change_id, "confirmed")
+    if status != "error":
+        return Outcome(change.change_id, "failed", "destination returned an unknown status for this record")
+    message = result.get("error")
+    text = message if isinstance(message, str) and message else "destination reported an error without a message"
+    error = redact(text, *_pii_values(change))[:MAX_ERROR_CHARS]
+    return Outcome(change.change_id, "rejected" if result.get("retryable") is False else "failed", error)
+
+
+def _check_option_keys(label: str, options: Mapping[str, Any]) -> None:
+    """Catch typos (``batchsize``) that would otherwise be silently ignored."""
+    unknown = sorted(set(options) - OPTION_KEYS)
+    if unknown:
+        raise DestinationConfigError(
+            f"{label}: unknown option(s) {', '.join(unknown)}; expected url, secret_env, batch_size, timeout_seconds"
+        )
+    kind = options.get("type", "webhook")
+    if kind != "webhook":
+        raise DestinationConfigError(f"{label}: option type is {kind!r}, expected 'webhook'")
+
+
+def _required_str(label: str, options: Mapping[str, Any], key: str) -> str:
+    value = options.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise DestinationConfigError(f"{label}: option {key} is required (a non-empty string)")
+    return value.strip()
+
+
+def _number_option(options: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
+    """The option's value; a numeric string (from ${VAR} substitution) is converted.
+    Anything else is returned as is for the range check to refuse with a clear message."""
+    value = options.get(key, default)
+    if isinstance(value, str):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
+def _check_url(label: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DestinationConfigError(f"{label}: option url must be an http:// or https:// URL with a host")
+
+
+def _check_batch_size(label: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_SIZE:
+        raise DestinationConfigError(f"{label}: option batch_size must be an integer from 1 to {MAX_BATCH_SIZE}")
+    return value
+
+
+def _timeout_option(label: str, value: Any) -> Timeout:
+    if value is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_TIMEOUT_SECONDS:
+        raise DestinationConfigError(
+            f"{label}: option timeout_seconds must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECONDS:.0f}"
+        )
+    return _timeout_from_seconds(float(value))
+
+
+def _timeout_from_seconds(seconds: float) -> Timeout:
+    """A single number is the read timeout; connecting never waits longer than the default."""
+    return Timeout(connect=min(DEFAULT_TIMEOUT.connect, seconds), read=seconds)

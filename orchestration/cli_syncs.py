@@ -1,0 +1,186 @@
+"""`cdp sync NAME` and `cdp syncs`: run one reverse-ETL sync, list them all.
+
+Thin wiring: the engine (destinations/engine.py) does the work and writes every run to
+the warehouse (sync.runs, sync.changes); this module shows progress and the outcome.
+
+Exit codes of `cdp sync`: 0 succeeded or dry run; 1 failed or partly failed (the failed
+records are retried next run); 3 stopped by the safety guard (nothing sent; review the
+plan, then --force).
+"""
+
+from __future__ import annotations
+
+import click
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from orchestration.cli_options import use_warehouse as _use_warehouse, warehouse_option
+
+EXIT_CODES = {"succeeded": 0, "dry_run": 0, "partial": 1, "failed": 1, "stopped": 3}
+
+
+def _console() -> Console:
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=200)
+
+
+def load_current_syncs():
+    """Sync definitions from a manifest that reflects the files on disk."""
+    from cdp.dbt import fresh_manifest
+    from destinations.registry import load_syncs
+
+    return load_syncs(fresh_manifest())
+
+
+@click.command("sync")
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Plan only: write the plan to sync.plan__NAME for review; send nothing, change no state.")
+@click.option("--force", is_flag=True, help="Send even if the safety guard would stop the run (mass removal or empty segment).")
+@click.option("--full-resync", is_flag=True, help="Re-send every desired record, not only the changes (destination state drifted).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@warehouse_option
+def sync_command(name: str, dry_run: bool, force: bool, full_resync: bool, quiet: bool, warehouse: str | None) -> None:
+    """Run the sync NAME once: plan the changes in the warehouse, send them, record the outcome.
+
+    A sync is a dbt exposure with a `meta.sync` block (dbt_project/models/syncs/).
+    Only records the destination confirms advance the sync's state; failed records are
+    retried by the next run.
+    """
+    from destinations.base import DestinationError
+    from destinations.definitions import SyncDefinitionError
+    from destinations.engine import SyncError, run_sync
+    from destinations.registry import destination_connector, get_sync
+
+    path = _use_warehouse(warehouse)
+    console = _console()
+    try:
+        definition = get_sync(load_current_syncs(), name)
+        with _progress_bar(console, quiet, f"{name}") as progress:
+            result = run_sync(
+                definition,
+                warehouse=path,
+                connect_destination=destination_connector(),
+                dry_run=dry_run,
+                force=force,
+                full_resync=full_resync,
+                progress=progress,
+            )
+    except (SyncDefinitionError, SyncError, DestinationError) as error:
+        raise click.ClickException(str(error)) from None
+    _print_result(console, result)
+    raise SystemExit(EXIT_CODES.get(result.status, 1))
+
+
+class _progress_bar:
+    """A rich progress bar fed by the engine's (done, total) callback; silent when quiet."""
+
+    def __init__(self, console: Console, quiet: bool, label: str):
+        self.progress = None if quiet else Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self.label = label
+        self.task = None
+
+    def __enter__(self):
+        if self.progress is None:
+            return None
+        self.progress.start()
+        self.task = self.progress.add_task(f"sending {self.label}", total=None)
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        self.progress.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _print_result(console: Console, result) -> None:
+    plan = result.plan
+    style = {"succeeded": "green", "dry_run": "cyan", "partial": "yellow"}.get(result.status, "red")
+    console.print(f"[{style}]{result.sync_name}: {result.status}[/] — {result.message}")
+    if plan is None:
+        return
+    table = Table(box=box.SIMPLE_HEAD, title=f"run {result.run_id} ({result.seconds:.1f}s)", title_justify="left")
+    table.add_column("")
+    table.add_column("records", justify="right")
+    rows = [
+        ("segment members", plan.segment_members),
+        ("excluded: no consent / deletion", plan.excluded_consent),
+        ("excluded: holdout", plan.excluded_holdout),
+        ("invalid (reported, not sent)", plan.invalid),
+        ("desired", plan.desired),
+        ("held at destination before", plan.confirmed_before),
+        ("planned adds", plan.adds),
+        ("planned updates", plan.updates),
+        ("planned removes", plan.removes),
+        ("unchanged", plan.unchanged),
+        ("skipped (rejected before)", plan.skipped_rejected),
+        ("sent", result.sent),
+        ("confirmed", result.confirmed),
+        ("failed (retried next run)", result.failed),
+        ("rejected", result.rejected),
+    ]
+    for label, value in rows:
+        table.add_row(label, f"{value:,}")
+    console.print(table)
+    for error in result.errors:
+        console.print(f"  [red]error:[/] {error}")
+
+
+@click.command("syncs")
+@warehouse_option
+def syncs_command(warehouse: str | None) -> None:
+    """List every sync with its segment, destination, mode, schedule and last run."""
+    from cdp.warehouse import connect
+    from destinations.base import DestinationError
+    from destinations.definitions import SyncDefinitionError
+
+    path = _use_warehouse(warehouse)
+    try:
+        syncs = load_current_syncs()
+    except (SyncDefinitionError, DestinationError) as error:
+        raise click.ClickException(str(error)) from None
+    last_runs: dict[str, tuple] = {}
+    held: dict[str, int] = {}
+    if path.exists():
+        with connect(path, read_only=True) as con:
+            has_runs = con.execute(
+                "select count(*) from information_schema.tables where table_schema = 'sync' and table_name = 'runs'"
+            ).fetchall()[0][0]
+            if has_runs:
+                for row in con.execute(
+                    """
+                    select sync_name, status, started_at, sent, confirmed, failed, message
+                    from sync.runs
+                    qualify row_number() over (partition by sync_name order by started_at desc) = 1
+                    """
+                ).fetchall():
+                    last_runs[row[0]] = row[1:]
+                held = dict(con.execute("select sync_name, count(*) from sync.state group by sync_name").fetchall())
+    table = Table(box=box.SIMPLE_HEAD, title="Syncs", title_justify="left")
+    for column in ("sync", "segment", "destination", "mode", "schedule", "held", "last run", "status", "sent/confirmed/failed"):
+        table.add_column(column, justify="right" if column == "held" else "left")
+    for name, definition in sorted(syncs.items()):
+        run = last_runs.get(name)
+        table.add_row(
+            name,
+            definition.segment,
+            definition.destination,
+            definition.mode,
+            definition.schedule or "manual",
+            f"{held.get(name, 0):,}",
+            f"{run[1]:%Y-%m-%d %H:%M}" if run else "never",
+            run[0] if run else "",
+            f"{run[2]}/{run[3]}/{run[4]}" if run else "",
+        )
+    _console().print(table)

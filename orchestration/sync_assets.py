@@ -1,0 +1,127 @@
+"""One Dagster asset per sync definition, downstream of the segment model it reads, and
+one schedule per sync that names a cron expression.
+
+Thin wiring: destinations/engine.py does the work. The asset's materialisation metadata
+shows the plan and the outcome counts and a short preview of profile ids (never keys or
+other personal data).
+
+(No `from __future__ import annotations` here: Dagster reads the asset function's
+annotations to find its config and resources.)
+"""
+
+
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+
+from cdp.settings import warehouse_path
+from destinations.definitions import SyncDefinition
+from destinations.registry import load_syncs
+from orchestration.dbt_assets import WAREHOUSE_POOL, cdp_dbt_models
+from orchestration.project import cdp_dbt_project
+
+
+class SyncRunConfig(dg.Config):
+    """Launchpad options for one materialisation of a sync asset."""
+
+    dry_run: bool = False
+    force: bool = False
+    full_resync: bool = False
+
+
+class SyncEngine(dg.ConfigurableResource):
+    """Where syncs read and write: the warehouse file and the destinations file."""
+
+    warehouse: str = ""
+    destinations_file: str = ""
+
+    def run(self, sync: SyncDefinition, config: SyncRunConfig):
+        from destinations.engine import run_sync
+        from destinations.registry import destination_connector
+
+        return run_sync(
+            sync,
+            warehouse=Path(self.warehouse) if self.warehouse else warehouse_path(),
+            connect_destination=destination_connector(Path(self.destinations_file) if self.destinations_file else None),
+            dry_run=config.dry_run,
+            force=config.force,
+            full_resync=config.full_resync,
+        )
+
+
+def _sync_asset(sync: SyncDefinition) -> dg.AssetsDefinition:
+    models = [*sync.models, "sync_profile_fields"]
+    upstream = [get_asset_key_for_model([cdp_dbt_models], model) for model in dict.fromkeys(models)]
+
+    @dg.asset(
+        name=f"sync_{sync.name}",
+        group_name="syncs",
+        deps=upstream,
+        pool=WAREHOUSE_POOL,
+        kinds={"reverse_etl"},
+        owners=[],
+        description=sync.description or f"Sync segment {sync.segment} to {sync.destination} ({sync.mode}).",
+        metadata={
+            "segment": sync.segment,
+            "destination": sync.destination,
+            "mode": sync.mode,
+            "schedule": sync.schedule or "manual",
+        },
+    )
+    def _asset(context: dg.AssetExecutionContext, config: SyncRunConfig, sync_engine: SyncEngine) -> dg.MaterializeResult:
+        result = sync_engine.run(sync, config)
+        metadata = _metadata(result)
+        if result.status in {"failed", "stopped"}:
+            raise dg.Failure(description=result.message, metadata=metadata)
+        if result.status == "partial":
+            context.log.warning(result.message)
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _asset
+
+
+def _metadata(result) -> dict:
+    plan = result.plan
+    metadata = {
+        "run_id": result.run_id,
+        "status": result.status,
+        "message": result.message,
+        "sent": result.sent,
+        "confirmed": result.confirmed,
+        "failed": result.failed,
+        "rejected": result.rejected,
+        "seconds": round(result.seconds, 2),
+    }
+    if plan is not None:
+        metadata.update(
+            {
+                "segment_members": plan.segment_members,
+                "desired": plan.desired,
+                "planned_adds": plan.adds,
+                "planned_updates": plan.updates,
+                "planned_removes": plan.removes,
+                "invalid": plan.invalid,
+                "excluded_consent": plan.excluded_consent,
+                "excluded_holdout": plan.excluded_holdout,
+            }
+        )
+    return metadata
+
+
+def build_sync_definitions(manifest: Path | None = None) -> tuple[list[dg.AssetsDefinition], list[dg.ScheduleDefinition]]:
+    syncs = load_syncs(manifest or cdp_dbt_project.manifest_path)
+    assets = {name: _sync_asset(sync) for name, sync in syncs.items()}
+    schedules = [
+        dg.ScheduleDefinition(
+            name=f"sync_{name}_schedule",
+            target=assets[name],
+            cron_schedule=sync.schedule,
+            # on purpose: a schedule that talks to real platforms is switched on by a person
+            default_status=dg.DefaultScheduleStatus.STOPPED,
+            description=f"Runs sync {name} ({sync.schedule}).",
+        )
+        for name, sync in syncs.items()
+        if sync.schedule
+    ]
+    return list(assets.values()), schedules
