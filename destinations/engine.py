@@ -9,7 +9,7 @@ One run of one sync:
 5. the safety guard: an empty source or removals above ``max_removal_share`` of what
    the destination holds stop the run before anything is sent, unless forced;
 6. stream the plan in the destination's batch size (one batch in memory), send, and in
-   one transaction per batch: log every change, advance ``sync.state`` only for records
+   one transaction per batch: log every change, advance ``cdp_sync.state`` only for records
    the destination confirmed, record failures (retried next run) and rejections
    (skipped until their payload changes).
 
@@ -265,7 +265,7 @@ class _Run:
         """Before sending: these changes may land even if we never hear back."""
         self.con.execute(
             f"""
-            insert into sync.in_flight
+            insert into cdp_sync.in_flight
             select ?, record_key, profile_id, op, ?, ?
             from {self.table}
             where seq between ? and ?
@@ -275,7 +275,7 @@ class _Run:
 
     def _commit_batch(self, rows, changes: list[Change], outcomes: list[Outcome]) -> None:
         """Record one batch's outcomes in one transaction. Records not confirmed stay in
-        sync.in_flight: some of them may have landed."""
+        cdp_sync.in_flight: some of them may have landed."""
         by_id = {outcome.change_id: outcome for outcome in outcomes}
         missing = Outcome("", "failed", "the connector returned no outcome for this record")
         seqs, statuses, errors = [], [], []
@@ -303,27 +303,27 @@ class _Run:
                     s.first_confirmed_at
                 from {self.table} p
                 inner join batch_outcomes o on o.seq = p.seq
-                left join sync.state s on s.sync_name = $sync and s.record_key = p.record_key
+                left join cdp_sync.state s on s.sync_name = $sync and s.record_key = p.record_key
                 where p.seq between {min(seqs)} and {max(seqs)}
                 """
             )
             run(
                 """
-                insert into sync.changes
+                insert into cdp_sync.changes
                 select $run, $sync, seq, op, profile_id, key_sha256, status, error, $now
                 from batch_rows
                 """
             )
             run(
                 """
-                delete from sync.state
+                delete from cdp_sync.state
                 where sync_name = $sync
                     and record_key in (select record_key from batch_rows where status = 'confirmed')
                 """
             )
             run(
                 """
-                insert into sync.state
+                insert into cdp_sync.state
                 select $sync, record_key, profile_id, payload_hash,
                     coalesce(first_confirmed_at, $now), $now, $run
                 from batch_rows
@@ -334,7 +334,7 @@ class _Run:
             # retry (timeout, dropped connection) may follow an attempt that did land
             run(
                 """
-                delete from sync.in_flight
+                delete from cdp_sync.in_flight
                 where sync_name = $sync
                     and record_key in (select record_key from batch_rows where status = 'confirmed')
                 """
@@ -354,20 +354,20 @@ class _Run:
                     b.status = 'rejected' as is_rejected,
                     coalesce(f.first_failed_at, $now) as first_failed_at
                 from batch_rows b
-                left join sync.failures f on f.sync_name = $sync and f.key_sha256 = b.key_sha256
+                left join cdp_sync.failures f on f.sync_name = $sync and f.key_sha256 = b.key_sha256
                 where b.status in ('failed', 'rejected')
                 """
             )
             run(
                 """
-                delete from sync.failures
+                delete from cdp_sync.failures
                 where sync_name = $sync
                     and key_sha256 in (select key_sha256 from batch_rows)
                 """
             )
             run(
                 """
-                insert into sync.failures
+                insert into cdp_sync.failures
                 select $sync, key_sha256, op, payload_hash, error, attempts,
                     is_rejected or attempts >= $max_attempts, first_failed_at, $now, $run
                 from batch_failures
@@ -385,7 +385,7 @@ class _Run:
             ).fetchall()[0]
             con.execute(
                 """
-                update sync.runs set
+                update cdp_sync.runs set
                     sent = sent + ?, confirmed = confirmed + ?, failed = failed + ?, rejected = rejected + ?
                 where run_id = ?
                 """,
@@ -407,7 +407,7 @@ class _Run:
     def _mark_crashed_runs(self) -> None:
         self.con.execute(
             """
-            update sync.runs
+            update cdp_sync.runs
             set status = 'crashed',
                 message = 'the process ended before this run finished; the next run re-planned its changes'
             where sync_name = ? and status = 'running'
@@ -418,7 +418,7 @@ class _Run:
     def _insert_run_row(self) -> None:
         self.con.execute(
             """
-            insert into sync.runs (run_id, sync_name, destination, mode, is_dry_run, is_forced, is_full_resync,
+            insert into cdp_sync.runs (run_id, sync_name, destination, mode, is_dry_run, is_forced, is_full_resync,
                 status, started_at)
             values (?, ?, ?, ?, ?, ?, ?, 'running', ?)
             """,
@@ -437,7 +437,7 @@ class _Run:
     def _record_plan(self, plan: PlanSummary) -> None:
         self.con.execute(
             """
-            update sync.runs set
+            update cdp_sync.runs set
                 segment_members = ?, desired = ?, excluded_consent = ?, excluded_holdout = ?, invalid = ?,
                 planned_adds = ?, planned_updates = ?, planned_removes = ?, unchanged = ?,
                 skipped_rejected = ?, confirmed_before = ?, planned_at = ?
@@ -464,7 +464,7 @@ class _Run:
         """Invalid rows and skipped rejections go into the change log: reported, never sent."""
         self.con.execute(
             f"""
-            insert into sync.changes
+            insert into cdp_sync.changes
             select
                 ?, ?, seq, case when op = 'invalid' then null else op end, profile_id, key_sha256,
                 case when op = 'invalid' then 'invalid' else 'skipped' end,
@@ -484,12 +484,12 @@ class _Run:
         if unavailable:
             return "failed", f"{summary}. Stopped: {unavailable}. The rest is retried next run."
         if r.failed or r.rejected:
-            return "partial", f"{summary}. Failed records are retried next run; see sync.failures."
+            return "partial", f"{summary}. Failed records are retried next run; see cdp_sync.failures."
         return "succeeded", summary
 
     def _finish(self, status: str, message: str) -> SyncRunResult:
         self.con.execute(
-            "update sync.runs set status = ?, message = ?, finished_at = ? where run_id = ?",
+            "update cdp_sync.runs set status = ?, message = ?, finished_at = ? where run_id = ?",
             [status, message, _now(), self.run_id],
         )
         self.result.status = status

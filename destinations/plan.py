@@ -73,7 +73,7 @@ def execute_bound(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duc
 
 
 def plan_table(sync: SyncDefinition) -> str:
-    return f'sync."plan__{sync.name}"'
+    return f'cdp_sync."plan__{sync.name}"'
 
 
 def ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -154,7 +154,7 @@ def build_plan(
         """
     ).fetchall()[0]
     (confirmed_before,) = con.execute(
-        "select count(*) from sync.state where sync_name = ?", [sync.name]
+        "select count(*) from cdp_sync.state where sync_name = ?", [sync.name]
     ).fetchall()[0]
     return PlanSummary(
         segment_members=counts[0],

@@ -169,7 +169,8 @@ def identity_report(warehouse: str | None) -> None:
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
 @warehouse_option
 def demo(people: int, seed: int, warehouse: str | None) -> None:
-    """The main job end to end: generate a small data set, build every dbt model, show what was built."""
+    """The main job end to end: generate a small data set, build every dbt model, show what
+    was built, and sync every audience to a local webhook sandbox."""
     from cdp.dbt import DbtError, run_dbt
     from cdp.sample_data.generator import GeneratorConfig, generate as run_generator
 
@@ -193,6 +194,46 @@ def demo(people: int, seed: int, warehouse: str | None) -> None:
     console.rule("4. What was built")
     _print_tables(path, None, title=f"Demo warehouse {path}")
     _print_segments(path)
+    console.rule("5. Reverse ETL: every sync to the local webhook sandbox")
+    _demo_syncs(path)
+
+
+def _demo_syncs(path: Path) -> None:
+    """Run every shipped sync twice against a local webhook receiver: the first run sends
+    the audience, the second finds nothing changed and sends nothing."""
+    import os
+
+    from destinations.engine import run_sync
+    from destinations.registry import destination_connector
+    from destinations.sandbox.webhook import WebhookSandbox
+    from orchestration.cli_syncs import load_current_syncs
+
+    from cdp.warehouse import connect
+
+    # the receiver is new each demo, so the syncs start from empty state too
+    with connect(path) as con:
+        con.execute("drop schema if exists cdp_sync cascade")
+    with WebhookSandbox() as sandbox:
+        os.environ["CDP_DEMO_WEBHOOK_URL"] = sandbox.url
+        os.environ["CDP_DEMO_WEBHOOK_SECRET"] = sandbox.secret
+        syncs = load_current_syncs()
+        table = Table(title=f"Syncs (receiver {sandbox.url})")
+        for column in ("sync", "mode", "run", "status", "add", "update", "remove", "excluded", "confirmed"):
+            table.add_column(column, justify="left" if column in ("sync", "mode", "status") else "right")
+        for name, sync in sorted(syncs.items()):
+            for run in (1, 2):
+                result = run_sync(sync, warehouse=path, connect_destination=destination_connector())
+                plan = result.plan
+                table.add_row(
+                    name, sync.mode, str(run), result.status,
+                    f"{plan.adds:,}", f"{plan.updates:,}", f"{plan.removes:,}",
+                    f"{plan.excluded_consent + plan.excluded_holdout:,}", f"{result.confirmed:,}",
+                )
+        Console(width=max(console.width, 100)).print(table)
+        console.print(
+            f"The receiver holds {len(sandbox.state):,} records from {sandbox.applied:,} signed changes. "
+            "Every run is in cdp_sync.runs, every change in cdp_sync.changes; `cdp syncs` lists them."
+        )
 
 
 DEMO_VIP_SIZE = 10
@@ -231,11 +272,12 @@ def _print_segments(path: Path) -> None:
 def _register_subcommands() -> None:
     """Command groups that live in their own modules."""
     from orchestration.cli_segments import segments
-    from orchestration.cli_syncs import sync_command, syncs_command
+    from orchestration.cli_syncs import sandbox_command, sync_command, syncs_command
 
     main.add_command(segments)
     main.add_command(sync_command)
     main.add_command(syncs_command)
+    main.add_command(sandbox_command)
 
 
 _register_subcommands()

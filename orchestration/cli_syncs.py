@@ -1,7 +1,7 @@
 """`cdp sync NAME` and `cdp syncs`: run one reverse-ETL sync, list them all.
 
 Thin wiring: the engine (destinations/engine.py) does the work and writes every run to
-the warehouse (sync.runs, sync.changes); this module shows progress and the outcome.
+the warehouse (cdp_sync.runs, cdp_sync.changes); this module shows progress and the outcome.
 
 Exit codes of `cdp sync`: 0 succeeded or dry run; 1 failed or partly failed (the failed
 records are retried next run); 3 stopped by the safety guard (nothing sent; review the
@@ -36,7 +36,7 @@ def load_current_syncs():
 
 @click.command("sync")
 @click.argument("name")
-@click.option("--dry-run", is_flag=True, help="Plan only: write the plan to sync.plan__NAME for review; send nothing, change no state.")
+@click.option("--dry-run", is_flag=True, help="Plan only: write the plan to cdp_sync.plan__NAME for review; send nothing, change no state.")
 @click.option("--force", is_flag=True, help="Send even if the safety guard would stop the run (mass removal or empty segment).")
 @click.option("--full-resync", is_flag=True, help="Re-send every desired record, not only the changes (destination state drifted).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -155,18 +155,18 @@ def syncs_command(warehouse: str | None) -> None:
     if path.exists():
         with connect(path, read_only=True) as con:
             has_runs = con.execute(
-                "select count(*) from information_schema.tables where table_schema = 'sync' and table_name = 'runs'"
+                "select count(*) from information_schema.tables where table_schema = 'cdp_sync' and table_name = 'runs'"
             ).fetchall()[0][0]
             if has_runs:
                 for row in con.execute(
                     """
                     select sync_name, status, started_at, sent, confirmed, failed, message
-                    from sync.runs
+                    from cdp_sync.runs
                     qualify row_number() over (partition by sync_name order by started_at desc) = 1
                     """
                 ).fetchall():
                     last_runs[row[0]] = row[1:]
-                held = dict(con.execute("select sync_name, count(*) from sync.state group by sync_name").fetchall())
+                held = dict(con.execute("select sync_name, count(*) from cdp_sync.state group by sync_name").fetchall())
     table = Table(box=box.SIMPLE_HEAD, title="Syncs", title_justify="left")
     for column in ("sync", "segment", "destination", "mode", "schedule", "held", "last run", "status", "sent/confirmed/failed"):
         table.add_column(column, justify="right" if column == "held" else "left")
@@ -184,3 +184,26 @@ def syncs_command(warehouse: str | None) -> None:
             f"{run[2]}/{run[3]}/{run[4]}" if run else "",
         )
     _console().print(table)
+
+
+@click.command("sandbox")
+@click.option("--port", type=int, default=8765, show_default=True, help="Port to listen on (127.0.0.1).")
+@click.option("--secret", default=None, help="whsec_<base64> signing secret (random if omitted).")
+def sandbox_command(port: int, secret: str | None) -> None:
+    """Run the local webhook receiver in the foreground, for `cdp sync` against demo_webhook.
+
+    It verifies Standard Webhooks signatures and holds the audience in memory. Export the
+    two variables it prints in another shell, then run `cdp sync NAME`.
+    """
+    import threading
+
+    from destinations.sandbox.webhook import WebhookSandbox
+
+    with WebhookSandbox(secret, port=port, quiet=False) as receiver:
+        click.echo(f"export CDP_DEMO_WEBHOOK_URL={receiver.url}")
+        click.echo(f"export CDP_DEMO_WEBHOOK_SECRET={receiver.secret}")
+        click.echo("Listening; Ctrl-C to stop.")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            click.echo(f"Stopped: {len(receiver.state):,} records held.")

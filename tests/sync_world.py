@@ -127,12 +127,12 @@ class World:
             return con.execute(sql, params or []).fetchall()
 
     def state(self, sync_name: str = "test_sync") -> dict[str, str]:
-        return dict(self.query("select record_key, payload_hash from sync.state where sync_name = ?", [sync_name]))
+        return dict(self.query("select record_key, payload_hash from cdp_sync.state where sync_name = ?", [sync_name]))
 
     def last_run(self, sync_name: str = "test_sync") -> dict[str, Any]:
         with connect(self.path, read_only=True) as con:
             cursor = con.execute(
-                "select * from sync.runs where sync_name = ? order by started_at desc limit 1", [sync_name]
+                "select * from cdp_sync.runs where sync_name = ? order by started_at desc limit 1", [sync_name]
             )
             names = [column[0] for column in cursor.description]
             return dict(zip(names, cursor.fetchall()[0]))

@@ -152,7 +152,7 @@ def test_dry_run_writes_a_reviewable_plan_and_changes_nothing(world: World):
     assert result.status == "dry_run"
     assert world.state() == state_before and world.received() == received_before
     assert len(world.sandbox.requests) == requests_before
-    plan = world.query('select op, record_key from sync."plan__test_sync" order by seq')
+    plan = world.query('select op, record_key from cdp_sync."plan__test_sync" order by seq')
     assert plan == [("add", "five@example.com"), ("update", "person0@example.com")]
     assert world.last_run()["status"] == "dry_run" and world.last_run()["sent"] == 0
 
@@ -169,7 +169,7 @@ def test_null_duplicate_and_malformed_keys_are_reported_and_never_sent(world: Wo
     assert result.status == "succeeded" and "4 invalid rows reported, not sent" in result.message
     assert set(world.received()) == {"person0@example.com", "person1@example.com", "person2@example.com"}
     reported = world.query(
-        "select profile_id, error from sync.changes where status = 'invalid' order by profile_id"
+        "select profile_id, error from cdp_sync.changes where status = 'invalid' order by profile_id"
     )
     assert reported == [
         ("d1", "duplicate key"),
@@ -203,19 +203,19 @@ def test_retryable_rejections_are_retried_next_run_and_permanent_ones_wait_for_a
     assert first.status == "partial"
     assert (first.confirmed, first.failed, first.rejected) == (4, 1, 1)
     assert set(world.state()) == set(world.received()) == set(world.desired()) - {"person1@example.com", "person4@example.com"}
-    failures = world.query("select op, error, attempts, is_permanent from sync.failures order by is_permanent")
+    failures = world.query("select op, error, attempts, is_permanent from cdp_sync.failures order by is_permanent")
     assert failures == [("add", "temporarily unable to store this record", 1, False), ("add", "record refused", 1, True)]
 
     second = world.run(sync)
     assert second.plan.adds == 1 and second.plan.skipped_rejected == 1
     assert "person1@example.com" in world.received() and "person4@example.com" not in world.received()
-    assert world.query("select status, error from sync.changes where status = 'skipped'")[-1][0] == "skipped"
+    assert world.query("select status, error from cdp_sync.changes where status = 'skipped'")[-1][0] == "skipped"
 
     crowd["p004"] = replace(crowd["p004"], first_name="Fixed")  # the record changes: tried again
     world.set_people(crowd)
     third = world.run(sync)
     assert third.confirmed == 1 and world.received() == world.desired()
-    assert world.query("select count(*) from sync.failures") == [(0,)]
+    assert world.query("select count(*) from cdp_sync.failures") == [(0,)]
 
 
 def test_a_record_failing_every_run_stops_being_retried_after_max_attempts(world: World):
@@ -225,7 +225,7 @@ def test_a_record_failing_every_run_stops_being_retried_after_max_attempts(world
         world.sandbox.inject(Fault.reject(keys={"person0@example.com"}, retryable=True))
         result = world.run(sync)
         assert result.failed == 1, attempt
-    assert world.query("select attempts, is_permanent from sync.failures") == [(MAX_ATTEMPTS, True)]
+    assert world.query("select attempts, is_permanent from cdp_sync.failures") == [(MAX_ATTEMPTS, True)]
     assert world.run(sync).plan.skipped_rejected == 1
 
 
@@ -276,7 +276,7 @@ def test_a_crash_between_send_and_commit_converges_without_duplicated_effects(wo
     # the re-sent batch carried the same change ids, so the receiver de-duplicated it
     assert world.sandbox.duplicate_deliveries == 1 and world.sandbox.applied == applied_before
     assert set(world.state()) == set(world.received()) == set(world.desired())
-    statuses = [row[0] for row in world.query("select status from sync.runs order by started_at")]
+    statuses = [row[0] for row in world.query("select status from cdp_sync.runs order by started_at")]
     assert statuses == ["crashed", "succeeded"]
 
 
@@ -299,7 +299,7 @@ def test_one_sync_never_runs_twice_at_once(world: World):
         release.set()
         first.join(10)
     assert world.received() == world.desired()
-    assert [row[0] for row in world.query("select status from sync.runs")] == ["succeeded"]
+    assert [row[0] for row in world.query("select status from cdp_sync.runs")] == ["succeeded"]
 
 
 def test_the_warehouse_records_hold_no_raw_personal_data(world: World):
@@ -310,9 +310,9 @@ def test_the_warehouse_records_hold_no_raw_personal_data(world: World):
     world.run(definition())
     logged = world.query(
         """
-        select string_agg(coalesce(error, '') || profile_id || coalesce(key_sha256, ''), ' ') from sync.changes
-        union all select string_agg(coalesce(error, '') || key_sha256, ' ') from sync.failures
-        union all select string_agg(coalesce(message, ''), ' ') from sync.runs
+        select string_agg(coalesce(error, '') || profile_id || coalesce(key_sha256, ''), ' ') from cdp_sync.changes
+        union all select string_agg(coalesce(error, '') || key_sha256, ' ') from cdp_sync.failures
+        union all select string_agg(coalesce(message, ''), ' ') from cdp_sync.runs
         """
     )
     text = " ".join(row[0] or "" for row in logged)

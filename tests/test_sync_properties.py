@@ -59,9 +59,9 @@ def _check_invariants(world: World, sync_name: str) -> None:
     # destination confirmed, in the run that wrote it, with that payload
     unconfirmed = world.query(
         """
-        select s.record_key from sync.state s
+        select s.record_key from cdp_sync.state s
         where s.sync_name = ? and not exists (
-            select 1 from sync.changes c
+            select 1 from cdp_sync.changes c
             where c.sync_name = s.sync_name
                 and c.run_id = s.last_run_id
                 and c.key_sha256 = sha256(s.record_key)

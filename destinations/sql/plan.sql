@@ -2,7 +2,7 @@
 -- by key and payload hash. One row per change to send, per record skipped because the
 -- destination rejected it before, and per invalid desired row. Sendable rows come first
 -- (seq 1..n) so the engine can stream them in batches by seq range.
-create or replace table sync."plan__{{ sync_name }}" as
+create or replace table cdp_sync."plan__{{ sync_name }}" as
 
 with
 
@@ -16,14 +16,14 @@ invalid as (
 
 confirmed as (
     select record_key, profile_id, payload_hash
-    from sync.state
+    from cdp_sync.state
     where sync_name = $sync_name
 ),
 
 -- sent earlier without an answer (crash, timeout, outage): may be at the destination
 in_doubt as (
     select record_key, any_value(profile_id) as profile_id
-    from sync.in_flight
+    from cdp_sync.in_flight
     where sync_name = $sync_name
     group by record_key
 ),
@@ -99,7 +99,7 @@ changes as (
 -- their payload changes
 rejected as (
     select key_sha256, op, payload_hash
-    from sync.failures
+    from cdp_sync.failures
     where sync_name = $sync_name and is_permanent
 ),
 

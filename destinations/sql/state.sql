@@ -1,12 +1,12 @@
--- The sync engine's tables in the warehouse (schema `sync`). Created if missing by every
+-- The sync engine's tables in the warehouse (schema `cdp_sync`). Created if missing by every
 -- run; dbt never touches this schema. Keys are kept only where a destination needs them
--- to be addressed again (sync.state); logs and error rows carry a SHA-256 of the key.
+-- to be addressed again (cdp_sync.state); logs and error rows carry a SHA-256 of the key.
 
-create schema if not exists sync;
+create schema if not exists cdp_sync;
 
 -- What each destination has confirmed: one row per (sync, key) the sync added and the
 -- destination acknowledged. Mirror mode removes only keys found here.
-create table if not exists sync.state (
+create table if not exists cdp_sync.state (
     sync_name varchar not null,
     record_key varchar not null,
     profile_id varchar,
@@ -17,7 +17,7 @@ create table if not exists sync.state (
 );
 
 -- One row per run: what was planned, sent, confirmed, failed, and how it ended.
-create table if not exists sync.runs (
+create table if not exists cdp_sync.runs (
     run_id varchar not null,
     sync_name varchar not null,
     destination varchar not null,
@@ -49,7 +49,7 @@ create table if not exists sync.runs (
 );
 
 -- One row per record change attempted (and per invalid row reported), per run.
-create table if not exists sync.changes (
+create table if not exists cdp_sync.changes (
     run_id varchar not null,
     sync_name varchar not null,
     seq bigint not null,
@@ -66,7 +66,7 @@ create table if not exists sync.changes (
 -- Records the destination did not take. Transient failures are retried by the next run
 -- (the plan still differs from the confirmed state); after too many attempts, or when the
 -- destination rejects a record outright, the record is skipped until its payload changes.
-create table if not exists sync.failures (
+create table if not exists cdp_sync.failures (
     sync_name varchar not null,
     key_sha256 varchar not null,
     op varchar not null,
@@ -83,7 +83,7 @@ create table if not exists sync.failures (
 -- when the destination answers for each record. Rows left here by a crash, a timeout or
 -- an outage mean "may or may not have landed": the next plan re-sends what is desired
 -- and removes what is not, so nothing a lost answer applied is left behind.
-create table if not exists sync.in_flight (
+create table if not exists cdp_sync.in_flight (
     sync_name varchar not null,
     record_key varchar not null,
     profile_id varchar,
