@@ -36,6 +36,7 @@ from filelock import FileLock, Timeout
 from cdp.warehouse import connect
 from destinations.base import Change, Destination, DestinationConfigError, DestinationUnavailable, Outcome
 from destinations.definitions import SyncDefinition
+from destinations.http import redact
 from destinations.plan import (
     PlanSummary,
     SyncSources,
@@ -196,6 +197,12 @@ class _Run:
             raise
         try:
             unavailable = self._send_all(destination, plan, progress, after_send)
+        except Exception as error:
+            # recorded, then raised: what was committed stays committed, the rest is re-planned.
+            # (A BaseException — Ctrl-C, a killed process — leaves the run "running"; the next
+            # run marks it crashed.)
+            self._finish("failed", f"{type(error).__name__}: {redact(str(error))}")
+            raise
         finally:
             destination.close()
         return self._finish(*self._verdict(plan, unavailable))

@@ -328,3 +328,17 @@ def test_full_resync_resends_every_desired_record(world: World):
     result = world.run(sync, full_resync=True)
     assert result.plan.updates == 4 and result.confirmed == 4
     assert world.received() == world.desired()
+
+
+def test_a_destination_that_refuses_our_credentials_mid_run_fails_the_run_with_a_clear_message(world: World):
+    from destinations.base import DestinationConfigError
+
+    sync = definition()
+    world.set_people(people(6))
+    world.sandbox.inject_at(2, Fault.status(401, title="invalid signature"))
+    with pytest.raises(DestinationConfigError, match="refused"):
+        world.run(sync)
+    run = world.last_run()
+    assert run["status"] == "failed" and "DestinationConfigError" in run["message"]
+    assert run["confirmed"] == 3 and len(world.state()) == 3  # the first batch stays committed
+    assert world.run(sync).status == "succeeded" and world.received() == world.desired()
