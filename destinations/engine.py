@@ -175,7 +175,7 @@ class _Run:
         self._mark_crashed_runs()
         check_against_warehouse(self.con, self.sync, self.sources)
         self._insert_run_row()
-        plan = build_plan(self.con, self.sync, self.sources, full_resync=self.full_resync)
+        plan = build_plan(self.con, self.sync, self.sources, full_resync=self.full_resync, run_id=self.run_id)
         self.result.plan = plan
         self._record_plan(plan)
 
@@ -273,7 +273,7 @@ class _Run:
         self.con.execute(
             f"""
             insert into cdp_sync.in_flight
-            select ?, record_key, profile_id, op, ?, ?
+            select ?, record_key, profile_id, op, payload_hash, change_id, ?, ?
             from {self.table}
             where seq between ? and ?
             """,

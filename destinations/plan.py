@@ -118,8 +118,11 @@ def build_plan(
     sources: SyncSources,
     *,
     full_resync: bool = False,
+    run_id: str = "plan",
 ) -> PlanSummary:
-    """Write the plan table for ``sync`` and return its counts. Changes no state."""
+    """Write the plan table for ``sync`` and return its counts. Changes no state.
+
+    ``run_id`` seeds the ids of new changes (a re-sent unanswered change keeps its own)."""
     context = {
         "sync_name": sync.name,
         "membership": sources.membership,
@@ -132,7 +135,7 @@ def build_plan(
         "key_pattern": KEY_PATTERNS.get(sync.key),
         "mode": sync.mode,
     }
-    params = {"segment": sync.segment, "sync_name": sync.name, "full_resync": full_resync}
+    params = {"segment": sync.segment, "sync_name": sync.name, "full_resync": full_resync, "run_id": run_id}
     execute_bound(con, _templates.get_template("desired.sql").render(context), params)
     execute_bound(con, _templates.get_template("plan.sql").render(context), params)
     counts = con.execute(

@@ -342,3 +342,19 @@ def test_a_destination_that_refuses_our_credentials_mid_run_fails_the_run_with_a
     assert run["status"] == "failed" and "DestinationConfigError" in run["message"]
     assert run["confirmed"] == 3 and len(world.state()) == 3  # the first batch stays committed
     assert world.run(sync).status == "succeeded" and world.received() == world.desired()
+
+
+def test_re_adding_someone_with_the_same_fields_is_a_new_delivery_not_a_duplicate(world: World):
+    """A receiver de-duplicates by webhook-id; a later, identical add must not look like a
+    re-send of the first one (the property test found this)."""
+    sync = definition(mode="upsert")
+    crowd = people(1)
+    world.set_people(crowd)
+    world.run(sync)
+    world.set_people({"p000": replace(crowd["p000"], consent=False)})
+    world.run(sync, force=True)
+    assert world.received() == {}
+    world.set_people(crowd)  # consent granted again, same fields as the first time
+    result = world.run(sync)
+    assert result.confirmed == 1 and world.received() == world.desired()
+    assert world.sandbox.duplicate_deliveries == 0

@@ -22,7 +22,12 @@ confirmed as (
 
 -- sent earlier without an answer (crash, timeout, outage): may be at the destination
 in_doubt as (
-    select record_key, any_value(profile_id) as profile_id
+    select
+        record_key,
+        any_value(profile_id) as profile_id,
+        arg_max(op, sent_at) as last_op,
+        arg_max(payload_hash, sent_at) as last_payload_hash,
+        arg_max(change_id, sent_at) as last_change_id
     from cdp_sync.in_flight
     where sync_name = $sync_name
     group by record_key
@@ -35,7 +40,10 @@ known as (
         coalesce(confirmed.profile_id, in_doubt.profile_id) as profile_id,
         confirmed.payload_hash,
         confirmed.record_key is not null as is_confirmed,
-        in_doubt.record_key is not null as is_in_doubt
+        in_doubt.record_key is not null as is_in_doubt,
+        in_doubt.last_op as in_doubt_op,
+        in_doubt.last_payload_hash as in_doubt_payload_hash,
+        in_doubt.last_change_id as in_doubt_change_id
     from confirmed
     full outer join in_doubt on in_doubt.record_key = confirmed.record_key
 ),
@@ -64,6 +72,9 @@ diff as (
         coalesce(desired.profile_id, known.profile_id) as profile_id,
         desired.payload,
         desired.payload_hash,
+        known.in_doubt_op,
+        known.in_doubt_payload_hash,
+        known.in_doubt_change_id,
         case
             when desired.record_key is null then
                 case
@@ -71,6 +82,10 @@ diff as (
                         or known.record_key in (select record_key from privacy_blocked)
                         then 'remove'
                     when known.record_key in (select record_key from ambiguous_keys) then null
+                    -- an unanswered add, or an unanswered remove, of someone no longer
+                    -- desired: make sure they are gone (in every mode)
+                    when known.is_in_doubt and (not known.is_confirmed or known.in_doubt_op = 'remove')
+                        then 'remove'
                     {%- if mode == 'mirror' %}
                     else 'remove'
                     {%- endif %}
@@ -88,8 +103,18 @@ diff as (
 
 changes as (
     select
-        diff.*,
-        md5($sync_name || '|' || op || '|' || record_key || '|' || coalesce(payload_hash, '')) as change_id,
+        record_key,
+        profile_id,
+        payload,
+        payload_hash,
+        op,
+        -- the same unanswered change sent again keeps its id (the receiver de-duplicates);
+        -- a new change gets a new one, even if it repeats an old one (re-adding someone)
+        case
+            when in_doubt_op = op and in_doubt_payload_hash is not distinct from payload_hash
+                then in_doubt_change_id
+            else md5($run_id || '|' || op || '|' || record_key || '|' || coalesce(payload_hash, ''))
+        end as change_id,
         sha256(record_key) as key_sha256
     from diff
     where op is not null

@@ -88,6 +88,9 @@ create table if not exists cdp_sync.in_flight (
     record_key varchar not null,
     profile_id varchar,
     op varchar not null,
+    payload_hash varchar,
+    -- re-sending the same change keeps its id, so a receiver can de-duplicate it
+    change_id varchar not null,
     run_id varchar not null,
     sent_at timestamp not null
 );
