@@ -307,10 +307,9 @@ class _Run:
                 create or replace temp table batch_rows as
                 select
                     p.seq, p.op, p.profile_id, p.record_key, p.key_sha256, p.payload_hash, o.status, o.error,
-                    s.first_confirmed_at
+                    p.first_confirmed_at
                 from {self.table} p
                 inner join batch_outcomes o on o.seq = p.seq
-                left join cdp_sync.state s on s.sync_name = $sync and s.record_key = p.record_key
                 where p.seq between {min(seqs)} and {max(seqs)}
                 """
             )

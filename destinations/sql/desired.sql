@@ -38,8 +38,12 @@ candidates as (
         true as has_consent,
         {%- endif %}
         coalesce(profile_fields.is_deletion_requested, false) as is_deletion_requested,
+        {%- if holdout_percent %}
         -- a stable share of profiles per sync: the same people stay held out run after run
         (md5_number($sync_name || ':' || profile_fields.profile_id) % 100) < {{ holdout_percent }} as is_held_out
+        {%- else %}
+        false as is_held_out
+        {%- endif %}
     from members
     inner join profile_fields on profile_fields.profile_id = members.profile_id
 ),

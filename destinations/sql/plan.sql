@@ -15,7 +15,7 @@ invalid as (
 ),
 
 confirmed as (
-    select record_key, profile_id, payload_hash
+    select record_key, profile_id, payload_hash, first_confirmed_at
     from cdp_sync.state
     where sync_name = $sync_name
 ),
@@ -39,6 +39,7 @@ known as (
         coalesce(confirmed.record_key, in_doubt.record_key) as record_key,
         coalesce(confirmed.profile_id, in_doubt.profile_id) as profile_id,
         confirmed.payload_hash,
+        confirmed.first_confirmed_at,
         confirmed.record_key is not null as is_confirmed,
         in_doubt.record_key is not null as is_in_doubt,
         in_doubt.last_op as in_doubt_op,
@@ -72,6 +73,7 @@ diff as (
         coalesce(desired.profile_id, known.profile_id) as profile_id,
         desired.payload,
         desired.payload_hash,
+        known.first_confirmed_at,
         known.in_doubt_op,
         known.in_doubt_payload_hash,
         known.in_doubt_change_id,
@@ -108,6 +110,7 @@ changes as (
         payload,
         payload_hash,
         op,
+        first_confirmed_at,
         -- the same unanswered change sent again keeps its id (the receiver de-duplicates);
         -- a new change gets a new one, even if it repeats an old one (re-adding someone)
         case
@@ -137,6 +140,7 @@ planned as (
         changes.key_sha256,
         changes.payload,
         changes.payload_hash,
+        changes.first_confirmed_at,
         cast(null as varchar) as invalid_reason
     from changes
     left join rejected
@@ -154,6 +158,7 @@ reported as (
         sha256(record_key) as key_sha256,
         cast(null as varchar) as payload,
         payload_hash,
+        cast(null as timestamp) as first_confirmed_at,
         invalid_reason
     from invalid
 ),

@@ -94,3 +94,7 @@ create table if not exists cdp_sync.in_flight (
     run_id varchar not null,
     sent_at timestamp not null
 );
+
+-- columns added since the first release of these tables
+alter table cdp_sync.in_flight add column if not exists payload_hash varchar;
+alter table cdp_sync.in_flight add column if not exists change_id varchar;
