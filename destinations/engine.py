@@ -320,13 +320,14 @@ class _Run:
                 from batch_rows
                 """
             )
-            run(
-                """
-                delete from cdp_sync.state
-                where sync_name = $sync
-                    and record_key in (select record_key from batch_rows where status = 'confirmed')
-                """
-            )
+            confirmed_keys = [row[3] for row, status in zip(rows, statuses) if status == "confirmed"]
+            if confirmed_keys:
+                # keys as values, not a subquery: DuckDB then uses the state_record_key index
+                con.execute(
+                    "delete from cdp_sync.state where sync_name = ? and record_key in "
+                    f"({', '.join('?' * len(confirmed_keys))})",
+                    [self.sync.name, *confirmed_keys],
+                )
             run(
                 """
                 insert into cdp_sync.state

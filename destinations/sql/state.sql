@@ -15,6 +15,9 @@ create table if not exists cdp_sync.state (
     last_confirmed_at timestamp not null,
     last_run_id varchar not null
 );
+-- a batch commit deletes its confirmed keys by value: an index lookup, not a scan of
+-- every record every sync holds
+create index if not exists state_record_key on cdp_sync.state (record_key);
 
 -- One row per run: what was planned, sent, confirmed, failed, and how it ended.
 create table if not exists cdp_sync.runs (
