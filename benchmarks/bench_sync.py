@@ -148,14 +148,9 @@ full outer join state on state.record_key = desired.record_key
 
 
 def _state_schema() -> str:
-    """The engine's schema, as destinations/sql/state.sql creates it (it was renamed once)."""
-    from destinations.plan import SQL_DIR
+    from destinations.plan import STATE_SCHEMA
 
-    pattern = r"create\s+table\s+if\s+not\s+exists\s+([\w\"]+)\.state\b"
-    found = re.search(pattern, (SQL_DIR / "state.sql").read_text(), re.I)
-    if not found:
-        raise RuntimeError("cannot find the state table in destinations/sql/state.sql")
-    return found.group(1)
+    return STATE_SCHEMA
 
 
 def _log(message: str) -> None:

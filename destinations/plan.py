@@ -20,6 +20,8 @@ import jinja2
 from destinations.definitions import SyncDefinition, SyncDefinitionError
 
 SQL_DIR = Path(__file__).parent / "sql"
+#: the engine's schema (state, runs, changes, failures, in_flight, plan__<sync>), as sql/state.sql creates it
+STATE_SCHEMA = "cdp_sync"
 
 #: key formats a destination can be addressed by; a key that does not match is invalid
 KEY_PATTERNS = {
@@ -73,7 +75,7 @@ def execute_bound(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duc
 
 
 def plan_table(sync: SyncDefinition) -> str:
-    return f'cdp_sync."plan__{sync.name}"'
+    return f'{STATE_SCHEMA}."plan__{sync.name}"'
 
 
 def ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
