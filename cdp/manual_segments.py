@@ -40,6 +40,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from cdp import warehouse
 from cdp.settings import DBT_PROJECT_DIR
 
 SCHEMA = "manual_segments"
@@ -225,14 +226,9 @@ def open_warehouse(path: Path, *, read_only: bool) -> Iterator[duckdb.DuckDBPyCo
     if not path.exists():
         raise ManualSegmentError(f"No warehouse at {path}. Run `cdp generate` and `cdp build` first.")
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as error:
-        if "lock" in str(error).lower():
-            raise WarehouseBusyError(
-                f"The warehouse {path} is busy: another process (a dbt build, a Dagster run, another "
-                "cdp command) is writing to it. Nothing was changed; retry when it has finished."
-            ) from None
-        raise
+        con = warehouse.connect(path, read_only=read_only)
+    except warehouse.WarehouseBusyError as error:
+        raise WarehouseBusyError(str(error)) from None
     try:
         if not read_only:
             with transaction(con):

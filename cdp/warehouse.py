@@ -12,11 +12,25 @@ import duckdb
 from cdp.settings import warehouse_path
 
 
+class WarehouseBusyError(RuntimeError):
+    """Another process holds the DuckDB file's write lock."""
+
+
 def connect(path: Path | str | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse. A file another process is writing raises WarehouseBusyError."""
     target = Path(path) if path is not None else warehouse_path()
     if not read_only:
         target.parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(str(target), read_only=read_only)
+    try:
+        return duckdb.connect(str(target), read_only=read_only)
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise WarehouseBusyError(
+                f"The warehouse {target} is busy: another process (a dbt build, a Dagster run, another "
+                "cdp command) is writing to it. DuckDB allows one writer at a time; nothing was changed — "
+                "retry when it has finished."
+            ) from None
+        raise
 
 
 def table_row_counts(con: duckdb.DuckDBPyConnection, schemas: list[str] | None = None) -> list[tuple[str, str, int]]:

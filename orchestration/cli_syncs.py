@@ -48,6 +48,7 @@ def sync_command(name: str, dry_run: bool, force: bool, full_resync: bool, quiet
     Only records the destination confirms advance the sync's state; failed records are
     retried by the next run.
     """
+    from cdp.warehouse import WarehouseBusyError
     from destinations.base import DestinationError
     from destinations.definitions import SyncDefinitionError
     from destinations.engine import SyncError, run_sync
@@ -67,7 +68,7 @@ def sync_command(name: str, dry_run: bool, force: bool, full_resync: bool, quiet
                 full_resync=full_resync,
                 progress=progress,
             )
-    except (SyncDefinitionError, SyncError, DestinationError) as error:
+    except (SyncDefinitionError, SyncError, DestinationError, WarehouseBusyError) as error:
         raise click.ClickException(str(error)) from None
     _print_result(console, result)
     raise SystemExit(EXIT_CODES.get(result.status, 1))

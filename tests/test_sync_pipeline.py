@@ -142,3 +142,24 @@ def test_each_sync_is_a_dagster_asset_downstream_of_its_segment(dbt_manifest, wa
     assert metadata["confirmed"] == metadata["planned_adds"] == len(demo_webhook.state) > 0
     # no personal data in what Dagster shows
     assert not any("@" in str(value) for value in metadata.values())
+
+
+def test_a_warehouse_another_process_is_writing_is_reported_and_nothing_is_sent(dbt_manifest, warehouse: Path, demo_webhook):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()", str(warehouse)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        busy = CliRunner().invoke(main, ["sync", "champions_to_webhook", "--quiet", "--warehouse", str(warehouse)])
+        assert busy.exit_code == 1, busy.output
+        assert "is busy: another process" in busy.output and "retry when it has finished" in busy.output
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert demo_webhook.requests == []
