@@ -1,1 +1,1 @@
-"""Dagster wiring: dbt assets, sync assets, schedules, sensors, checks, and the `cdp` CLI."""
+"""Dagster wiring only: dbt assets, sync assets, schedules, sensors, checks. (The `cdp` command is cli/.)"""

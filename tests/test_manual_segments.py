@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from cdp import manual_segments as store
-from orchestration.cli import main
+from cli.main import main
 
 
 # --------------------------------------------------------------------------- helpers

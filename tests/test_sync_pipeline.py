@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from cdp.dbt import run_dbt
 from cdp.warehouse import connect
 from destinations.sandbox.webhook import Fault, WebhookSandbox
-from orchestration.cli import main
+from cli.main import main
 
 
 @pytest.fixture

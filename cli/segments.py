@@ -14,26 +14,11 @@ from functools import wraps
 from typing import IO
 
 import click
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
 from cdp import manual_segments as store
-from orchestration.cli_options import use_warehouse as _use_warehouse, warehouse_option
+from cli.console import print_table as _print_table, table as _table
+from cli.options import use_warehouse as _use_warehouse, warehouse_option
 
 NEXT_BUILD_HINT = "`segments` and `segment_membership` pick this up at the next `cdp build`."
-
-
-def _print_table(table: Table) -> None:
-    """Tables at the terminal's width; when piped, wide enough that no id is cut."""
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console = Console(highlight=False, width=200)
-    console.print(table)
-
-
-def _table(title: str | None = None) -> Table:
-    return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
 
 
 def _default_actor() -> str:

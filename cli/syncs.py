@@ -11,19 +11,13 @@ plan, then --force).
 from __future__ import annotations
 
 import click
-from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-from orchestration.cli_options import use_warehouse as _use_warehouse, warehouse_option
+from cli.console import console as _console, table as _table
+from cli.options import use_warehouse as _use_warehouse, warehouse_option
 
 EXIT_CODES = {"succeeded": 0, "dry_run": 0, "partial": 1, "failed": 1, "stopped": 3}
-
-
-def _console() -> Console:
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=200)
 
 
 def load_current_syncs():
@@ -111,7 +105,7 @@ def _print_result(console: Console, result) -> None:
     console.print(f"[{style}]{result.sync_name}: {result.status}[/] — {result.message}")
     if plan is None:
         return
-    table = Table(box=box.SIMPLE_HEAD, title=f"run {result.run_id} ({result.seconds:.1f}s)", title_justify="left")
+    table = _table(f"run {result.run_id} ({result.seconds:.1f}s)")
     table.add_column("")
     table.add_column("records", justify="right")
     rows = [
@@ -168,7 +162,7 @@ def syncs_command(warehouse: str | None) -> None:
                 ).fetchall():
                     last_runs[row[0]] = row[1:]
                 held = dict(con.execute("select sync_name, count(*) from cdp_sync.state group by sync_name").fetchall())
-    table = Table(box=box.SIMPLE_HEAD, title="Syncs", title_justify="left")
+    table = _table("Syncs")
     for column in ("sync", "segment", "destination", "mode", "schedule", "held", "last run", "status", "sent/confirmed/failed"):
         table.add_column(column, justify="right" if column == "held" else "left")
     for name, definition in sorted(syncs.items()):

@@ -1,0 +1,162 @@
+"""`cdp`: the command line handle on the project.
+
+Every command works against the warehouse named by CDP_WAREHOUSE (or --warehouse).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+from cdp import settings
+from cli.console import console, print_table, print_warehouse_tables, table
+from cli.options import use_warehouse as _use_warehouse, warehouse_option
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Warehouse-native composable CDP: generate data, build profiles and segments, sync audiences."""
+
+
+@main.command()
+@click.option("--people", type=click.IntRange(min=1), default=10_000, show_default=True, help="How many people to simulate.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Random seed; the same seed gives the same data.")
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    default="2026-11-01",
+    show_default=True,
+    help="The 'now' of the simulated world: no event is later than this.",
+)
+@click.option("--chunk-size", type=click.IntRange(min=100), default=20_000, show_default=True, help="People generated per chunk (bounds memory).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@warehouse_option
+def generate(people: int, seed: int, as_of: datetime, chunk_size: int, quiet: bool, warehouse: str | None) -> None:
+    """Fill every raw table of the data contract (schema `raw`) with realistic, messy sample data.
+
+    Also writes schema `ground_truth`: the real person behind every source record,
+    for scoring identity resolution.
+    """
+    from cdp.sample_data.generator import GeneratorConfig, generate as run_generator
+
+    path = _use_warehouse(warehouse)
+    summary = run_generator(
+        GeneratorConfig(people=people, seed=seed, as_of=as_of, chunk_size=chunk_size),
+        warehouse=path,
+        progress=not quiet,
+    )
+    generated = table(f"Generated {summary.people:,} people into {path} in {summary.seconds:.1f}s")
+    generated.add_column("table")
+    generated.add_column("rows", justify="right")
+    for name, rows in summary.rows_by_table.items():
+        generated.add_row(name, f"{rows:,}")
+    print_table(generated)
+
+
+@main.command()
+def prepare() -> None:
+    """Parse the dbt project into target/manifest.json (Dagster loads its assets from it)."""
+    from cdp.dbt import run_dbt
+
+    _use_warehouse(None)
+    run_dbt(["parse", "--quiet"])
+    console().print(f"dbt manifest ready: {settings.DBT_PROJECT_DIR / 'target' / 'manifest.json'}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
+@warehouse_option
+def build(dbt_args: tuple[str, ...], warehouse: str | None) -> None:
+    """Run `dbt build` (seeds, models, tests) on the warehouse. Extra arguments go to dbt, e.g. `cdp build --select staging`."""
+    from cdp.dbt import DbtError, run_dbt
+
+    _use_warehouse(warehouse)
+    try:
+        run_dbt(["build", *dbt_args])
+    except DbtError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.command()
+@click.option("--schema", "schemas", multiple=True, help="Only these schemas (repeatable).")
+@warehouse_option
+def tables(schemas: tuple[str, ...], warehouse: str | None) -> None:
+    """List the warehouse's tables and views with their row counts."""
+    path = _use_warehouse(warehouse)
+    print_warehouse_tables(path, list(schemas) or None)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
+@warehouse_option
+def dev(dagster_args: tuple[str, ...], warehouse: str | None) -> None:
+    """Open the Dagster UI (`dagster dev`) on this project, with the repository's Dagster instance.
+
+    DAGSTER_HOME defaults to dagster_home/ (its dagster.yaml limits the warehouse pool to one
+    writer). Extra arguments go to `dagster dev`, e.g. `cdp dev -p 3001`.
+    """
+    import os
+
+    from cdp.dbt import run_dbt
+
+    _use_warehouse(warehouse)
+    os.environ.setdefault("DAGSTER_HOME", str(settings.REPO_ROOT / "dagster_home"))
+    run_dbt(["parse", "--quiet"], echo=False)
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    os.chdir(settings.REPO_ROOT)
+    os.execv(dagster, [dagster, "dev", "-w", "workspace.yaml", *dagster_args])
+
+
+@main.command("identity-report")
+@warehouse_option
+def identity_report(warehouse: str | None) -> None:
+    """Score identity resolution against the generator's ground truth (pairwise precision, recall, F1).
+
+    Needs a warehouse filled by `cdp generate` and built by `cdp build`.
+    """
+    from cdp.identity_accuracy import score
+
+    path = _use_warehouse(warehouse)
+    if not path.exists():
+        raise click.ClickException(f"No warehouse at {path}. Run `cdp generate` and `cdp build` first.")
+    try:
+        report = score(path)
+    except Exception as error:  # duckdb.CatalogException and friends: say what is missing
+        raise click.ClickException(
+            f"Cannot score {path}: {error}. The warehouse needs ground_truth (cdp generate) and the dbt models (cdp build)."
+        ) from None
+    accuracy = table(f"Identity resolution accuracy — {path.name}")
+    accuracy.add_column("measure")
+    accuracy.add_column("value", justify="right")
+    for name, value in report.rows():
+        accuracy.add_row(name, value)
+    print_table(accuracy)
+    per_table = table("Records resolved, by source table")
+    per_table.add_column("table")
+    per_table.add_column("records", justify="right")
+    per_table.add_column("resolved", justify="right")
+    for name, records, resolved in report.by_table:
+        per_table.add_row(name, f"{records:,}", f"{resolved / max(records, 1):.2%}")
+    print_table(per_table)
+
+
+def _register_subcommands() -> None:
+    """Commands that live in their own modules."""
+    from cli.demo import demo
+    from cli.segments import segments
+    from cli.syncs import sandbox_command, sync_command, syncs_command
+
+    main.add_command(demo)
+    main.add_command(segments)
+    main.add_command(sync_command)
+    main.add_command(syncs_command)
+    main.add_command(sandbox_command)
+
+
+_register_subcommands()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
