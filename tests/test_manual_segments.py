@@ -487,10 +487,10 @@ def test_members_follow_merges_in_the_cli_and_in_dbt(
     assert members(warehouse, "lapsed") == [e]
 
     _dbt_build_manual_models(warehouse, tmp_path, monkeypatch)
-    assert _query(warehouse, "select segment_name, profile_id from main.int_segments__manual_members order by 1, 2") == sorted(
+    assert _query(warehouse, "select segment_name, profile_id from intermediate.int_segments__manual_members order by 1, 2") == sorted(
         [("lapsed", e), ("vip", b), ("vip", c)]
     )
-    assert _query(warehouse, "select * from main.int_segments__manual_definitions order by 1") == [
+    assert _query(warehouse, "select * from intermediate.int_segments__manual_definitions order by 1") == [
         ("lapsed", "manual", None, "alice"),
         ("vip", "manual", None, "alice"),
     ]
@@ -499,8 +499,8 @@ def test_members_follow_merges_in_the_cli_and_in_dbt(
 def test_dbt_builds_the_models_empty_where_the_cli_never_ran(built_warehouse: Path):
     """The session's warehouse had a full `dbt build` and no `cdp segments` command."""
     assert not _query(built_warehouse, "select * from information_schema.schemata where schema_name = 'manual_segments'")
-    assert _query(built_warehouse, "select count(*) from main.int_segments__manual_definitions") == [(0,)]
-    assert _query(built_warehouse, "select count(*) from main.int_segments__manual_members") == [(0,)]
+    assert _query(built_warehouse, "select count(*) from intermediate.int_segments__manual_definitions") == [(0,)]
+    assert _query(built_warehouse, "select count(*) from intermediate.int_segments__manual_members") == [(0,)]
 
 
 def test_dbt_sees_renames_and_deletes_after_the_next_build(
@@ -514,10 +514,10 @@ def test_dbt_sees_renames_and_deletes_after_the_next_build(
     ok(run(warehouse, "delete", "to_delete", "--yes"))
 
     _dbt_build_manual_models(warehouse, tmp_path, monkeypatch)
-    assert _query(warehouse, "select * from main.int_segments__manual_definitions") == [
+    assert _query(warehouse, "select * from intermediate.int_segments__manual_definitions") == [
         ("vip_customers", "manual", "Hand-picked", "crm-team")
     ]
-    assert _query(warehouse, "select segment_name, profile_id from main.int_segments__manual_members order by 2") == [
+    assert _query(warehouse, "select segment_name, profile_id from intermediate.int_segments__manual_members order by 2") == [
         ("vip_customers", profile_ids[0]),
         ("vip_customers", profile_ids[1]),
     ]
