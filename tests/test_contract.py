@@ -61,16 +61,18 @@ def test_the_dbt_sources_declare_exactly_the_contract_tables_and_columns():
 
 
 def _readme_contract() -> dict[str, list[str]]:
-    """README's "The data contract" table: table → column names (notes in parentheses dropped)."""
+    """README's "The data contract" table (header `| table | columns |`): table → column names."""
     readme = (REPO_ROOT / "README.md").read_text()
-    section = readme.split("## The data contract", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("\n## The data contract", 1)[1].split("\n## ", 1)[0]
+    lines = [line.strip() for line in section.splitlines()]
+    start = lines.index("| table | columns |") + 2  # past the header and its --- row
     tables: dict[str, list[str]] = {}
-    for line in section.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) != 2 or cells[0] in {"table", ""} or set(cells[0]) <= {"-", " "}:
-            continue
-        columns = re.sub(r"\([^)]*\)", "", cells[1])
-        tables[cells[0]] = [column.strip() for column in columns.split(",")]
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table, columns = (cell.strip() for cell in line.strip("|").split("|"))
+        without_notes = re.sub(r"\([^)]*\)", "", columns)  # `status (`completed`, …)` → `status`
+        tables[table] = [column.strip() for column in without_notes.split(",")]
     return tables
 
 
