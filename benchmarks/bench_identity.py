@@ -49,6 +49,9 @@ PREPARE_SELECT = (
     "+stg_email__events +stg_pos__transactions +stg_support__tickets"
 )
 
+#: This benchmark measures internal models, so it reads schema `intermediate` (where every
+#: int_ model lives; product code reads only the public models in `main`).
+#:
 #: The phase-2 input, exactly as int_identity__components.sql builds it: linkable record
 #: nodes (not shared per the guard) and record-star edges (each record's smallest node
 #: joined to each of its nodes), de-duplicated and without self-loops — the macro's
@@ -56,7 +59,7 @@ PREPARE_SELECT = (
 EXPORT_SQL = """
 create or replace table main.bench_linkable_record_nodes as
 select record_nodes.*
-from main.int_identity__record_nodes as record_nodes
+from intermediate.int_identity__record_nodes as record_nodes
 where node_id not in (select node_id from main.identity_guard_decisions where is_shared);
 
 create or replace table main.bench_nodes as
@@ -205,7 +208,7 @@ def _compare_with_ours(con, scipy_nodes, scipy_min, splink_table: str) -> dict[s
     problems: dict[str, str | None] = {}
 
     ours = con.execute(
-        "select node_id, component_id from main.int_identity__components order by node_id"
+        "select node_id, component_id from intermediate.int_identity__components order by node_id"
     ).fetchnumpy()
     ours_nodes = np.asarray(ours["node_id"], dtype=np.int64)
     ours_min = np.asarray(ours["component_id"], dtype=np.int64)
@@ -240,7 +243,7 @@ def _compare_with_ours(con, scipy_nodes, scipy_min, splink_table: str) -> dict[s
                 where ours.node_id is not null and splink.node_id is not null
                 and ours.component_id <> splink.component_min
             ) as relabelled
-        from main.int_identity__components as ours
+        from intermediate.int_identity__components as ours
         full outer join splink on splink.node_id = ours.node_id
         """
     ).fetchone()
@@ -283,8 +286,8 @@ def _run_size(people: int) -> list[dict]:
         )
 
         with connect(warehouse) as con:
-            strong_passes = con.execute("select passes from main.int_identity__strong__passes").fetchone()[0]
-            final_passes = con.execute("select passes from main.int_identity__components__passes").fetchone()[0]
+            strong_passes = con.execute("select passes from intermediate.int_identity__strong__passes").fetchone()[0]
+            final_passes = con.execute("select passes from intermediate.int_identity__components__passes").fetchone()[0]
 
             start = time.perf_counter()
             con.execute(EXPORT_SQL)
@@ -293,7 +296,7 @@ def _run_size(people: int) -> list[dict]:
                 "select (select count(*) from main.bench_nodes), (select count(*) from main.bench_edges)"
             ).fetchone()
             ours_components = con.execute(
-                "select count(distinct component_id) from main.int_identity__components"
+                "select count(distinct component_id) from intermediate.int_identity__components"
             ).fetchone()[0]
             _log(f"exported graph in {export_seconds:.1f}s: {nodes:,} nodes, {edges:,} edges; floor (scipy)")
 

@@ -78,6 +78,8 @@ where (
     and occurred_at < ?
 """
 
+#: The models' validation predictions are internal (schema `intermediate`, where int_ models
+#: live): this benchmark measures them there; product code reads only public models.
 VALIDATION_SQL = """
 select
     training.profile_id,
@@ -87,8 +89,8 @@ select
     greatest(cast(training.net_value_90d as double), 0) as carried_forward_value,
     predictions.churn_probability,
     predictions.expected_value_90d
-from main.int_predictive__training_set as training
-inner join main.int_predictive__predictions as predictions
+from intermediate.int_predictive__training_set as training
+inner join intermediate.int_predictive__predictions as predictions
     on predictions.profile_id = training.profile_id and predictions.scored_set = 'validation'
 where training.purchases > 0
 """
@@ -200,7 +202,7 @@ def _our_data(people: int) -> list[dict]:
             }
             validation = con.execute(VALIDATION_SQL).df().set_index("profile_id")
             split = con.execute(
-                "select profile_id, is_validation from main.int_predictive__training_set where purchases > 0"
+                "select profile_id, is_validation from intermediate.int_predictive__training_set where purchases > 0"
             ).df().set_index("profile_id")["is_validation"]
             purchases = con.execute(PURCHASES_SQL, [AS_OF]).df()
             k, silhouette = con.execute(

@@ -1,7 +1,10 @@
-"""The public raw-data contract (../shared/DESIGN.md, "Public data contract") as code.
+"""The public raw-data contract (README, "The data contract") as code.
 
 Users fill these tables in schema ``raw`` (or point dbt sources at theirs). The sample
-generator, the dbt sources, the tests and the docs all follow this one definition.
+generator, the dbt sources, the tests and the docs all follow this one definition:
+tests/test_contract.py checks that the dbt sources
+(``dbt_project/models/staging/*/_<source>__sources.yml``) declare exactly these tables,
+columns and data types, and that README's table names the same columns.
 Extra columns are allowed after these; missing optional columns are NULL.
 """
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cdp.warehouse import connect
 
-#: (ground-truth source_table, SQL giving record_id → identity record (source, record_id))
+#: (ground-truth source_table, SQL giving record_id → its record in main.profile_source_records (source, record_id))
 _RECORD_MAPS = {
     "crm_contacts": "select contact_id as record_id, 'crm' as source, contact_id as identity_record from staging.stg_crm__contacts",
     "shop_customers": "select customer_id as record_id, 'shop' as source, customer_id as identity_record from staging.stg_shop__customers",
@@ -90,18 +90,18 @@ def score(warehouse: Path) -> AccuracyReport:
                 truth.source_table,
                 truth.record_id,
                 truth.person_id,
-                record_profiles.component_id is not null as resolved,
+                source_records.profile_id is not null as resolved,
                 coalesce(
-                    cast(record_profiles.component_id as varchar),
+                    source_records.profile_id,
                     'alone:' || truth.source_table || ':' || truth.record_id
                 ) as cluster
             from truth
             left join mapped
                 on mapped.source_table = truth.source_table
                 and mapped.record_id = truth.record_id
-            left join main.int_identity__record_profiles as record_profiles
-                on record_profiles.source = mapped.source
-                and record_profiles.record_id = mapped.identity_record
+            left join main.profile_source_records as source_records
+                on source_records.source = mapped.source
+                and source_records.record_id = mapped.identity_record
             """
         )
         pairs = lambda column: f"select coalesce(sum(n * (n - 1) / 2), 0) from (select count(*) as n from scored group by {column})"  # noqa: E731

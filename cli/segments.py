@@ -1,7 +1,7 @@
 """`cdp segments …`: manual segments, named lists of profiles curated by a person.
 
-The commands are thin: cdp/manual_segments.py does the work (one transaction per
-command). Reads open the warehouse read-only; a write fails fast, with a message, while
+The commands are thin: the cdp.manual_segments package does the work (one transaction
+per command). Reads open the warehouse read-only; a write fails fast, with a message, while
 another process (a dbt build) holds the DuckDB lock.
 """
 
@@ -15,6 +15,7 @@ from typing import IO
 
 import click
 from cdp import manual_segments as store
+from cdp.warehouse import WarehouseBusyError
 from cli.console import print_table as _print_table, table as _table
 from cli.options import use_warehouse as _use_warehouse, warehouse_option
 
@@ -61,13 +62,13 @@ email_option = click.option(
 
 
 def _friendly_errors(command: Callable) -> Callable:
-    """Turn store errors into a clean `Error: …` and exit code 1."""
+    """Turn store errors and a busy warehouse into a clean `Error: …` and exit code 1."""
 
     @wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except store.ManualSegmentError as error:
+        except (store.ManualSegmentError, WarehouseBusyError) as error:
             raise click.ClickException(str(error)) from None
 
     return wrapper

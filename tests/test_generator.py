@@ -3,7 +3,7 @@
 Proportions are measured from the raw tables themselves (not from the generator's own
 bookkeeping) and compared with NoiseConfig; ground_truth.noise is then checked against
 the same measurements. A small connected-components resolver at the end proves the
-data is resolvable the way DESIGN.md says identity resolution works.
+data is resolvable the way README ("Identity resolution") says identity resolution works.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ AS_OF = datetime(2026, 11, 1)
 PEOPLE = 3_000
 NOISE = NoiseConfig()
 
-# The public data contract (DESIGN.md), written out independently of the generator's schema module.
+# The public data contract (README, "The data contract"), written out independently of the generator's schema
+# module, plus the columns the generator adds after the contract ones.
 CONTRACT: dict[str, list[tuple[str, str]]] = {
     "crm_contacts": [
         ("contact_id", "VARCHAR"), ("email", "VARCHAR"), ("phone", "VARCHAR"), ("first_name", "VARCHAR"),
@@ -893,7 +894,7 @@ def test_data_is_resolvable_by_a_guarded_connected_components_resolver(con) -> N
 
 
 def resolve_and_score(con: duckdb.DuckDBPyConnection) -> tuple[float, float, float]:
-    """DESIGN.md's resolver in miniature: normalise, drop junk, treat an anonymous_id or
+    """README's resolver ("Identity resolution") in miniature: normalise, drop junk, treat an anonymous_id or
     phone that joins several customers/emails as shared, link the rest, take components.
     Returns pairwise (precision, recall) over records that carry any identifier, and the
     share of records that do."""

@@ -80,13 +80,13 @@ def test_junk_and_shared_identifiers_never_link_people(built_warehouse: Path):
         (over_merged,) = con.execute(
             """
             select count(*) from (
-                select rp.component_id
-                from int_identity__record_profiles as rp
+                select rp.profile_id
+                from profile_source_records as rp
                 inner join ground_truth.record_person as gt
                     on gt.record_id = rp.record_id
                     and gt.source_table = case rp.source when 'crm' then 'crm_contacts' when 'shop' then 'shop_customers' end
                 where rp.source in ('crm', 'shop')
-                group by rp.component_id
+                group by rp.profile_id
                 having count(distinct gt.person_id) > 1
             )
             """

@@ -76,7 +76,7 @@ def test_chain_of_records_resolves_to_one_profile(world):
 
 
 def test_chain_converges_in_logarithmic_passes(world):
-    (passes,) = rows(world["path"], "select passes from int_identity__strong__passes")[0]
+    (passes,) = rows(world["path"], "select passes from intermediate.int_identity__strong__passes")[0]
     # one pass per link would be 60; hooking + pointer jumping needs about log2(61) ≈ 6
     assert passes <= 2 * math.ceil(math.log2(CHAIN_RECORDS + 1)) + 1, passes
 

@@ -7,6 +7,7 @@ warehouse. The last tests build the two dbt models on the copy.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from cdp import manual_segments as store
+from cdp.manual_segments import names, store as writes
 from cli.main import main
 
 
@@ -36,12 +38,21 @@ def profile_ids(warehouse: Path) -> list[str]:
     return [row[0] for row in _query(warehouse, "select profile_id from main.profiles order by profile_id limit 6")]
 
 
+def _manifest(path: Path, *models: tuple[str, list[str], str]) -> Path:
+    """A dbt manifest holding only these models: (name, tags, original_file_path)."""
+    nodes = {
+        f"model.cdp.{name}": {"resource_type": "model", "name": name, "tags": tags, "original_file_path": file}
+        for name, tags, file in models
+    }
+    path.write_text(json.dumps({"nodes": nodes}))
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _no_dbt_segment_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Names used here must not depend on which segment models the project has today."""
-    empty = tmp_path / "no_segment_models"
-    empty.mkdir()
-    monkeypatch.setattr(store, "SEGMENT_MODELS_DIR", empty)
+    empty = _manifest(tmp_path / "no_segment_models.json")
+    monkeypatch.setattr(names, "fresh_manifest", lambda: empty)
 
 
 def _query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -166,12 +177,12 @@ def test_a_name_may_be_63_characters_with_digits(warehouse: Path):
 
 
 def test_a_name_taken_by_a_dbt_segment_model_is_refused(warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    models = tmp_path / "models" / "segments"
-    (models / "audiences").mkdir(parents=True)
-    (models / "audiences" / "big_spenders.sql").write_text("select 1 as profile_id")
-    (models / "manual").mkdir()
-    (models / "manual" / "int_segments__manual_members.sql").write_text("select 1")
-    monkeypatch.setattr(store, "SEGMENT_MODELS_DIR", models)
+    manifest = _manifest(
+        tmp_path / "manifest.json",
+        ("big_spenders", ["segment"], "models/segments/audiences/big_spenders.sql"),
+        ("vip", [], "models/segments/manual/vip.sql"),  # a model, but not a segment model
+    )
+    monkeypatch.setattr(names, "fresh_manifest", lambda: manifest)
 
     out = fails(run(warehouse, "create", "big_spenders"))
     assert "'big_spenders' is already the name of a dbt segment (dbt model models/segments/audiences/big_spenders.sql)" in out
@@ -189,6 +200,17 @@ def test_a_name_in_the_segments_table_is_refused(warehouse: Path):
     out = fails(run(warehouse, "create", "churn_risk_high"))
     assert "'churn_risk_high' is already the name of a dbt segment (predictive segment in the segments table)" in out
     ok(run(warehouse, "create", "my_manual"))  # a manual row there is one of ours, not a dbt segment
+
+
+def test_names_of_the_shipped_segments_are_refused(warehouse: Path, dbt_manifest: Path, monkeypatch: pytest.MonkeyPatch):
+    """The real project, read from its manifest: a segment model's name, and a segment a multi-segment model built."""
+    monkeypatch.undo()  # the project's own manifest, as `cdp segments create` reads it
+    out = fails(run(warehouse, "create", "rfm_champions"))
+    assert "'rfm_champions' is already the name of a dbt segment (dbt model models/segments/audiences/rfm_champions.sql)" in out
+    (cluster,) = _query(warehouse, "select min(segment_name) from main.segments where segment_type = 'cluster'")[0]
+    out = fails(run(warehouse, "create", cluster))
+    assert f"'{cluster}' is already the name of a dbt segment (cluster segment in the segments table)" in out
+    ok(run(warehouse, "create", "segment_membership"))  # a model's name, but not a segment's
 
 
 # --------------------------------------------------------------------------- add
@@ -397,7 +419,7 @@ def test_a_failure_halfway_through_a_write_leaves_nothing_behind(warehouse: Path
     def broken_audit(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(store, "_audit", broken_audit)
+    monkeypatch.setattr(writes, "_audit", broken_audit)
     result = run(warehouse, "add", "vip", *profile_ids[:3])
     assert isinstance(result.exception, RuntimeError)
     monkeypatch.undo()
@@ -417,16 +439,16 @@ def _merge(warehouse: Path, retired: str, surviving: str) -> None:
     )
 
 
-def _dbt_build_manual_models(warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _dbt_build(warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *models: str) -> None:
     from cdp.dbt import run_dbt
 
     monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "dbt_target"))
     monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "dbt_logs"))
-    run_dbt(
-        ["build", "--select", "int_segments__manual_definitions", "int_segments__manual_members"],
-        warehouse=warehouse,
-        echo=False,
-    )
+    run_dbt(["build", "--select", *models], warehouse=warehouse, echo=False)
+
+
+def _dbt_build_manual_models(warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _dbt_build(warehouse, tmp_path, monkeypatch, "int_segments__manual_definitions", "int_segments__manual_members")
 
 
 def test_members_follow_merges_in_the_cli_and_in_dbt(
@@ -440,6 +462,7 @@ def test_members_follow_merges_in_the_cli_and_in_dbt(
     _merge(warehouse, a, "p_retired_between")
     _execute(warehouse, f"insert into main.profile_merges values ('p_retired_between', '{c}', timestamp '2026-11-02 00:00:00')")
     _execute(warehouse, f"delete from main.profiles where profile_id = '{d}'")
+    _dbt_build(warehouse, tmp_path, monkeypatch, "profile_merge_targets")  # what the next build flattens
 
     assert sorted(members(warehouse, "vip")) == sorted([b, c])
     shown = ok(run(warehouse, "show", "vip"))
@@ -464,10 +487,10 @@ def test_members_follow_merges_in_the_cli_and_in_dbt(
     assert members(warehouse, "lapsed") == [e]
 
     _dbt_build_manual_models(warehouse, tmp_path, monkeypatch)
-    assert _query(warehouse, "select segment_name, profile_id from main.int_segments__manual_members order by 1, 2") == sorted(
+    assert _query(warehouse, "select segment_name, profile_id from intermediate.int_segments__manual_members order by 1, 2") == sorted(
         [("lapsed", e), ("vip", b), ("vip", c)]
     )
-    assert _query(warehouse, "select * from main.int_segments__manual_definitions order by 1") == [
+    assert _query(warehouse, "select * from intermediate.int_segments__manual_definitions order by 1") == [
         ("lapsed", "manual", None, "alice"),
         ("vip", "manual", None, "alice"),
     ]
@@ -476,8 +499,8 @@ def test_members_follow_merges_in_the_cli_and_in_dbt(
 def test_dbt_builds_the_models_empty_where_the_cli_never_ran(built_warehouse: Path):
     """The session's warehouse had a full `dbt build` and no `cdp segments` command."""
     assert not _query(built_warehouse, "select * from information_schema.schemata where schema_name = 'manual_segments'")
-    assert _query(built_warehouse, "select count(*) from main.int_segments__manual_definitions") == [(0,)]
-    assert _query(built_warehouse, "select count(*) from main.int_segments__manual_members") == [(0,)]
+    assert _query(built_warehouse, "select count(*) from intermediate.int_segments__manual_definitions") == [(0,)]
+    assert _query(built_warehouse, "select count(*) from intermediate.int_segments__manual_members") == [(0,)]
 
 
 def test_dbt_sees_renames_and_deletes_after_the_next_build(
@@ -491,10 +514,10 @@ def test_dbt_sees_renames_and_deletes_after_the_next_build(
     ok(run(warehouse, "delete", "to_delete", "--yes"))
 
     _dbt_build_manual_models(warehouse, tmp_path, monkeypatch)
-    assert _query(warehouse, "select * from main.int_segments__manual_definitions") == [
+    assert _query(warehouse, "select * from intermediate.int_segments__manual_definitions") == [
         ("vip_customers", "manual", "Hand-picked", "crm-team")
     ]
-    assert _query(warehouse, "select segment_name, profile_id from main.int_segments__manual_members order by 2") == [
+    assert _query(warehouse, "select segment_name, profile_id from intermediate.int_segments__manual_members order by 2") == [
         ("vip_customers", profile_ids[0]),
         ("vip_customers", profile_ids[1]),
     ]

@@ -189,15 +189,15 @@ def test_model_quality_is_measured_on_held_out_profiles_and_matches_sklearn(buil
             greatest(training.value_next_90d, 0),
             predictions.churn_probability,
             predictions.expected_value_90d
-        from int_predictive__predictions as predictions
-        inner join int_predictive__training_set as training using (profile_id)
+        from intermediate.int_predictive__predictions as predictions
+        inner join intermediate.int_predictive__training_set as training using (profile_id)
         where predictions.scored_set = 'validation'
         """,
     )
     (n_train_customers, n_validation_customers) = rows(
         built_warehouse,
         "select count(*) filter (where not is_validation), count(*) filter (where is_validation) "
-        "from int_predictive__training_set where purchases > 0",
+        "from intermediate.int_predictive__training_set where purchases > 0",
     )[0]
     assert validation and all(row[0] for row in validation)
     customers = [row for row in validation if row[1] is not None]
@@ -229,10 +229,10 @@ def test_features_at_the_cutoff_ignore_later_events(built_warehouse: Path, tmp_p
     exactly as they were (only the labels, which read the window, change)."""
     copy = copy_of(built_warehouse, tmp_path)
     feature_list = ", ".join(FEATURES)
-    query = f"select profile_id, {feature_list} from int_predictive__training_set order by profile_id"
+    query = f"select profile_id, {feature_list} from intermediate.int_predictive__training_set order by profile_id"
     before = rows(copy, query)
-    (labelled_before,) = rows(copy, "select count(*) from int_predictive__training_set where purchases_next_90d > 0")[0]
-    (cutoff,) = rows(copy, "select distinct feature_cutoff from int_predictive__training_set")[0]
+    (labelled_before,) = rows(copy, "select count(*) from intermediate.int_predictive__training_set where purchases_next_90d > 0")[0]
+    (cutoff,) = rows(copy, "select distinct feature_cutoff from intermediate.int_predictive__training_set")[0]
     assert cutoff == CUTOFF
 
     with connect(copy) as con:
@@ -241,7 +241,7 @@ def test_features_at_the_cutoff_ignore_later_events(built_warehouse: Path, tmp_p
     run_dbt(["run", "--select", "int_predictive__training_set"], warehouse=copy, echo=False)
 
     after = rows(copy, query)
-    (labelled_after,) = rows(copy, "select count(*) from int_predictive__training_set where purchases_next_90d > 0")[0]
+    (labelled_after,) = rows(copy, "select count(*) from intermediate.int_predictive__training_set where purchases_next_90d > 0")[0]
     assert labelled_before > 100 and labelled_after == 0
     assert len(after) == len(before) > 1000
     assert after == before

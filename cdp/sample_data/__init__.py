@@ -1,6 +1,6 @@
 """Synthetic customer data for the demo, the tests and the benchmarks.
 
-``generate`` fills the public ``raw`` tables (the data contract in DESIGN.md) with a
+``generate`` fills the public ``raw`` tables (README, "The data contract") with a
 messy, multi-source customer base, and ``ground_truth`` with who is who, so identity
 resolution, attributes and segments can be checked against the truth.
 """

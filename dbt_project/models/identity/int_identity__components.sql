@@ -3,7 +3,7 @@
     A component is one person; its id here is internal (the smallest node id) — stable
     profile ids are assigned in int_identity__profile_assignments.
 -#}
-{{ config(post_hook=drop_component_work_tables('int_identity__components')) }}
+{{ config(post_hook="{{ drop_component_work_tables('int_identity__components') }}") }}
 
 {%- set record_nodes = ref('int_identity__record_nodes') -%}
 {%- set guard = ref('identity_guard_decisions') -%}

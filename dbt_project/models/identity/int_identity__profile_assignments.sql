@@ -10,6 +10,8 @@
 
     The registry is read with adapter.get_relation, not ref(): it is written *from* this
     model (incremental), and a ref would be a cycle. On the first build it does not exist.
+    It is public and this model intermediate, so they live in different schemas: the
+    registry's node in the graph says where it is.
 -#}
 with
 
@@ -25,7 +27,15 @@ record_profiles as (
     select * from {{ ref('int_identity__record_profiles') }}
 ),
 
-{%- set registry = adapter.get_relation(database=this.database, schema=this.schema, identifier='profile_id_registry') %}
+{%- set registry = none %}
+{%- if execute %}
+    {%- set registry_node = graph.nodes.values() | selectattr('name', 'equalto', 'profile_id_registry') | first %}
+    {%- set registry = adapter.get_relation(
+        database=registry_node.database,
+        schema=registry_node.schema,
+        identifier=registry_node.alias,
+    ) %}
+{%- endif %}
 
 previous as (
     {%- if registry is not none and execute %}

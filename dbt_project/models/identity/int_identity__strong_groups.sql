@@ -4,7 +4,7 @@
     it would join. An email shared by more customer ids than
     var('identity_max_people_per_identifier').email is left out here too.
 -#}
-{{ config(post_hook=drop_component_work_tables('int_identity__strong')) }}
+{{ config(post_hook="{{ drop_component_work_tables('int_identity__strong') }}") }}
 
 {%- set record_nodes = ref('int_identity__record_nodes') -%}
 {%- set max_customers_per_email = var('identity_max_people_per_identifier')['email'] -%}

@@ -1,0 +1,19 @@
+{#-
+    A retired id maps to the end of its chain of merges: no surviving_profile_id may itself
+    be a retired id (that would mean a chain was followed only part of the way).
+-#}
+with
+
+profile_merge_targets as (
+    select * from {{ ref('profile_merge_targets') }}
+),
+
+final as (
+    select
+        merged_profile_id,
+        surviving_profile_id
+    from profile_merge_targets
+    where surviving_profile_id in (select merged_profile_id from profile_merge_targets)
+)
+
+select * from final
