@@ -1,6 +1,6 @@
 """Dagster loads the project and materialises the dbt assets for real; importing the
-definitions does nothing; `cdp dev`, started as README says, serves every asset over the
-webserver's own API."""
+definitions does nothing; the asset graph (keys, groups, lineage) matches its snapshot;
+`cdp dev`, started as README says, serves every asset over the webserver's own API."""
 
 from __future__ import annotations
 
@@ -19,6 +19,14 @@ import requests
 
 from cdp.settings import REPO_ROOT, WAREHOUSE_ENV_VAR
 from cdp.warehouse import connect
+
+#: Every asset key, its group and its upstream keys. Regenerate after a deliberate change:
+#: UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/test_orchestration.py -k snapshot
+ASSET_GRAPH_SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+
+#: The views over the segment registry (read without `ref`, so dbt's graph shows no segment upstream).
+REGISTRY_VIEWS = ("segments", "segment_membership", "segment_membership_history")
+
 
 @pytest.fixture(scope="module")
 def loaded_defs(dbt_manifest: Path):
@@ -138,6 +146,123 @@ def test_importing_the_definitions_changes_no_environment_and_opens_no_file(unde
     probe = json.loads(line.removeprefix("PROBE "))
     assert probe["changed_env"] == [], f"importing changed environment variables: {probe['changed_env']}"
     assert probe["events"] == [], "importing touched files or started processes:\n" + "\n".join(map(str, probe["events"]))
+
+
+# --- the asset graph: keys, groups, lineage -------------------------------------------------
+
+
+def _asset_graph(defs) -> dict[str, dict]:
+    """Every asset key with its group and its upstream keys, as plain data."""
+    graph = defs.get_repository_def().asset_graph
+    return {
+        key.to_user_string(): {
+            "group": graph.get(key).group_name,
+            "deps": sorted(parent.to_user_string() for parent in graph.get(key).parent_keys),
+        }
+        for key in sorted(graph.get_all_asset_keys())
+    }
+
+
+def _describe_difference(live: dict[str, dict], snapshot: dict[str, dict]) -> str:
+    lines = [f"+ {key} (new)" for key in sorted(set(live) - set(snapshot))]
+    lines += [f"- {key} (gone)" for key in sorted(set(snapshot) - set(live))]
+    for key in sorted(set(live) & set(snapshot)):
+        if live[key] != snapshot[key]:
+            lines.append(f"~ {key}: snapshot {snapshot[key]} != live {live[key]}")
+    return "\n".join(lines)
+
+
+def test_asset_keys_groups_and_dependencies_match_the_snapshot(loaded_defs):
+    live = _asset_graph(loaded_defs)
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        ASSET_GRAPH_SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
+        ASSET_GRAPH_SNAPSHOT.write_text(json.dumps(live, indent=2, sort_keys=True) + "\n")
+    assert ASSET_GRAPH_SNAPSHOT.exists(), f"no snapshot at {ASSET_GRAPH_SNAPSHOT}: run with UPDATE_SNAPSHOTS=1"
+    snapshot = json.loads(ASSET_GRAPH_SNAPSHOT.read_text())
+    assert live == snapshot, (
+        "The asset graph differs from tests/snapshots/asset_graph.json. If the change is intended, regenerate it:\n"
+        "  UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/test_orchestration.py -k snapshot\n"
+        + _describe_difference(live, snapshot)
+    )
+
+
+def test_every_segment_model_is_upstream_of_each_registry_view(loaded_defs, dbt_manifest: Path):
+    """Segment models register through a post-hook, so dbt has no edge to the registry views;
+    the translator restores it for every model under models/segments/audiences/."""
+    from dagster_dbt import get_asset_key_for_model
+
+    from orchestration.dbt_assets import cdp_dbt_assets
+
+    manifest = json.loads(dbt_manifest.read_text())
+    audiences = sorted(
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["original_file_path"].startswith("models/segments/audiences/")
+    )
+    assert len(audiences) >= 10 and "manual_segments" in audiences, audiences
+    graph = loaded_defs.get_repository_def().asset_graph
+    dbt_models = cdp_dbt_assets()
+    for view in REGISTRY_VIEWS:
+        parents = graph.get(get_asset_key_for_model([dbt_models], view)).parent_keys
+        missing = [model for model in audiences if get_asset_key_for_model([dbt_models], model) not in parents]
+        assert not missing, f"{view} does not list these segment models upstream: {missing}"
+    # and only segment models were added: profiles is not a parent of `segments`
+    segments_parents = graph.get(get_asset_key_for_model([dbt_models], "segments")).parent_keys
+    assert get_asset_key_for_model([dbt_models], "profiles") not in segments_parents
+
+
+def test_registry_view_events_follow_every_other_event_of_the_build():
+    """dbt may build a registry view before a segment model; Dagster gets the view's events after."""
+    import dagster as dg
+
+    from orchestration.dbt_assets import _registry_views_last
+
+    views = {dg.AssetKey("segments")}
+    key_by_output = {"segments": dg.AssetKey("segments"), "rfm_champions": dg.AssetKey("rfm_champions")}
+    view_built = dg.Output(None, output_name="segments")
+    view_tested = dg.AssetCheckResult(asset_key=dg.AssetKey("segments"), check_name="unique_segment_name", passed=True)
+    segment_built = dg.Output(None, output_name="rfm_champions")
+    stream = [view_built, view_tested, segment_built]
+    assert list(_registry_views_last(stream, views, key_by_output)) == [segment_built, view_built, view_tested]
+
+    def failing_build():
+        yield view_built
+        yield segment_built
+        raise RuntimeError("dbt build failed")
+
+    seen = []
+    with pytest.raises(RuntimeError, match="dbt build failed"):
+        for event in _registry_views_last(failing_build(), views, key_by_output):
+            seen.append(event)
+    assert seen == [segment_built, view_built], "a failed build still reports the views it built"
+
+
+def test_the_manual_segment_selector_makes_a_new_list_visible(built_warehouse: Path, tmp_path: Path):
+    """The demo's rebuild after creating a manual list (one named dbt selector) brings the list
+    into `segments` and `segment_membership`."""
+    from click.testing import CliRunner
+
+    from cdp.dbt import run_dbt
+    from cli.demo import MANUAL_SEGMENTS_SELECTOR
+    from cli.main import main
+
+    warehouse = tmp_path / "selector.duckdb"
+    shutil.copy(built_warehouse, warehouse)
+    with connect(warehouse, read_only=True) as con:
+        members = [row[0] for row in con.execute("select profile_id from profiles order by profile_id limit 3").fetchall()]
+    runner = CliRunner()
+    for args in (["create", "selector_check", "--owner", "tests"], ["add", "selector_check", *members]):
+        result = runner.invoke(main, ["segments", *args, "--warehouse", str(warehouse)])
+        assert result.exit_code == 0, result.output
+    run_dbt(["build", "--selector", MANUAL_SEGMENTS_SELECTOR], warehouse=warehouse, echo=False)
+    with connect(warehouse, read_only=True) as con:
+        assert con.execute(
+            "select segment_type, member_count from segments where segment_name = 'selector_check'"
+        ).fetchall() == [("manual", 3)]
+        assert sorted(
+            row[0]
+            for row in con.execute("select profile_id from segment_membership where segment_name = 'selector_check'").fetchall()
+        ) == sorted(members)
 
 
 # --- one manifest ---------------------------------------------------------------------------
