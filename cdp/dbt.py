@@ -76,25 +76,44 @@ def run_dbt(
     return output
 
 
-def manifest_path(project_dir: Path | None = None) -> Path:
-    """dbt's manifest for the project, honouring DBT_TARGET_PATH like dbt does."""
-    project = Path(project_dir) if project_dir is not None else DBT_PROJECT_DIR
+#: What dbt reads when it parses the project: a change to any of these (or a file added to or
+#: removed from them, which changes the folder's mtime) makes the manifest stale.
+_PARSED_PATHS = ("dbt_project.yml", "selectors.yml", "models", "macros", "seeds", "tests", "snapshots", "analyses")
+
+
+def _manifest_location(project: Path) -> Path:
+    """Where dbt writes the manifest: target/, or DBT_TARGET_PATH (relative to the project) as dbt does."""
     target = os.environ.get("DBT_TARGET_PATH")
     return (project / target if target else project / "target") / "manifest.json"
 
 
-def fresh_manifest(project_dir: Path | None = None) -> Path:
-    """The manifest, re-parsed first if any project file changed since it was written.
+def _is_stale(manifest: Path, project: Path) -> bool:
+    if not manifest.exists():
+        return True
+    written = manifest.stat().st_mtime
+    for name in _PARSED_PATHS:
+        root = project / name
+        if not root.exists():
+            continue
+        paths = [root, *root.rglob("*")] if root.is_dir() else [root]
+        if any(path.stat().st_mtime > written for path in paths):
+            return True
+    return False
 
-    Sync definitions are read from the manifest; this makes an edited exposure count at
-    once without a full `dbt build` (a parse costs a few seconds, so only when needed).
+
+def fresh_manifest(project_dir: Path | None = None, *, force: bool = False) -> Path:
+    """The one way to get dbt's manifest: a manifest.json that reflects the project's files on disk.
+
+    Parses the project (`dbt parse`, with the dbt beside this Python) when there is no
+    manifest yet, when a project file was added, changed or removed since it was written,
+    or when ``force`` is set; otherwise returns the existing one at once (a parse costs a
+    few seconds). Honours DBT_TARGET_PATH like dbt does. Used by Dagster's definitions,
+    `cdp prepare`, `cdp dev`, sync definitions in the CLI and the tests.
     """
     project = Path(project_dir) if project_dir is not None else DBT_PROJECT_DIR
-    manifest = manifest_path(project)
-    if manifest.exists():
-        written = manifest.stat().st_mtime
-        sources = [project / "dbt_project.yml", *project.glob("models/**/*"), *project.glob("macros/**/*")]
-        if all(path.stat().st_mtime <= written for path in sources if path.is_file()):
-            return manifest
-    run_dbt(["parse", "--quiet"], echo=False, project_dir=project)
+    manifest = _manifest_location(project)
+    if force or _is_stale(manifest, project):
+        run_dbt(["parse", "--quiet"], echo=False, project_dir=project)
+    if not manifest.exists():
+        raise DbtError(f"`dbt parse` succeeded but wrote no manifest at {manifest} (check DBT_TARGET_PATH).")
     return manifest

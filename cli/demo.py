@@ -10,6 +10,8 @@ from cli.console import console, print_table, print_warehouse_tables, table
 from cli.options import use_warehouse as _use_warehouse, warehouse_option
 
 DEMO_PEOPLE = 2_000
+#: dbt_project/selectors.yml: what to rebuild after a manual segment changed.
+MANUAL_SEGMENTS_SELECTOR = "refresh_manual_segments"
 
 
 @click.command()
@@ -36,7 +38,7 @@ def demo(people: int, seed: int, warehouse: str | None) -> None:
     out.rule("3. A manual segment: the VIP list")
     vip_count = _create_demo_vip_list(path)
     try:
-        run_dbt(["build", "--select", "manual_segments+", "segments", "segment_membership", "segment_membership_history"], echo=False)
+        run_dbt(["build", "--selector", MANUAL_SEGMENTS_SELECTOR], echo=False)
     except DbtError as error:
         raise click.ClickException(str(error)) from None
     out.print(f"`vip` holds the {vip_count} customers with the highest lifetime value (cdp segments show vip).")

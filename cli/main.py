@@ -56,13 +56,22 @@ def generate(people: int, seed: int, as_of: datetime, chunk_size: int, quiet: bo
 
 
 @main.command()
-def prepare() -> None:
-    """Parse the dbt project into target/manifest.json (Dagster loads its assets from it)."""
-    from cdp.dbt import run_dbt
+@click.option("--force", is_flag=True, help="Parse even if the manifest looks current.")
+def prepare(force: bool) -> None:
+    """Parse the dbt project into its manifest (Dagster and the sync commands read it).
+
+    Only parses when a project file changed since the manifest was written; Dagster and
+    `cdp dev` do the same on their own, so this is for CI and deployments that want the
+    manifest ready beforehand.
+    """
+    from cdp.dbt import DbtError, fresh_manifest
 
     _use_warehouse(None)
-    run_dbt(["parse", "--quiet"])
-    console().print(f"dbt manifest ready: {settings.DBT_PROJECT_DIR / 'target' / 'manifest.json'}")
+    try:
+        manifest = fresh_manifest(force=force)
+    except DbtError as error:
+        raise click.ClickException(str(error)) from None
+    console().print(f"dbt manifest ready: {manifest}")
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -95,18 +104,32 @@ def dev(dagster_args: tuple[str, ...], warehouse: str | None) -> None:
     """Open the Dagster UI (`dagster dev`) on this project, with the repository's Dagster instance.
 
     DAGSTER_HOME defaults to dagster_home/ (its dagster.yaml limits the warehouse pool to one
-    writer). Extra arguments go to `dagster dev`, e.g. `cdp dev -p 3001`.
+    writer). The UI listens on 127.0.0.1 unless you pass --host. Extra arguments go to
+    `dagster dev`, e.g. `cdp dev -p 3001`.
     """
     import os
 
-    from cdp.dbt import run_dbt
+    from cdp.dbt import DbtError, fresh_manifest
 
     _use_warehouse(warehouse)
     os.environ.setdefault("DAGSTER_HOME", str(settings.REPO_ROOT / "dagster_home"))
-    run_dbt(["parse", "--quiet"], echo=False)
+    try:  # a broken project is reported here, in the terminal, rather than as a failed code location
+        fresh_manifest()
+    except DbtError as error:
+        raise click.ClickException(str(error)) from None
     dagster = str(Path(sys.executable).with_name("dagster"))
     os.chdir(settings.REPO_ROOT)
-    os.execv(dagster, [dagster, "dev", "-w", "workspace.yaml", *dagster_args])
+    os.execv(dagster, [dagster, "dev", *dagster_dev_args(dagster_args)])
+
+
+#: `dagster dev`'s options naming the webserver's host.
+_HOST_OPTIONS = ("-h", "--host", "--dagit-host")
+
+
+def dagster_dev_args(extra: tuple[str, ...]) -> list[str]:
+    """`dagster dev` arguments: this repository's workspace, loopback unless the user names a host."""
+    names_host = any(arg in _HOST_OPTIONS or arg.startswith(tuple(f"{o}=" for o in _HOST_OPTIONS)) for arg in extra)
+    return ["-w", "workspace.yaml", *([] if names_host else ["-h", "127.0.0.1"]), *extra]
 
 
 @main.command("identity-report")

@@ -1,15 +1,32 @@
-"""Every dbt model, seed and snapshot as a Dagster asset; dbt tests become asset checks."""
+"""Every dbt model, seed and snapshot as a Dagster asset; dbt tests become asset checks.
 
-from collections.abc import Mapping
+The asset definition is built on first use (`cdp_dbt_assets()`), not at import: it needs
+the dbt manifest, which may have to be parsed first.
+
+(No `from __future__ import annotations` here: Dagster reads the asset function's
+annotations to find its resources.)
+"""
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
+from cdp.settings import WAREHOUSE_ENV_VAR, warehouse_path
 from orchestration.project import cdp_dbt_project
 
 #: Everything that writes the DuckDB file runs in this pool (limit 1: DuckDB has one writer).
 WAREHOUSE_POOL = "duckdb_warehouse"
+
+#: dbt tag of every segment model (set on models/segments/audiences/ in dbt_project.yml).
+SEGMENT_TAG = "segment"
+#: dbt tag of the views over the segment registry (`segments`, `segment_membership`,
+#: `segment_membership_history`; set in models/segments/_segments__models.yml).
+SEGMENT_REGISTRY_TAG = "segment_registry"
 
 
 def _group_for(dbt_resource_props: Mapping[str, Any]) -> str:
@@ -20,19 +37,104 @@ def _group_for(dbt_resource_props: Mapping[str, Any]) -> str:
     return fqn[1] if len(fqn) > 2 else "models"
 
 
+def _has_tag(dbt_resource_props: Mapping[str, Any], tag: str) -> bool:
+    return tag in dbt_resource_props.get("tags", [])
+
+
+def _segment_model_ids(manifest: Mapping[str, Any]) -> list[str]:
+    """Unique ids of every segment model in the manifest, found by its tag (never by name)."""
+    return sorted(
+        unique_id
+        for unique_id, node in manifest.get("nodes", {}).items()
+        if node["resource_type"] == "model" and _has_tag(node, SEGMENT_TAG) and not _has_tag(node, SEGMENT_REGISTRY_TAG)
+    )
+
+
 class CdpDbtTranslator(DagsterDbtTranslator):
+    """Groups by folder, and gives the registry views the lineage dbt cannot see.
+
+    Segment models write the registry from a post-hook and the registry views read it
+    without `ref` (macros/segments/segment_registry.sql), so dbt's graph has no edge from
+    a segment to `segments`; here every segment model becomes an upstream of each view.
+    """
+
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return _group_for(dbt_resource_props)
 
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        if not _has_tag(self.get_resource_props(manifest, unique_id), SEGMENT_REGISTRY_TAG):
+            return spec
+        present = {dep.asset_key for dep in spec.deps}
+        segments = [self.get_asset_spec(manifest, segment_id, project).key for segment_id in _segment_model_ids(manifest)]
+        return spec.merge_attributes(deps=[key for key in segments if key not in present])
 
-dbt_translator = CdpDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+def _registry_views_last(
+    events: Iterable[Any], registry_views: set[dg.AssetKey], key_by_output: Mapping[str, dg.AssetKey]
+) -> Iterator[Any]:
+    """dbt's events, with those of the registry views held back until the build has finished.
+
+    dbt does not know the registry views come after the segment models (it may build a view
+    first: a view reads the registry at query time, so its content is current either way), but
+    Dagster wants a multi-asset's outputs in the order of the asset graph, where the translator
+    put every segment model upstream of the views. Held events are released in dbt's order,
+    also when dbt fails.
+    """
+
+    def asset_key(event: Any) -> dg.AssetKey | None:
+        if isinstance(event, dg.Output):
+            return key_by_output.get(event.output_name)
+        return getattr(event, "asset_key", None)
+
+    held: list[Any] = []
+    try:
+        for event in events:
+            if asset_key(event) in registry_views:
+                held.append(event)
+            else:
+                yield event
+    except Exception:
+        yield from held
+        raise
+    yield from held
 
 
-@dbt_assets(
-    manifest=cdp_dbt_project.manifest_path,
-    project=cdp_dbt_project,
-    dagster_dbt_translator=dbt_translator,
-    pool=WAREHOUSE_POOL,
-)
-def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    yield from dbt.cli(["build"], context=context).stream()
+@contextmanager
+def _absolute_warehouse_env() -> Iterator[None]:
+    """While dbt runs: CDP_WAREHOUSE as an absolute path, its folder created.
+
+    dbt runs in dbt_project/ and would resolve a relative path from there; this is done
+    when an asset runs, never at import.
+    """
+    previous = os.environ.get(WAREHOUSE_ENV_VAR)
+    path = warehouse_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.environ[WAREHOUSE_ENV_VAR] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(WAREHOUSE_ENV_VAR, None)
+        else:
+            os.environ[WAREHOUSE_ENV_VAR] = previous
+
+
+@cache
+def cdp_dbt_assets() -> dg.AssetsDefinition:
+    """The dbt project as one multi-asset (built once per process, from a fresh manifest)."""
+    project = cdp_dbt_project()
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=CdpDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+        pool=WAREHOUSE_POOL,
+    )
+    def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        registry_views = {spec.key for spec in context.assets_def.specs if SEGMENT_REGISTRY_TAG in spec.tags}
+        with _absolute_warehouse_env():
+            events = dbt.cli(["build"], context=context).stream()
+            yield from _registry_views_last(events, registry_views, context.assets_def.keys_by_output_name)
+
+    return cdp_dbt_models

@@ -1,21 +1,32 @@
-"""The one place that declares the dbt project for Dagster."""
+"""The one place that declares the dbt project and the dbt resource for Dagster.
+
+Built on first use inside cached functions, never at import: importing a module of this
+package reads no file, parses nothing and leaves the environment alone.
+"""
 
 from __future__ import annotations
 
-from dagster_dbt import DbtProject
+from functools import cache
 
-from cdp.settings import DBT_PROJECT_DIR, export_warehouse_env
+from dagster_dbt import DbtCliResource, DbtProject
 
-# dbt reads the warehouse path from CDP_WAREHOUSE; make it absolute before dbt parses.
-export_warehouse_env()
-
-cdp_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-# Under `dagster dev` this (re)parses the project so the UI shows the current models;
-# elsewhere (tests, CI, deployments) the manifest is prepared explicitly: `cdp prepare`.
-cdp_dbt_project.prepare_if_dev()
+from cdp.dbt import dbt_executable, fresh_manifest
+from cdp.settings import DBT_PROJECT_DIR
 
 
-def ensure_manifest() -> None:
-    """Parse the dbt project if no manifest exists yet (a fresh clone)."""
-    if not cdp_dbt_project.manifest_path.exists():
-        cdp_dbt_project.preparer.prepare(cdp_dbt_project)
+@cache
+def cdp_dbt_project() -> DbtProject:
+    """The dbt project, with a manifest that reflects the files on disk (parsed now if stale)."""
+    manifest = fresh_manifest()
+    return DbtProject(
+        project_dir=DBT_PROJECT_DIR,
+        profiles_dir=DBT_PROJECT_DIR,
+        # where fresh_manifest keeps it (target/, or DBT_TARGET_PATH), so project.manifest_path agrees
+        target_path=manifest.parent,
+    )
+
+
+@cache
+def dbt_resource() -> DbtCliResource:
+    """The dbt CLI resource: the dbt installed beside this Python, so an un-activated virtualenv works."""
+    return DbtCliResource(project_dir=cdp_dbt_project(), dbt_executable=dbt_executable())

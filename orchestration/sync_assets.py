@@ -18,7 +18,7 @@ from dagster_dbt import get_asset_key_for_model
 from cdp.settings import warehouse_path
 from destinations.definitions import SyncDefinition
 from destinations.registry import load_syncs
-from orchestration.dbt_assets import WAREHOUSE_POOL, cdp_dbt_models
+from orchestration.dbt_assets import WAREHOUSE_POOL, cdp_dbt_assets
 from orchestration.project import cdp_dbt_project
 
 
@@ -50,9 +50,9 @@ class SyncEngine(dg.ConfigurableResource):
         )
 
 
-def _sync_asset(sync: SyncDefinition) -> dg.AssetsDefinition:
+def _sync_asset(sync: SyncDefinition, dbt_models: dg.AssetsDefinition) -> dg.AssetsDefinition:
     models = [*sync.models, "sync_profile_fields"]
-    upstream = [get_asset_key_for_model([cdp_dbt_models], model) for model in dict.fromkeys(models)]
+    upstream = [get_asset_key_for_model([dbt_models], model) for model in dict.fromkeys(models)]
 
     @dg.asset(
         name=f"sync_{sync.name}",
@@ -110,8 +110,14 @@ def _metadata(result) -> dict:
 
 
 def build_sync_definitions(manifest: Path | None = None) -> tuple[list[dg.AssetsDefinition], list[dg.ScheduleDefinition]]:
-    syncs = load_syncs(manifest or cdp_dbt_project.manifest_path)
-    assets = {name: _sync_asset(sync) for name, sync in syncs.items()}
+    """One asset per sync in the manifest (default: the project's), and a schedule per sync that has one.
+
+    Reads the manifest and destinations.yml, so it is called when Dagster loads the
+    definitions, never at import.
+    """
+    dbt_models = cdp_dbt_assets()
+    syncs = load_syncs(manifest or cdp_dbt_project().manifest_path)
+    assets = {name: _sync_asset(sync, dbt_models) for name, sync in syncs.items()}
     schedules = [
         dg.ScheduleDefinition(
             name=f"sync_{name}_schedule",

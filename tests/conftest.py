@@ -33,12 +33,10 @@ def _isolated_warehouse_env(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def dbt_manifest() -> Path:
-    """Parse the dbt project once (Dagster loads its assets from target/manifest.json)."""
-    from cdp.dbt import run_dbt
-    from cdp.settings import DBT_PROJECT_DIR
+    """The dbt manifest, as every caller gets it (parsed once if the project changed since)."""
+    from cdp.dbt import fresh_manifest
 
-    run_dbt(["parse", "--quiet"], echo=False)
-    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
+    manifest = fresh_manifest()
     assert manifest.exists()
     return manifest
 

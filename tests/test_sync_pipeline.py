@@ -117,13 +117,14 @@ def test_each_sync_is_a_dagster_asset_downstream_of_its_segment(dbt_manifest, wa
     import dagster as dg
     from dagster_dbt import get_asset_key_for_model
 
-    from orchestration.dbt_assets import cdp_dbt_models
-    from orchestration.definitions import defs
+    from orchestration.dbt_assets import cdp_dbt_assets
+    from orchestration.definitions import defs as load_defs
     from orchestration.sync_assets import SyncEngine, build_sync_definitions
 
+    defs = load_defs()
     graph = defs.get_repository_def().asset_graph
     champions = graph.get(dg.AssetKey("sync_champions_to_webhook"))
-    assert get_asset_key_for_model([cdp_dbt_models], "rfm_champions") in champions.parent_keys
+    assert get_asset_key_for_model([cdp_dbt_assets()], "rfm_champions") in champions.parent_keys
     assert champions.group_name == "syncs"
     schedule = defs.get_schedule_def("sync_champions_to_webhook_schedule")
     assert schedule.cron_schedule == "0 * * * *"
