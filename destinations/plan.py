@@ -2,7 +2,9 @@
 
 The SQL lives in ``destinations/sql/`` as Jinja templates (the dbt idiom): only names
 that :mod:`destinations.definitions` has validated (sync name, column names, a mode) are
-rendered into the text; values are bound parameters.
+rendered into the text; values are bound parameters. A key is valid by the same pattern
+staging normalises identifiers with (dbt var ``identifier_patterns``, read by
+:mod:`cdp.dbt_vars`).
 
 Why not a dbt model per sync? A plan depends on the sync's own confirmed state, which
 changes with every run and every destination answer; it is computed at sync time, not
@@ -11,23 +13,20 @@ build time, and must not wait for a dbt invocation (seconds) to do it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import jinja2
 
+from cdp.dbt_vars import key_pattern
 from destinations.definitions import SyncDefinition, SyncDefinitionError
 
 SQL_DIR = Path(__file__).parent / "sql"
 #: the engine's schema (state, runs, changes, failures, in_flight, plan__<sync>), as sql/state.sql creates it
 STATE_SCHEMA = "cdp_sync"
 
-#: key formats a destination can be addressed by; a key that does not match is invalid
-KEY_PATTERNS = {
-    "email": r"[^@\s]+@[^@\s]+\.[^@\s]+",
-    "phone": r"\+[1-9][0-9]{6,14}",
-}
 
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(SQL_DIR), undefined=jinja2.StrictUndefined, autoescape=False
@@ -71,7 +70,8 @@ class PlanSummary:
 def execute_bound(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
     """Execute with named parameters, binding only those the statement uses (DuckDB
     refuses extras, and a template may leave some out)."""
-    return con.execute(sql, {name: value for name, value in params.items() if f"${name}" in sql})
+    used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
+    return con.execute(sql, {name: value for name, value in params.items() if name in used})
 
 
 def plan_table(sync: SyncDefinition) -> str:
@@ -134,10 +134,16 @@ def build_plan(
         "fields": list(sync.fields.items()),
         "consent_column": sync.consent_column,
         "holdout_percent": int(sync.holdout_percent),
-        "key_pattern": KEY_PATTERNS.get(sync.key),
         "mode": sync.mode,
+        "checks_key_format": key_pattern(sync.key) is not None,
     }
-    params = {"segment": sync.segment, "sync_name": sync.name, "full_resync": full_resync, "run_id": run_id}
+    params = {
+        "segment": sync.segment,
+        "sync_name": sync.name,
+        "full_resync": full_resync,
+        "run_id": run_id,
+        "key_pattern": key_pattern(sync.key),
+    }
     execute_bound(con, _templates.get_template("desired.sql").render(context), params)
     execute_bound(con, _templates.get_template("plan.sql").render(context), params)
     counts = con.execute(
