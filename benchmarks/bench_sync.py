@@ -65,9 +65,9 @@ B. End to end, fresh sync (empty state), once per distinct M = min(N, 200,000), 
    holds M rows.
 
    Transport floor: a child reads those exact M changes from the run's plan table with
-   ``destinations.plan.planned_changes``, as the engine does (untimed, all held in memory), then POSTs them with ``WebhookDestination.send`` in
-   500-record signed batches to a fresh sandbox in the benchmark's process — no
-   warehouse. ``ratio_vs_floor`` = engine seconds / transport seconds. Its peak RSS is not
+   ``destinations.plan.planned_changes``, as the engine does (untimed, all held in
+   memory), then POSTs them with ``WebhookDestination.send`` in 500-record signed
+   batches to a fresh sandbox in the benchmark's process — no warehouse. ``ratio_vs_floor`` = engine seconds / transport seconds. Its peak RSS is not
    reported (it holds every change in memory on purpose).
 
    The sandbox answers with TCP_NODELAY (it writes headers and body separately; with
@@ -474,7 +474,11 @@ def _child_sync(path: Path) -> dict:
     base = _peak_rss_mb()
     start = time.perf_counter()
     result = run_sync(
-        sync, warehouse=path, connect_destination=connect_destination, progress=progress, open_warehouse=profiled_connect
+        sync,
+        warehouse=path,
+        connect_destination=connect_destination,
+        progress=progress,
+        open_warehouse=profiled_connect,
     )
     seconds = time.perf_counter() - start
     peak = _peak_rss_mb()

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cdp.dbt_vars import consent_column as _consent_column, consent_purposes as _consent_purposes
+from cdp.dbt_vars import consent_column as _consent_column
+from cdp.dbt_vars import consent_purposes as _consent_purposes
 from destinations.base import MODES
 from destinations.config import DestinationConfig
 

@@ -145,7 +145,9 @@ def _now() -> datetime:
 
 
 class _Run:
-    def __init__(self, con, sync: SyncDefinition, sources: SyncSources, *, dry_run: bool, force: bool, full_resync: bool):
+    def __init__(
+        self, con, sync: SyncDefinition, sources: SyncSources, *, dry_run: bool, force: bool, full_resync: bool
+    ):
         self.con = con
         self.sync = sync
         self.sources = sources
@@ -266,7 +268,7 @@ class _Run:
             sync_name=self.sync.name,
             plan_table=self.table,
             outcomes=[
-                state.Outcome(seq, change.key, outcome.status, outcome.error)
+                state.RecordOutcome(seq, change.key, outcome.status, outcome.error)
                 for (seq, change), outcome in zip(batch, answered)
             ],
             max_attempts=MAX_ATTEMPTS,
@@ -283,7 +285,10 @@ class _Run:
 
     def _verdict(self, plan: PlanSummary, unavailable: str | None) -> tuple[str, str]:
         r = self.result
-        summary = f"sent {r.sent} of {plan.sendable} planned: {r.confirmed} confirmed, {r.failed} failed, {r.rejected} rejected"
+        summary = (
+            f"sent {r.sent} of {plan.sendable} planned: "
+            f"{r.confirmed} confirmed, {r.failed} failed, {r.rejected} rejected"
+        )
         if plan.invalid:
             summary += f"; {plan.invalid} invalid rows reported, not sent"
         if unavailable:

@@ -154,7 +154,7 @@ def planned_changes(
         """,
         [first_seq, last_seq if last_seq is not None else 2**62],
     ).fetchall()
-    return [(seq, _change(sync, change_id, op, record_key, payload)) for seq, change_id, op, record_key, payload in rows]
+    return [(seq, _change(sync, change_id, op, key, payload)) for seq, change_id, op, key, payload in rows]
 
 
 def _change(sync: SyncDefinition, change_id: str, op: str, record_key: str, payload: str | None) -> Change:

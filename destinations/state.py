@@ -33,7 +33,7 @@ from destinations.summary import OUTCOME_COUNTS, PLAN_COUNTS, PlanSummary
 STATE_SCHEMA = "cdp_sync"
 
 
-class Outcome(NamedTuple):
+class RecordOutcome(NamedTuple):
     """What became of one planned change: its seq in the plan table, its key, and the
     destination's verdict (confirmed | failed | rejected) with its error."""
 
@@ -160,7 +160,7 @@ def commit_batch(
     run_id: str,
     sync_name: str,
     plan_table: str,
-    outcomes: Sequence[Outcome],
+    outcomes: Sequence[RecordOutcome],
     max_attempts: int,
     now: datetime,
 ) -> None:

@@ -114,7 +114,8 @@ def test_sync_definitions_accept_exactly_the_declared_consent_purposes():
     assert purposes == ("email_marketing", "ads_personalization")
     for purpose in purposes:
         assert definition(consent_purpose=purpose).consent_column == consent_column(purpose)
-    with pytest.raises(SyncDefinitionError, match=r"'sms_marketing' is not one of email_marketing, ads_personalization"):
+    expected = r"'sms_marketing' is not one of email_marketing, ads_personalization"
+    with pytest.raises(SyncDefinitionError, match=expected):
         definition(consent_purpose="sms_marketing")
 
 
@@ -144,13 +145,16 @@ def test_a_new_consent_purpose_is_one_line_in_the_var(built_warehouse: Path, tmp
             "from main.profiles where email is not null order by profile_id limit 3"
         )
     run_dbt(
-        ["run", "--select", "stg_privacy__consent_events", "int_attributes__consent", "profile_attributes", "sync_profile_fields"],
+        ["run", "--select", "stg_privacy__consent_events", "int_attributes__consent", "profile_attributes"]
+        + ["sync_profile_fields"],
         warehouse=warehouse,
         echo=False,
         project_dir=project,
     )
     with connect(warehouse, read_only=True) as con:
-        (granted,) = con.execute("select count(*) from sync_profile_fields where has_sms_marketing_consent").fetchall()[0]
+        (granted,) = con.execute(
+            "select count(*) from sync_profile_fields where has_sms_marketing_consent"
+        ).fetchall()[0]
     assert granted == 3
 
     purposes = consent_purposes(project)

@@ -144,4 +144,4 @@ def test_only_the_state_module_writes_sql_against_the_engine_schema():
     ]
     assert offenders == []
     for sql in (REPO_ROOT / "destinations" / "sql").glob("*.sql"):
-        assert not _STATEMENT_ON_SCHEMA.search(sql.read_text()), f"{sql.name} spells the schema instead of {{{{ schema }}}}"
+        assert not _STATEMENT_ON_SCHEMA.search(sql.read_text()), f"{sql.name}: render {{{{ schema }}}} instead"

@@ -90,5 +90,7 @@ class WebhookHarness(ConnectorHarness):
     def stall(self, sandbox: WebhookSandbox, seconds: float, *, apply_first: bool = False) -> None:
         sandbox.inject(Fault.timeout(seconds, apply_first=apply_first))
 
-    def reject(self, sandbox: WebhookSandbox, keys: Iterable[str], *, retryable: bool, error: str | None = None) -> None:
+    def reject(
+        self, sandbox: WebhookSandbox, keys: Iterable[str], *, retryable: bool, error: str | None = None
+    ) -> None:
         sandbox.inject(Fault.reject(keys=frozenset(keys), retryable=retryable, error=error))
