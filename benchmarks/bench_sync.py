@@ -7,7 +7,7 @@ would inherit the parent's RSS across fork + exec) is that step's alone, not the
 ``base_rss_mb`` is the child's peak just before the measured call (interpreter, DuckDB,
 the open connection). Times are wall clock of the measured call inside the child.
 The engine's own tables (state, in-flight, the plan table) live in the schema
-``destinations/sql/state.sql`` creates; the benchmark reads its name from there.
+``destinations.state.STATE_SCHEMA`` names; the benchmark reads it from there.
 
 A. Plan, for each size N (desired rows):
 
@@ -57,17 +57,17 @@ B. End to end, fresh sync (empty state), once per distinct M = min(N, 200,000), 
    shows whether per-batch commit cost grows as the state table fills. ``plan_rss_mb`` is
    the child's peak RSS when the first batch is about to be sent (i.e. after planning);
    ``peak_rss_mb`` minus it is what the send loop added. The log also prints the send phase's warehouse time
-   per statement (ms per batch): the child hands the engine a pass-through connection
-   (``destinations.engine.connect`` replaced in the child only) that times each
-   ``execute``/``commit``; this costs microseconds per statement. Checked (``correct``):
+   per statement (ms per batch): the child hands ``run_sync`` a pass-through connection
+   (its ``open_warehouse`` seam) that times each ``execute``/``commit``; this costs
+   microseconds per statement. Checked (``correct``):
    status succeeded, M confirmed, the sandbox holds exactly the M expected keys with the
    expected fields, applied M changes, saw no duplicate delivery, and the state table
    holds M rows.
 
-   Transport floor: a child reads those exact M changes from the run's plan table
-   (untimed, all held in memory), then POSTs them with ``WebhookDestination.send`` in
-   500-record signed batches to a fresh sandbox in the benchmark's process — no
-   warehouse. ``ratio_vs_floor`` = engine seconds / transport seconds. Its peak RSS is not
+   Transport floor: a child reads those exact M changes from the run's plan table with
+   ``destinations.plan.planned_changes``, as the engine does (untimed, all held in
+   memory), then POSTs them with ``WebhookDestination.send`` in 500-record signed
+   batches to a fresh sandbox in the benchmark's process — no warehouse. ``ratio_vs_floor`` = engine seconds / transport seconds. Its peak RSS is not
    reported (it holds every change in memory on purpose).
 
    The sandbox answers with TCP_NODELAY (it writes headers and body separately; with
@@ -148,7 +148,7 @@ full outer join state on state.record_key = desired.record_key
 
 
 def _state_schema() -> str:
-    from destinations.plan import STATE_SCHEMA
+    from destinations.state import STATE_SCHEMA
 
     return STATE_SCHEMA
 
@@ -243,9 +243,10 @@ def _write_sources(con, n: int, *, changed: bool) -> None:
 def _seed_confirmed_state(con, sync) -> int:
     """Untimed: plan once on the unchanged data and keep every row as confirmed state,
     exactly what a fully confirmed previous run leaves. Returns the state's size."""
-    from destinations.plan import SyncSources, build_plan, ensure_state_tables, plan_table
+    from destinations import state
+    from destinations.plan import SyncSources, build_plan, plan_table
 
-    ensure_state_tables(con)
+    state.ensure_tables(con)
     summary = build_plan(con, sync, SyncSources())
     con.execute(
         f"""
@@ -336,7 +337,7 @@ def _child_plan(path: Path) -> dict:
 
 def _child_floor(path: Path) -> dict:
     from cdp.warehouse import connect
-    from destinations.plan import execute_bound
+    from destinations.sql_templates import execute_bound
 
     con = connect(path, read_only=True)
     try:
@@ -443,7 +444,8 @@ class _ProfiledConnection:
 def _child_sync(path: Path) -> dict:
     import duckdb
 
-    import destinations.engine as engine
+    from cdp.warehouse import connect
+    from destinations import state
     from destinations.engine import run_sync
 
     sync = _definition()
@@ -453,16 +455,10 @@ def _child_sync(path: Path) -> dict:
     connections: list[_ProfiledConnection] = []
     rss_at_first_send: list[float] = []
 
-    # Instrumentation only: the engine opens its warehouse with destinations.engine.connect;
-    # hand it a pass-through that times statements during the send phase.
-    real_connect = getattr(engine, "connect", None)
-    if real_connect is not None:
-
-        def profiled_connect(*args, **kwargs):
-            connections.append(_ProfiledConnection(real_connect(*args, **kwargs), statements))
-            return connections[-1]
-
-        engine.connect = profiled_connect
+    def profiled_connect(warehouse: Path):
+        """Instrumentation only: the engine's own connection, timing statements while sending."""
+        connections.append(_ProfiledConnection(connect(warehouse), statements))
+        return connections[-1]
 
     def connect_destination(definition):
         destinations.append(_TimedDestination(_webhook_destination(definition.name)))
@@ -477,20 +473,22 @@ def _child_sync(path: Path) -> dict:
 
     base = _peak_rss_mb()
     start = time.perf_counter()
-    result = run_sync(sync, warehouse=path, connect_destination=connect_destination, progress=progress)
+    result = run_sync(
+        sync,
+        warehouse=path,
+        connect_destination=connect_destination,
+        progress=progress,
+        open_warehouse=profiled_connect,
+    )
     seconds = time.perf_counter() - start
     peak = _peak_rss_mb()
-    if real_connect is not None:
-        engine.connect = real_connect
 
     sends = destinations[0].send_seconds if destinations else []
     batch_totals = [b - a for a, b in zip(marks, marks[1:])]
     warehouse_per_batch = [total - send for total, send in zip(batch_totals, sends)]
     tenth = max(1, len(warehouse_per_batch) // 10)
     with duckdb.connect(str(path), read_only=True) as con:
-        (state_rows,) = con.execute(
-            f"select count(*) from {_state_schema()}.state where sync_name = ?", [SYNC_NAME]
-        ).fetchall()[0]
+        state_rows = state.held_count(con, SYNC_NAME)
     plan = result.plan
     return {
         "seconds": seconds,
@@ -520,27 +518,11 @@ def _child_send(path: Path) -> dict:
     """Transport floor: the run's own planned changes, POSTed with no warehouse work."""
     import duckdb
 
-    from destinations.base import Change
-    from destinations.plan import plan_table
+    from destinations.plan import planned_changes
 
     sync = _definition()
     with duckdb.connect(str(path), read_only=True) as con:
-        rows = con.execute(
-            f"select change_id, op, record_key, payload from {plan_table(sync)} "
-            "where op in ('add', 'update', 'remove') order by seq"
-        ).fetchall()
-    changes = []
-    for change_id, op, key, payload in rows:  # as destinations.engine._Run._change builds them
-        if op == "remove":
-            changes.append(Change(change_id=change_id, op="remove", key=key, identifiers={sync.key: key}))
-        else:
-            body = json.loads(payload)
-            changes.append(
-                Change(
-                    change_id=change_id, op="upsert", key=key, identifiers=body["identifiers"], fields=body["fields"]
-                )
-            )
-    del rows
+        changes = [change for _, change in planned_changes(con, sync)]
     destination = _webhook_destination(sync.name)
     confirmed = 0
     try:

@@ -56,13 +56,14 @@ def _demo_syncs(path: Path) -> None:
 
     from cdp.warehouse import connect
     from cli.syncs import load_current_syncs
+    from destinations import state
     from destinations.engine import run_sync
     from destinations.registry import destination_connector
     from destinations.sandbox.webhook import WebhookSandbox
 
     # the receiver is new each demo, so the syncs start from empty state too
     with connect(path) as con:
-        con.execute("drop schema if exists cdp_sync cascade")
+        state.reset(con)
     with WebhookSandbox() as sandbox:
         os.environ["CDP_DEMO_WEBHOOK_URL"] = sandbox.url
         os.environ["CDP_DEMO_WEBHOOK_SECRET"] = sandbox.secret

@@ -1,7 +1,7 @@
 """`cdp sync NAME` and `cdp syncs`: run one reverse-ETL sync, list them all.
 
 Thin wiring: the engine (destinations/engine.py) does the work and writes every run to
-the warehouse (cdp_sync.runs, cdp_sync.changes); this module shows progress and the outcome.
+the warehouse (destinations/state.py: runs, changes); this module shows progress and the outcome.
 
 Exit codes of `cdp sync`: 0 succeeded or dry run; 1 failed or partly failed (the failed
 records are retried next run); 3 stopped by the safety guard (nothing sent; review the
@@ -100,6 +100,8 @@ class _progress_bar:
 
 
 def _print_result(console: Console, result) -> None:
+    from destinations.summary import OUTCOME_COUNTS, PLAN_COUNTS
+
     plan = result.plan
     style = {"succeeded": "green", "dry_run": "cyan", "partial": "yellow"}.get(result.status, "red")
     console.print(f"[{style}]{result.sync_name}: {result.status}[/] — {result.message}")
@@ -108,25 +110,10 @@ def _print_result(console: Console, result) -> None:
     table = _table(f"run {result.run_id} ({result.seconds:.1f}s)")
     table.add_column("")
     table.add_column("records", justify="right")
-    rows = [
-        ("segment members", plan.segment_members),
-        ("excluded: no consent / deletion", plan.excluded_consent),
-        ("excluded: holdout", plan.excluded_holdout),
-        ("invalid (reported, not sent)", plan.invalid),
-        ("desired", plan.desired),
-        ("held at destination before", plan.confirmed_before),
-        ("planned adds", plan.adds),
-        ("planned updates", plan.updates),
-        ("planned removes", plan.removes),
-        ("unchanged", plan.unchanged),
-        ("skipped (rejected before)", plan.skipped_rejected),
-        ("sent", result.sent),
-        ("confirmed", result.confirmed),
-        ("failed (retried next run)", result.failed),
-        ("rejected", result.rejected),
-    ]
-    for label, value in rows:
-        table.add_row(label, f"{value:,}")
+    for count in PLAN_COUNTS:
+        table.add_row(count.label, f"{count.of(plan):,}")
+    for count in OUTCOME_COUNTS:
+        table.add_row(count.label, f"{count.of(result):,}")
     console.print(table)
     for error in result.errors:
         console.print(f"  [red]error:[/] {error}")
@@ -137,33 +124,25 @@ def _print_result(console: Console, result) -> None:
 def syncs_command(warehouse: str | None) -> None:
     """List every sync with its segment, destination, mode, schedule and last run."""
     from cdp.warehouse import connect
+    from destinations import state
     from destinations.base import DestinationError
     from destinations.definitions import SyncDefinitionError
+    from destinations.summary import OUTCOME_COUNTS
 
     path = _use_warehouse(warehouse)
     try:
         syncs = load_current_syncs()
     except (SyncDefinitionError, DestinationError) as error:
         raise click.ClickException(str(error)) from None
-    last_runs: dict[str, tuple] = {}
+    last_runs: dict[str, state.LastRun] = {}
     held: dict[str, int] = {}
     if path.exists():
         with connect(path, read_only=True) as con:
-            has_runs = con.execute(
-                "select count(*) from information_schema.tables where table_schema = 'cdp_sync' and table_name = 'runs'"
-            ).fetchall()[0][0]
-            if has_runs:
-                for row in con.execute(
-                    """
-                    select sync_name, status, started_at, sent, confirmed, failed, message
-                    from cdp_sync.runs
-                    qualify row_number() over (partition by sync_name order by started_at desc) = 1
-                    """
-                ).fetchall():
-                    last_runs[row[0]] = row[1:]
-                held = dict(con.execute("select sync_name, count(*) from cdp_sync.state group by sync_name").fetchall())
+            last_runs = state.last_runs(con)
+            held = state.held_counts(con)
+    outcomes = "/".join(count.name for count in OUTCOME_COUNTS)
     table = _table("Syncs")
-    for column in ("sync", "segment", "destination", "mode", "schedule", "held", "last run", "status", "sent/confirmed/failed"):
+    for column in ("sync", "segment", "destination", "mode", "schedule", "held", "last run", "status", outcomes):
         table.add_column(column, justify="right" if column == "held" else "left")
     for name, definition in sorted(syncs.items()):
         run = last_runs.get(name)
@@ -174,9 +153,9 @@ def syncs_command(warehouse: str | None) -> None:
             definition.mode,
             definition.schedule or "manual",
             f"{held.get(name, 0):,}",
-            f"{run[1]:%Y-%m-%d %H:%M}" if run else "never",
-            run[0] if run else "",
-            f"{run[2]}/{run[3]}/{run[4]}" if run else "",
+            f"{run.started_at:%Y-%m-%d %H:%M}" if run else "never",
+            run.status if run else "",
+            "/".join(str(run.counts[count.name]) for count in OUTCOME_COUNTS) if run else "",
         )
     _console().print(table)
 

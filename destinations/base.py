@@ -4,6 +4,10 @@ The engine knows nothing platform-specific. It hands a connector a batch of
 :class:`Change` records (at most ``batch_size``) and expects one :class:`Outcome` per
 change back. A connector:
 
+- is built by ``from_config(name, options, env, sync_name=...)`` from its named
+  connection in destinations.yml; its options are one typed record (``options_type``)
+  read by the shared parser in destinations/options.py, secrets from the environment;
+
 - speaks the platform's real HTTP API (only the base URL differs in tests);
 - retries transient trouble itself (429 with Retry-After, 5xx, timeouts) within a
   bounded budget, then raises :class:`DestinationUnavailable` — the engine records
@@ -16,6 +20,7 @@ change back. A connector:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -70,9 +75,19 @@ class DestinationConfigError(DestinationError):
     """The destination is misconfigured (bad credentials, unknown list, missing secret)."""
 
 
+def refuse_oversized_batch(label: str, changes: Sequence[Change], batch_size: int) -> None:
+    """What every connector's ``send`` does first: more than ``batch_size`` changes is the
+    engine's bug, refused before anything is sent."""
+    if len(changes) > batch_size:
+        raise ValueError(
+            f"{label}: {len(changes)} changes exceed batch_size {batch_size}; the engine must split batches"
+        )
+
+
 @runtime_checkable
 class Destination(Protocol):
-    """What the engine needs from a connector."""
+    """What the engine needs from a connector. Every connector in
+    destinations.config.CONNECTORS runs the contract tests in tests/contract/."""
 
     #: the most changes one ``send`` call accepts (the platform's batch limit)
     batch_size: int
@@ -80,6 +95,18 @@ class Destination(Protocol):
     supported_modes: frozenset[str]
     #: identifier names a sync may map for this destination (e.g. {"email", "phone"})
     identifier_names: frozenset[str]
+    #: the frozen dataclass declaring the connection's options (destinations/options.py)
+    options_type: type
+
+    @classmethod
+    def from_config(
+        cls, name: str, options: Mapping[str, Any], env: Mapping[str, str], *, sync_name: str = ""
+    ) -> Destination:
+        """A connector for the named connection ``name`` of destinations.yml, delivering
+        for the sync ``sync_name``. ``options`` are the entry's values with ``${VAR}``
+        already substituted; secrets are read from ``env``. Configuration problems raise
+        DestinationConfigError naming ``name`` and the option, never a secret."""
+        ...
 
     def send(self, changes: list[Change]) -> list[Outcome]:
         """Deliver ``changes`` (len ≤ batch_size); return one outcome per change."""

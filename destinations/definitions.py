@@ -18,19 +18,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cdp.dbt_vars import consent_column as _consent_column
+from cdp.dbt_vars import consent_purposes as _consent_purposes
 from destinations.base import MODES
 from destinations.config import DestinationConfig
 
-#: consent purposes, and the sync_profile_fields column that holds each
-CONSENT_COLUMNS = {
-    "email_marketing": "has_email_marketing_consent",
-    "ads_personalization": "has_ads_personalization_consent",
-}
 DEFAULT_MAX_REMOVAL_SHARE = 0.2
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-]+$")
@@ -78,7 +75,8 @@ class SyncDefinition:
 
     @property
     def consent_column(self) -> str | None:
-        return CONSENT_COLUMNS[self.consent_purpose] if self.consent_purpose else None
+        """The sync_profile_fields column holding consent for the sync's purpose."""
+        return _consent_column(self.consent_purpose) if self.consent_purpose else None
 
     @property
     def mapped_columns(self) -> list[str]:
@@ -96,6 +94,7 @@ def load_sync_definitions(
     everything at once.
     """
     manifest = json.loads(Path(manifest_path).read_text())
+    purposes = _consent_purposes()
     definitions: dict[str, SyncDefinition] = {}
     problems: list[str] = []
     for exposure in sorted(manifest.get("exposures", {}).values(), key=lambda e: e["name"]):
@@ -103,7 +102,9 @@ def load_sync_definitions(
         if "sync" not in meta:
             continue
         try:
-            definitions[exposure["name"]] = parse_sync_definition(exposure, meta["sync"], destinations)
+            definitions[exposure["name"]] = parse_sync_definition(
+                exposure, meta["sync"], destinations, consent_purposes=purposes
+            )
         except SyncDefinitionError as error:
             problems.append(str(error))
     if problems:
@@ -112,9 +113,16 @@ def load_sync_definitions(
 
 
 def parse_sync_definition(
-    exposure: Mapping[str, Any], spec: Any, destinations: Mapping[str, DestinationConfig]
+    exposure: Mapping[str, Any],
+    spec: Any,
+    destinations: Mapping[str, DestinationConfig],
+    *,
+    consent_purposes: Sequence[str] | None = None,
 ) -> SyncDefinition:
-    """One exposure's ``meta.sync`` block as a SyncDefinition, or a SyncDefinitionError."""
+    """One exposure's ``meta.sync`` block as a SyncDefinition, or a SyncDefinitionError.
+
+    ``consent_purposes`` defaults to the dbt project's var (cdp.dbt_vars.consent_purposes).
+    """
     name = exposure["name"]
 
     def fail(field_name: str, message: str) -> SyncDefinitionError:
@@ -162,8 +170,10 @@ def parse_sync_definition(
     fields = _column_mapping(spec.get("fields") or {}, fail, "fields")
 
     consent_purpose = spec.get("consent_purpose")
-    if consent_purpose is not None and consent_purpose not in CONSENT_COLUMNS:
-        raise fail("consent_purpose", f"'{consent_purpose}' is not one of {', '.join(CONSENT_COLUMNS)}")
+    if consent_purpose is not None:
+        purposes = _consent_purposes() if consent_purposes is None else consent_purposes
+        if consent_purpose not in purposes:
+            raise fail("consent_purpose", f"'{consent_purpose}' is not one of {', '.join(purposes)}")
 
     holdout = spec.get("holdout_percent", 0)
     if isinstance(holdout, bool) or not isinstance(holdout, int) or not 0 <= holdout <= 99:

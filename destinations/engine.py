@@ -9,9 +9,12 @@ One run of one sync:
 5. the safety guard: an empty source or removals above ``max_removal_share`` of what
    the destination holds stop the run before anything is sent, unless forced;
 6. stream the plan in the destination's batch size (one batch in memory), send, and in
-   one transaction per batch: log every change, advance ``cdp_sync.state`` only for records
-   the destination confirmed, record failures (retried next run) and rejections
+   one transaction per batch: log every change, advance the confirmed state only for
+   records the destination confirmed, record failures (retried next run) and rejections
    (skipped until their payload changes).
+
+This module is the control flow only: the SQL of the plan is destinations/plan.py's, and
+every statement on the engine's tables is destinations/state.py's.
 
 A crash at any point leaves state at the last committed batch; the next run plans the
 difference again and re-sends with the same change ids (idempotent at the destination).
@@ -19,7 +22,6 @@ difference again and re-sends with the same change ids (idempotent at the destin
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -29,27 +31,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pyarrow as pa
+import duckdb
 from filelock import FileLock, Timeout
 
 from cdp.warehouse import connect
+from destinations import state
 from destinations.base import Change, Destination, DestinationConfigError, DestinationUnavailable, Outcome
 from destinations.definitions import SyncDefinition
 from destinations.http import redact
-from destinations.plan import (
-    PlanSummary,
-    SyncSources,
-    build_plan,
-    check_against_warehouse,
-    ensure_state_tables,
-    execute_bound,
-    plan_table,
-)
+from destinations.plan import SyncSources, build_plan, check_against_warehouse, plan_table, planned_changes
+from destinations.summary import PlanSummary
 
 #: a record that failed this many runs in a row is treated as rejected until its payload changes
 MAX_ATTEMPTS = 5
 
 ProgressCallback = Callable[[int, int], None]
+#: opens the warehouse for writing; raises cdp.warehouse.WarehouseBusyError if another process writes it
+OpenWarehouse = Callable[[Path], duckdb.DuckDBPyConnection]
 
 
 class SyncError(RuntimeError):
@@ -68,6 +66,7 @@ class SyncRunResult:
     status: str
     message: str
     plan: PlanSummary | None = None
+    #: the outcome counts (destinations.summary.OUTCOME_COUNTS)
     sent: int = 0
     confirmed: int = 0
     failed: int = 0
@@ -91,15 +90,18 @@ def run_sync(
     full_resync: bool = False,
     progress: ProgressCallback | None = None,
     after_send: Callable[[int], None] | None = None,
+    open_warehouse: OpenWarehouse = connect,
 ) -> SyncRunResult:
     """Run ``sync`` once against the DuckDB file ``warehouse``.
 
     ``after_send(batch_number)`` is called after each batch is sent and before its
     outcomes are committed (tests use it to simulate a crash at the worst moment).
+    ``open_warehouse(path)`` opens the connection the run uses, once the sync's lock is
+    held (a benchmark hands in one that times each statement); the run closes it.
     """
     warehouse = Path(warehouse).resolve()
     with _sync_lock(warehouse, sync.name):
-        con = connect(warehouse)  # another writer: WarehouseBusyError, before anything is planned
+        con = open_warehouse(warehouse)  # another writer: WarehouseBusyError, before anything is planned
         try:
             return _Run(con, sync, sources, dry_run=dry_run, force=force, full_resync=full_resync).execute(
                 connect_destination, progress, after_send
@@ -143,7 +145,9 @@ def _now() -> datetime:
 
 
 class _Run:
-    def __init__(self, con, sync: SyncDefinition, sources: SyncSources, *, dry_run: bool, force: bool, full_resync: bool):
+    def __init__(
+        self, con, sync: SyncDefinition, sources: SyncSources, *, dry_run: bool, force: bool, full_resync: bool
+    ):
         self.con = con
         self.sync = sync
         self.sources = sources
@@ -155,16 +159,24 @@ class _Run:
         self.started = time.perf_counter()
         self.result = SyncRunResult(run_id=self.run_id, sync_name=sync.name, status="running", message="")
 
-    # -- the run --------------------------------------------------------------------
-
     def execute(self, connect_destination, progress, after_send) -> SyncRunResult:
-        ensure_state_tables(self.con)
-        self._mark_crashed_runs()
+        state.ensure_tables(self.con)
+        state.mark_crashed_runs(self.con, self.sync.name)  # the lock we hold proves they are dead
         check_against_warehouse(self.con, self.sync, self.sources)
-        self._insert_run_row()
+        state.insert_run(
+            self.con,
+            run_id=self.run_id,
+            sync_name=self.sync.name,
+            destination=self.sync.destination,
+            mode=self.sync.mode,
+            dry_run=self.dry_run,
+            force=self.force,
+            full_resync=self.full_resync,
+            now=_now(),
+        )
         plan = build_plan(self.con, self.sync, self.sources, full_resync=self.full_resync, run_id=self.run_id)
         self.result.plan = plan
-        self._record_plan(plan)
+        state.record_plan(self.con, self.run_id, plan, _now())
 
         if self.dry_run:
             return self._finish(
@@ -176,7 +188,7 @@ class _Run:
         if stop_reason:
             return self._finish("stopped", stop_reason)
 
-        self._log_unsent_rows()
+        state.log_unsent(self.con, run_id=self.run_id, sync_name=self.sync.name, plan_table=self.table, now=_now())
         try:
             destination = connect_destination(self.sync)
         except DestinationConfigError as error:
@@ -212,18 +224,24 @@ class _Run:
         return None
 
     def _send_all(self, destination: Destination, plan: PlanSummary, progress, after_send) -> str | None:
+        """Send the plan batch by batch; the reason the destination became unavailable, or None."""
         total = plan.sendable
         batch_size = max(1, int(destination.batch_size))
         if progress:
             progress(0, total)
         for batch_number, first in enumerate(range(1, total + 1, batch_size), start=1):
-            rows = self.con.execute(
-                f"select seq, change_id, op, record_key, payload from {self.table} "
-                "where seq between ? and ? order by seq",
-                [first, min(first + batch_size - 1, total)],
-            ).fetchall()
-            changes = [self._change(row) for row in rows]
-            self._mark_in_flight(first, rows[-1][0])
+            last = min(first + batch_size - 1, total)
+            batch = planned_changes(self.con, self.sync, first, last)
+            changes = [change for _, change in batch]
+            state.mark_in_flight(
+                self.con,
+                run_id=self.run_id,
+                sync_name=self.sync.name,
+                plan_table=self.table,
+                first_seq=first,
+                last_seq=last,
+                now=_now(),
+            )
             unavailable = None
             try:
                 outcomes = destination.send(changes)
@@ -232,260 +250,55 @@ class _Run:
                 outcomes = [Outcome(change.change_id, "failed", unavailable) for change in changes]
             if after_send is not None:
                 after_send(batch_number)
-            self._commit_batch(rows, changes, outcomes)
+            self._commit(batch, outcomes)
             if progress:
-                progress(min(first + batch_size - 1, total), total)
+                progress(last, total)
             if unavailable:
                 return unavailable
         return None
 
-    def _change(self, row) -> Change:
-        _, change_id, op, record_key, payload = row
-        if op == "remove":
-            # a removal carries only what addresses the record
-            return Change(change_id=change_id, op="remove", key=record_key, identifiers={self.sync.key: record_key})
-        body = json.loads(payload)
-        return Change(
-            change_id=change_id,
-            op="upsert",
-            key=record_key,
-            identifiers=body.get("identifiers") or {},
-            fields=body.get("fields") or {},
-        )
-
-    # -- warehouse writes ----------------------------------------------------------
-
-    def _mark_in_flight(self, first_seq: int, last_seq: int) -> None:
-        """Before sending: these changes may land even if we never hear back."""
-        self.con.execute(
-            f"""
-            insert into cdp_sync.in_flight
-            select ?, record_key, profile_id, op, payload_hash, change_id, ?, ?
-            from {self.table}
-            where seq between ? and ?
-            """,
-            [self.sync.name, self.run_id, _now(), first_seq, last_seq],
-        )
-
-    def _commit_batch(self, rows, changes: list[Change], outcomes: list[Outcome]) -> None:
-        """Record one batch's outcomes in one transaction. Records not confirmed stay in
-        cdp_sync.in_flight: some of them may have landed."""
+    def _commit(self, batch: list[tuple[int, Change]], outcomes: list[Outcome]) -> None:
+        """Record the batch's outcomes; a change the connector did not answer for failed."""
         by_id = {outcome.change_id: outcome for outcome in outcomes}
         missing = Outcome("", "failed", "the connector returned no outcome for this record")
-        seqs, statuses, errors = [], [], []
-        for row, change in zip(rows, changes):
-            outcome = by_id.get(change.change_id, missing)
-            seqs.append(row[0])
-            statuses.append(outcome.status)
-            errors.append(outcome.error)
-        batch = pa.table({"seq": pa.array(seqs, pa.int64()), "status": statuses, "error": pa.array(errors, pa.string())})
-        now = _now()
-        params = {"sync": self.sync.name, "run": self.run_id, "now": now, "max_attempts": MAX_ATTEMPTS}
-        con = self.con
-
-        def run(sql: str) -> None:
-            execute_bound(con, sql, params)
-
-        con.register("batch_outcomes", batch)
-        con.begin()
-        try:
-            run(
-                f"""
-                create or replace temp table batch_rows as
-                select
-                    p.seq, p.op, p.profile_id, p.record_key, p.key_sha256, p.payload_hash, o.status, o.error,
-                    p.first_confirmed_at
-                from {self.table} p
-                inner join batch_outcomes o on o.seq = p.seq
-                where p.seq between {min(seqs)} and {max(seqs)}
-                """
-            )
-            run(
-                """
-                insert into cdp_sync.changes
-                select $run, $sync, seq, op, profile_id, key_sha256, status, error, $now
-                from batch_rows
-                """
-            )
-            confirmed_keys = [row[3] for row, status in zip(rows, statuses) if status == "confirmed"]
-            if confirmed_keys:
-                # keys as values, not a subquery: DuckDB then uses the state_record_key index
-                con.execute(
-                    "delete from cdp_sync.state where sync_name = ? and record_key in "
-                    f"({', '.join('?' * len(confirmed_keys))})",
-                    [self.sync.name, *confirmed_keys],
-                )
-            run(
-                """
-                insert into cdp_sync.state
-                select $sync, record_key, profile_id, payload_hash,
-                    coalesce(first_confirmed_at, $now), $now, $run
-                from batch_rows
-                where status = 'confirmed' and op in ('add', 'update')
-                """
-            )
-            # only a confirmation settles a doubt: a per-record failure after an in-run
-            # retry (timeout, dropped connection) may follow an attempt that did land
-            run(
-                """
-                delete from cdp_sync.in_flight
-                where sync_name = $sync
-                    and record_key in (select record_key from batch_rows where status = 'confirmed')
-                """
-            )
-            run(
-                """
-                create or replace temp table batch_failures as
-                select
-                    b.key_sha256,
-                    b.op,
-                    b.payload_hash,
-                    b.error,
-                    case
-                        when f.op = b.op and f.payload_hash is not distinct from b.payload_hash then f.attempts + 1
-                        else 1
-                    end as attempts,
-                    b.status = 'rejected' as is_rejected,
-                    coalesce(f.first_failed_at, $now) as first_failed_at
-                from batch_rows b
-                left join cdp_sync.failures f on f.sync_name = $sync and f.key_sha256 = b.key_sha256
-                where b.status in ('failed', 'rejected')
-                """
-            )
-            run(
-                """
-                delete from cdp_sync.failures
-                where sync_name = $sync
-                    and key_sha256 in (select key_sha256 from batch_rows)
-                """
-            )
-            run(
-                """
-                insert into cdp_sync.failures
-                select $sync, key_sha256, op, payload_hash, error, attempts,
-                    is_rejected or attempts >= $max_attempts, first_failed_at, $now, $run
-                from batch_failures
-                """
-            )
-            counts = con.execute(
-                """
-                select
-                    count(*),
-                    count(*) filter (where status = 'confirmed'),
-                    count(*) filter (where status = 'failed'),
-                    count(*) filter (where status = 'rejected')
-                from batch_rows
-                """
-            ).fetchall()[0]
-            con.execute(
-                """
-                update cdp_sync.runs set
-                    sent = sent + ?, confirmed = confirmed + ?, failed = failed + ?, rejected = rejected + ?
-                where run_id = ?
-                """,
-                [*counts, self.run_id],
-            )
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-        finally:
-            con.unregister("batch_outcomes")
-        self.result.sent += counts[0]
-        self.result.confirmed += counts[1]
-        self.result.failed += counts[2]
-        self.result.rejected += counts[3]
+        answered = [by_id.get(change.change_id, missing) for _, change in batch]
+        state.commit_batch(
+            self.con,
+            run_id=self.run_id,
+            sync_name=self.sync.name,
+            plan_table=self.table,
+            outcomes=[
+                state.RecordOutcome(seq, change.key, outcome.status, outcome.error)
+                for (seq, change), outcome in zip(batch, answered)
+            ],
+            max_attempts=MAX_ATTEMPTS,
+            now=_now(),
+        )
+        statuses = [outcome.status for outcome in answered]
+        self.result.sent += len(statuses)
+        self.result.confirmed += statuses.count("confirmed")
+        self.result.failed += statuses.count("failed")
+        self.result.rejected += statuses.count("rejected")
+        errors = [outcome.error for outcome in answered if outcome.error]
         if len(self.result.errors) < 5:
-            self.result.errors += [e for e in errors if e][: 5 - len(self.result.errors)]
-
-    def _mark_crashed_runs(self) -> None:
-        self.con.execute(
-            """
-            update cdp_sync.runs
-            set status = 'crashed',
-                message = 'the process ended before this run finished; the next run re-planned its changes'
-            where sync_name = ? and status = 'running'
-            """,
-            [self.sync.name],
-        )
-
-    def _insert_run_row(self) -> None:
-        self.con.execute(
-            """
-            insert into cdp_sync.runs (run_id, sync_name, destination, mode, is_dry_run, is_forced, is_full_resync,
-                status, started_at)
-            values (?, ?, ?, ?, ?, ?, ?, 'running', ?)
-            """,
-            [
-                self.run_id,
-                self.sync.name,
-                self.sync.destination,
-                self.sync.mode,
-                self.dry_run,
-                self.force,
-                self.full_resync,
-                _now(),
-            ],
-        )
-
-    def _record_plan(self, plan: PlanSummary) -> None:
-        self.con.execute(
-            """
-            update cdp_sync.runs set
-                segment_members = ?, desired = ?, excluded_consent = ?, excluded_holdout = ?, invalid = ?,
-                planned_adds = ?, planned_updates = ?, planned_removes = ?, unchanged = ?,
-                skipped_rejected = ?, confirmed_before = ?, planned_at = ?
-            where run_id = ?
-            """,
-            [
-                plan.segment_members,
-                plan.desired,
-                plan.excluded_consent,
-                plan.excluded_holdout,
-                plan.invalid,
-                plan.adds,
-                plan.updates,
-                plan.removes,
-                plan.unchanged,
-                plan.skipped_rejected,
-                plan.confirmed_before,
-                _now(),
-                self.run_id,
-            ],
-        )
-
-    def _log_unsent_rows(self) -> None:
-        """Invalid rows and skipped rejections go into the change log: reported, never sent."""
-        self.con.execute(
-            f"""
-            insert into cdp_sync.changes
-            select
-                ?, ?, seq, case when op = 'invalid' then null else op end, profile_id, key_sha256,
-                case when op = 'invalid' then 'invalid' else 'skipped' end,
-                coalesce(invalid_reason, 'rejected by the destination earlier; retried when the record changes'),
-                ?
-            from {self.table}
-            where op in ('invalid', 'skip_rejected')
-            """,
-            [self.run_id, self.sync.name, _now()],
-        )
+            self.result.errors += errors[: 5 - len(self.result.errors)]
 
     def _verdict(self, plan: PlanSummary, unavailable: str | None) -> tuple[str, str]:
         r = self.result
-        summary = f"sent {r.sent} of {plan.sendable} planned: {r.confirmed} confirmed, {r.failed} failed, {r.rejected} rejected"
+        summary = (
+            f"sent {r.sent} of {plan.sendable} planned: "
+            f"{r.confirmed} confirmed, {r.failed} failed, {r.rejected} rejected"
+        )
         if plan.invalid:
             summary += f"; {plan.invalid} invalid rows reported, not sent"
         if unavailable:
             return "failed", f"{summary}. Stopped: {unavailable}. The rest is retried next run."
         if r.failed or r.rejected:
-            return "partial", f"{summary}. Failed records are retried next run; see cdp_sync.failures."
+            return "partial", f"{summary}. Failed records are retried next run; see {state.STATE_SCHEMA}.failures."
         return "succeeded", summary
 
     def _finish(self, status: str, message: str) -> SyncRunResult:
-        self.con.execute(
-            "update cdp_sync.runs set status = ?, message = ?, finished_at = ? where run_id = ?",
-            [status, message, _now(), self.run_id],
-        )
+        state.finish_run(self.con, self.run_id, status, message, _now())
         self.result.status = status
         self.result.message = message
         self.result.seconds = time.perf_counter() - self.started

@@ -2,7 +2,10 @@
 
 The SQL lives in ``destinations/sql/`` as Jinja templates (the dbt idiom): only names
 that :mod:`destinations.definitions` has validated (sync name, column names, a mode) are
-rendered into the text; values are bound parameters.
+rendered into the text; values are bound parameters. This module owns the plan table
+(``plan__<sync>``, rebuilt every run); the engine's lasting tables beside it belong to
+:mod:`destinations.state`. A key is valid by the same pattern staging normalises
+identifiers with (dbt var ``identifier_patterns``, read by :mod:`cdp.dbt_vars`).
 
 Why not a dbt model per sync? A plan depends on the sync's own confirmed state, which
 changes with every run and every destination answer; it is computed at sync time, not
@@ -11,27 +14,19 @@ build time, and must not wait for a dbt invocation (seconds) to do it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
-import jinja2
 
+from cdp.dbt_vars import key_pattern
+from destinations import state
+from destinations.base import Change
 from destinations.definitions import SyncDefinition, SyncDefinitionError
+from destinations.sql_templates import execute_bound, render
+from destinations.summary import PlanSummary
 
-SQL_DIR = Path(__file__).parent / "sql"
-#: the engine's schema (state, runs, changes, failures, in_flight, plan__<sync>), as sql/state.sql creates it
-STATE_SCHEMA = "cdp_sync"
-
-#: key formats a destination can be addressed by; a key that does not match is invalid
-KEY_PATTERNS = {
-    "email": r"[^@\s]+@[^@\s]+\.[^@\s]+",
-    "phone": r"\+[1-9][0-9]{6,14}",
-}
-
-_templates = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(SQL_DIR), undefined=jinja2.StrictUndefined, autoescape=False
-)
+__all__ = ["PlanSummary", "SyncSources", "build_plan", "check_against_warehouse", "plan_table", "planned_changes"]
 
 
 @dataclass(frozen=True)
@@ -43,43 +38,9 @@ class SyncSources:
     segments: str = "main.segments"
 
 
-@dataclass(frozen=True)
-class PlanSummary:
-    segment_members: int
-    desired: int
-    excluded_consent: int
-    excluded_holdout: int
-    invalid: int
-    adds: int
-    updates: int
-    removes: int
-    skipped_rejected: int
-    confirmed_before: int
-
-    @property
-    def sendable(self) -> int:
-        return self.adds + self.updates + self.removes
-
-    @property
-    def unchanged(self) -> int:
-        return self.desired - self.adds - self.updates - self.skipped_upserts
-
-    #: skipped rows that would have been adds or updates (they are still desired)
-    skipped_upserts: int = 0
-
-
-def execute_bound(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
-    """Execute with named parameters, binding only those the statement uses (DuckDB
-    refuses extras, and a template may leave some out)."""
-    return con.execute(sql, {name: value for name, value in params.items() if f"${name}" in sql})
-
-
 def plan_table(sync: SyncDefinition) -> str:
-    return f'{STATE_SCHEMA}."plan__{sync.name}"'
-
-
-def ensure_state_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute((SQL_DIR / "state.sql").read_text())
+    """The sync's plan table, rebuilt by every run (kept for review after a dry run)."""
+    return f'{state.STATE_SCHEMA}."plan__{sync.name}"'
 
 
 def check_against_warehouse(con: duckdb.DuckDBPyConnection, sync: SyncDefinition, sources: SyncSources) -> None:
@@ -126,6 +87,7 @@ def build_plan(
 
     ``run_id`` seeds the ids of new changes (a re-sent unanswered change keeps its own)."""
     context = {
+        "schema": state.STATE_SCHEMA,
         "sync_name": sync.name,
         "membership": sources.membership,
         "profile_fields": sources.profile_fields,
@@ -134,12 +96,18 @@ def build_plan(
         "fields": list(sync.fields.items()),
         "consent_column": sync.consent_column,
         "holdout_percent": int(sync.holdout_percent),
-        "key_pattern": KEY_PATTERNS.get(sync.key),
         "mode": sync.mode,
+        "checks_key_format": key_pattern(sync.key) is not None,
     }
-    params = {"segment": sync.segment, "sync_name": sync.name, "full_resync": full_resync, "run_id": run_id}
-    execute_bound(con, _templates.get_template("desired.sql").render(context), params)
-    execute_bound(con, _templates.get_template("plan.sql").render(context), params)
+    params = {
+        "segment": sync.segment,
+        "sync_name": sync.name,
+        "full_resync": full_resync,
+        "run_id": run_id,
+        "key_pattern": key_pattern(sync.key),
+    }
+    execute_bound(con, render("desired.sql", **context), params)
+    execute_bound(con, render("plan.sql", **context), params)
     counts = con.execute(
         """
         select
@@ -152,25 +120,53 @@ def build_plan(
         """
     ).fetchall()[0]
     ops = dict(con.execute(f"select op, count(*) from {plan_table(sync)} group by op").fetchall())
+    # skipped rows that would have been adds or updates: still desired, but not unchanged
     (skipped_upserts,) = con.execute(
-        f"""
-        select count(*) from {plan_table(sync)} p
-        where p.op = 'skip_rejected' and p.payload is not null
-        """
+        f"select count(*) from {plan_table(sync)} where op = 'skip_rejected' and payload is not null"
     ).fetchall()[0]
-    (confirmed_before,) = con.execute(
-        "select count(*) from cdp_sync.state where sync_name = ?", [sync.name]
-    ).fetchall()[0]
+    desired, adds, updates = counts[1], ops.get("add", 0), ops.get("update", 0)
     return PlanSummary(
         segment_members=counts[0],
-        desired=counts[1],
         excluded_consent=counts[2],
         excluded_holdout=counts[3],
         invalid=counts[4],
-        adds=ops.get("add", 0),
-        updates=ops.get("update", 0),
+        desired=desired,
+        confirmed_before=state.held_count(con, sync.name),
+        adds=adds,
+        updates=updates,
         removes=ops.get("remove", 0),
+        unchanged=desired - adds - updates - skipped_upserts,
         skipped_rejected=ops.get("skip_rejected", 0),
-        confirmed_before=confirmed_before,
-        skipped_upserts=skipped_upserts,
+    )
+
+
+def planned_changes(
+    con: duckdb.DuckDBPyConnection, sync: SyncDefinition, first_seq: int = 1, last_seq: int | None = None
+) -> list[tuple[int, Change]]:
+    """The plan's sendable rows ``first_seq..last_seq`` (default: to the last) as Changes
+    for a connector, each with its seq. Sendable rows are numbered 1..PlanSummary.sendable."""
+    rows = con.execute(
+        f"""
+        select seq, change_id, op, record_key, payload
+        from {plan_table(sync)}
+        where seq between ? and ? and op in ('add', 'update', 'remove')
+        order by seq
+        """,
+        [first_seq, last_seq if last_seq is not None else 2**62],
+    ).fetchall()
+    return [(seq, _change(sync, change_id, op, key, payload)) for seq, change_id, op, key, payload in rows]
+
+
+def _change(sync: SyncDefinition, change_id: str, op: str, record_key: str, payload: str | None) -> Change:
+    """One plan row as a Change; the payload is the JSON desired.sql builds."""
+    if op == "remove":
+        # a removal carries only what addresses the record
+        return Change(change_id=change_id, op="remove", key=record_key, identifiers={sync.key: record_key})
+    body = json.loads(payload)
+    return Change(
+        change_id=change_id,
+        op="upsert",
+        key=record_key,
+        identifiers=body.get("identifiers") or {},
+        fields=body.get("fields") or {},
     )

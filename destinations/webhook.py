@@ -18,6 +18,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from destinations.base import Change, DestinationConfigError, Outcome
+from destinations.base import Change, DestinationConfigError, Outcome, refuse_oversized_batch
 from destinations.http import (
     DEFAULT_TIMEOUT,
     MAX_ERROR_CHARS,
@@ -36,6 +37,7 @@ from destinations.http import (
     error_title,
     redact,
 )
+from destinations.options import Secret, check_option, option, parse_options, secret_option
 
 USER_AGENT = "composable-cdp-webhook/0.1"
 EVENT_TYPE = "audience.changes"
@@ -43,9 +45,6 @@ SECRET_PREFIX = "whsec_"
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 10_000
 MAX_TIMEOUT_SECONDS = 300.0
-
-#: Option keys ``from_config`` understands; "type" is the connection's kind, read by config.
-OPTION_KEYS = frozenset({"type", "url", "secret_env", "batch_size", "timeout_seconds"})
 
 NO_RESULT = "destination returned no result for this record"
 
@@ -109,11 +108,42 @@ def _label(name: str) -> str:
     return f"webhook destination {name!r}"
 
 
+def _http_url(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    return None
+
+
+@dataclass(frozen=True)
+class WebhookOptions:
+    """A webhook connection's options in destinations.yml (parsed by destinations.options)."""
+
+    url: str = option(help="where deliveries are POSTed (http:// or https://)", check=_http_url)
+    secret_env: Secret = secret_option(
+        help="environment variable holding the receiver's whsec_<base64> signing secret",
+        hint="export it with the receiver's whsec_ signing secret",
+    )
+    batch_size: int = option(
+        default=DEFAULT_BATCH_SIZE,
+        minimum=1,
+        maximum=MAX_BATCH_SIZE,
+        help="changes per POST, at most the receiver's limit",
+    )
+    timeout_seconds: float | None = option(
+        default=None,
+        above=0,
+        maximum=MAX_TIMEOUT_SECONDS,
+        help="seconds to wait for an answer (connecting never waits longer than 5)",
+    )
+
+
 class WebhookDestination:
     """Delivers audience changes to an HTTP receiver that follows Standard Webhooks."""
 
     supported_modes: frozenset[str] = frozenset({"mirror", "upsert", "add_only"})
     identifier_names: frozenset[str] = frozenset({"email", "phone", "profile_id", "external_id"})
+    options_type: type = WebhookOptions
 
     def __init__(
         self,
@@ -133,7 +163,7 @@ class WebhookDestination:
         self.name = name
         self.url = url
         self.sync_name = sync_name
-        self.batch_size = _check_batch_size(_label(name), batch_size)
+        self.batch_size = check_option(WebhookOptions, "batch_size", batch_size, label=_label(name))
         self.timeout = timeout if isinstance(timeout, Timeout) else _timeout_from_seconds(float(timeout))
         self.max_retries = max_retries
         self._secret_hint = f"check the secret in ${secret_env}" if secret_env else "check the webhook secret"
@@ -153,35 +183,24 @@ class WebhookDestination:
     def from_config(
         cls, name: str, options: Mapping[str, Any], env: Mapping[str, str], *, sync_name: str = ""
     ) -> WebhookDestination:
-        """Build from a named connection's options; the secret is read from ``env``.
-
-        Every problem is a DestinationConfigError naming the destination and the option
-        or environment variable at fault, never the secret's value.
-        """
-        label = _label(name)
-        _check_option_keys(label, options)
-        url = _required_str(label, options, "url")
-        _check_url(label, url)
-        secret_env = _required_str(label, options, "secret_env")
-        secret = env.get(secret_env)
-        if not secret:
-            raise DestinationConfigError(
-                f"{label}: environment variable ${secret_env} (named by option secret_env) is not set; "
-                "export it with the receiver's whsec_ signing secret"
-            )
-        batch_size = _number_option(options, "batch_size", int, DEFAULT_BATCH_SIZE)
-        timeout = _timeout_option(label, _number_option(options, "timeout_seconds", float, None))
+        """Build from a named connection's options (:class:`WebhookOptions`); the secret is
+        read from ``env``. Every problem is a DestinationConfigError naming the destination
+        and the option or environment variable at fault, never the secret's value."""
+        parsed = parse_options(WebhookOptions, options, env, label=_label(name), connector_type="webhook")
+        timeout = DEFAULT_TIMEOUT if parsed.timeout_seconds is None else _timeout_from_seconds(parsed.timeout_seconds)
         return cls(
-            name, url, secret, sync_name=sync_name, batch_size=batch_size, timeout=timeout, secret_env=secret_env
+            name,
+            parsed.url,
+            parsed.secret_env.value,
+            sync_name=sync_name,
+            batch_size=parsed.batch_size,
+            timeout=timeout,
+            secret_env=parsed.secret_env.env_var,
         )
 
     def send(self, changes: list[Change]) -> list[Outcome]:
         """POST one signed batch; return one outcome per change, in order."""
-        if len(changes) > self.batch_size:
-            raise ValueError(
-                f"{_label(self.name)}: {len(changes)} changes exceed batch_size {self.batch_size}; "
-                "the engine must split batches"
-            )
+        refuse_oversized_batch(_label(self.name), changes, self.batch_size)
         if not changes:
             return []
         response = self._post(changes)
@@ -269,59 +288,6 @@ def _outcome(change: Change, result: Mapping[str, Any] | None) -> Outcome:
     text = message if isinstance(message, str) and message else "destination reported an error without a message"
     error = redact(text, *_pii_values(change))[:MAX_ERROR_CHARS]
     return Outcome(change.change_id, "rejected" if result.get("retryable") is False else "failed", error)
-
-
-def _check_option_keys(label: str, options: Mapping[str, Any]) -> None:
-    """Catch typos (``batchsize``) that would otherwise be silently ignored."""
-    unknown = sorted(set(options) - OPTION_KEYS)
-    if unknown:
-        raise DestinationConfigError(
-            f"{label}: unknown option(s) {', '.join(unknown)}; expected url, secret_env, batch_size, timeout_seconds"
-        )
-    kind = options.get("type", "webhook")
-    if kind != "webhook":
-        raise DestinationConfigError(f"{label}: option type is {kind!r}, expected 'webhook'")
-
-
-def _required_str(label: str, options: Mapping[str, Any], key: str) -> str:
-    value = options.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise DestinationConfigError(f"{label}: option {key} is required (a non-empty string)")
-    return value.strip()
-
-
-def _number_option(options: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
-    """The option's value; a numeric string (from ${VAR} substitution) is converted.
-    Anything else is returned as is for the range check to refuse with a clear message."""
-    value = options.get(key, default)
-    if isinstance(value, str):
-        try:
-            return kind(value.strip())
-        except ValueError:
-            return value
-    return value
-
-
-def _check_url(label: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DestinationConfigError(f"{label}: option url must be an http:// or https:// URL with a host")
-
-
-def _check_batch_size(label: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BATCH_SIZE:
-        raise DestinationConfigError(f"{label}: option batch_size must be an integer from 1 to {MAX_BATCH_SIZE}")
-    return value
-
-
-def _timeout_option(label: str, value: Any) -> Timeout:
-    if value is None:
-        return DEFAULT_TIMEOUT
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_TIMEOUT_SECONDS:
-        raise DestinationConfigError(
-            f"{label}: option timeout_seconds must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECONDS:.0f}"
-        )
-    return _timeout_from_seconds(float(value))
 
 
 def _timeout_from_seconds(seconds: float) -> Timeout:

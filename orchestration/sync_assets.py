@@ -82,30 +82,15 @@ def _sync_asset(sync: SyncDefinition, dbt_models: dg.AssetsDefinition) -> dg.Ass
 
 
 def _metadata(result) -> dict:
-    plan = result.plan
-    metadata = {
-        "run_id": result.run_id,
-        "status": result.status,
-        "message": result.message,
-        "sent": result.sent,
-        "confirmed": result.confirmed,
-        "failed": result.failed,
-        "rejected": result.rejected,
-        "seconds": round(result.seconds, 2),
-    }
-    if plan is not None:
-        metadata.update(
-            {
-                "segment_members": plan.segment_members,
-                "desired": plan.desired,
-                "planned_adds": plan.adds,
-                "planned_updates": plan.updates,
-                "planned_removes": plan.removes,
-                "invalid": plan.invalid,
-                "excluded_consent": plan.excluded_consent,
-                "excluded_holdout": plan.excluded_holdout,
-            }
-        )
+    """What a materialisation shows: the run, its outcome counts and (once planned) every
+    plan count, under the names of the cdp_sync.runs columns (destinations.summary)."""
+    from destinations.summary import OUTCOME_COUNTS, PLAN_COUNTS
+
+    metadata = {"run_id": result.run_id, "status": result.status, "message": result.message}
+    metadata.update({count.name: count.of(result) for count in OUTCOME_COUNTS})
+    metadata["seconds"] = round(result.seconds, 2)
+    if result.plan is not None:
+        metadata.update({count.name: count.of(result.plan) for count in PLAN_COUNTS})
     return metadata
 
 

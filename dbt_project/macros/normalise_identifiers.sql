@@ -13,10 +13,15 @@
     )
 {%- endmacro %}
 
-{#- Email: trimmed, lower-cased, must look like local@domain.tld. -#}
+{#- The pattern of var('identifier_patterns') for one kind, quoted for a SQL string literal. -#}
+{% macro identifier_pattern(identifier_type) -%}
+    {{ var('identifier_patterns')[identifier_type] | replace("'", "''") }}
+{%- endmacro %}
+
+{#- Email: trimmed, lower-cased, must match var('identifier_patterns').email (local@domain.tld). -#}
 {% macro normalise_email(expression) -%}
     case
-        when {{ cdp.regexp_full_match('lower(trim(' ~ expression ~ '))', "[a-z0-9._%+''-]+@[a-z0-9-]+([.][a-z0-9-]+)*[.][a-z]{2,}") }}
+        when {{ cdp.regexp_full_match('lower(trim(' ~ expression ~ '))', cdp.identifier_pattern('email')) }}
             and not {{ cdp.is_blocklisted('email', 'lower(trim(' ~ expression ~ '))') }}
             then lower(trim({{ expression }}))
     end
@@ -26,7 +31,8 @@
     Phone to E.164 (`+<country code><national number>`), using the record's country for
     numbers typed in national format. Handles `+CC …`, `00CC …`, `(0)` after a country
     code, a national trunk prefix (`0` in most of Europe, `1` in NANP) and bare NANP
-    10-digit numbers. Result must have 8–15 digits, not all the same, and not be blocklisted.
+    10-digit numbers. The result must match var('identifier_patterns').phone (8–15 digits),
+    not be one digit repeated, and not be blocklisted.
     `calling_code` / `trunk_prefix` come from the `countries` seed joined on the record's country.
 -#}
 {% macro normalise_phone(expression, calling_code, trunk_prefix) -%}
@@ -45,7 +51,7 @@
         end
     {%- endset -%}
     case
-        when length({{ international }}) between 8 and 15
+        when {{ cdp.regexp_full_match("'+' || " ~ international, cdp.identifier_pattern('phone')) }}
             and not {{ cdp.all_same_digit(international) }}
             and not {{ cdp.is_blocklisted('phone', "'+' || " ~ international) }}
             then '+' || {{ international }}

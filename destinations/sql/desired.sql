@@ -78,8 +78,10 @@ final as (
             when exclusion is not null then null
             when record_key is null then 'null key'
             when profiles_with_key > 1 then 'duplicate key'
-            {%- if key_pattern %}
-            when not regexp_full_match(record_key, '{{ key_pattern }}') then 'malformed key'
+            {%- if checks_key_format %}
+            -- the pattern staging normalises with (dbt var identifier_patterns); case-blind,
+            -- as staging matches after lower-casing
+            when not regexp_full_match(record_key, $key_pattern, 'i') then 'malformed key'
             {%- endif %}
         end as invalid_reason
     from counted

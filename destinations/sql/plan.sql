@@ -2,7 +2,7 @@
 -- by key and payload hash. One row per change to send, per record skipped because the
 -- destination rejected it before, and per invalid desired row. Sendable rows come first
 -- (seq 1..n) so the engine can stream them in batches by seq range.
-create or replace table cdp_sync."plan__{{ sync_name }}" as
+create or replace table {{ schema }}."plan__{{ sync_name }}" as
 
 with
 
@@ -16,7 +16,7 @@ invalid as (
 
 confirmed as (
     select record_key, profile_id, payload_hash, first_confirmed_at
-    from cdp_sync.state
+    from {{ schema }}.state
     where sync_name = $sync_name
 ),
 
@@ -28,7 +28,7 @@ in_doubt as (
         arg_max(op, sent_at) as last_op,
         arg_max(payload_hash, sent_at) as last_payload_hash,
         arg_max(change_id, sent_at) as last_change_id
-    from cdp_sync.in_flight
+    from {{ schema }}.in_flight
     where sync_name = $sync_name
     group by record_key
 ),
@@ -127,7 +127,7 @@ changes as (
 -- their payload changes
 rejected as (
     select key_sha256, op, payload_hash
-    from cdp_sync.failures
+    from {{ schema }}.failures
     where sync_name = $sync_name and is_permanent
 ),
 

@@ -1,12 +1,14 @@
--- The sync engine's tables in the warehouse (schema `cdp_sync`). Created if missing by every
--- run; dbt never touches this schema. Keys are kept only where a destination needs them
--- to be addressed again (cdp_sync.state); logs and error rows carry a SHA-256 of the key.
+-- The sync engine's tables in the warehouse (schema `{{ schema }}`, destinations.state.STATE_SCHEMA).
+-- Created if missing by every run; dbt never touches this schema. Keys are kept only where a
+-- destination needs them to be addressed again ({{ schema }}.state); logs and error rows carry
+-- a SHA-256 of the key. Rendered by destinations/state.py: the run counts come from
+-- destinations/summary.py, so a new count is a new column here without editing this file.
 
-create schema if not exists cdp_sync;
+create schema if not exists {{ schema }};
 
 -- What each destination has confirmed: one row per (sync, key) the sync added and the
 -- destination acknowledged. Mirror mode removes only keys found here.
-create table if not exists cdp_sync.state (
+create table if not exists {{ schema }}.state (
     sync_name varchar not null,
     record_key varchar not null,
     profile_id varchar,
@@ -17,10 +19,10 @@ create table if not exists cdp_sync.state (
 );
 -- a batch commit deletes its confirmed keys by value: an index lookup, not a scan of
 -- every record every sync holds
-create index if not exists state_record_key on cdp_sync.state (record_key);
+create index if not exists state_record_key on {{ schema }}.state (record_key);
 
 -- One row per run: what was planned, sent, confirmed, failed, and how it ended.
-create table if not exists cdp_sync.runs (
+create table if not exists {{ schema }}.runs (
     run_id varchar not null,
     sync_name varchar not null,
     destination varchar not null,
@@ -31,28 +33,21 @@ create table if not exists cdp_sync.runs (
     -- running | dry_run | stopped | succeeded | partial | failed | crashed
     status varchar not null,
     message varchar,
-    segment_members bigint,
-    desired bigint,
-    excluded_consent bigint,
-    excluded_holdout bigint,
-    invalid bigint,
-    planned_adds bigint,
-    planned_updates bigint,
-    planned_removes bigint,
-    unchanged bigint,
-    skipped_rejected bigint,
-    confirmed_before bigint,
-    sent bigint not null default 0,
-    confirmed bigint not null default 0,
-    failed bigint not null default 0,
-    rejected bigint not null default 0,
+    -- what the plan counted (destinations.summary.PLAN_COUNTS)
+    {%- for count in plan_counts %}
+    {{ count.name }} bigint,
+    {%- endfor %}
+    -- what happened to the changes sent (destinations.summary.OUTCOME_COUNTS)
+    {%- for count in outcome_counts %}
+    {{ count.name }} bigint not null default 0,
+    {%- endfor %}
     started_at timestamp not null,
     planned_at timestamp,
     finished_at timestamp
 );
 
 -- One row per record change attempted (and per invalid row reported), per run.
-create table if not exists cdp_sync.changes (
+create table if not exists {{ schema }}.changes (
     run_id varchar not null,
     sync_name varchar not null,
     seq bigint not null,
@@ -69,7 +64,7 @@ create table if not exists cdp_sync.changes (
 -- Records the destination did not take. Transient failures are retried by the next run
 -- (the plan still differs from the confirmed state); after too many attempts, or when the
 -- destination rejects a record outright, the record is skipped until its payload changes.
-create table if not exists cdp_sync.failures (
+create table if not exists {{ schema }}.failures (
     sync_name varchar not null,
     key_sha256 varchar not null,
     op varchar not null,
@@ -86,7 +81,7 @@ create table if not exists cdp_sync.failures (
 -- when the destination answers for each record. Rows left here by a crash, a timeout or
 -- an outage mean "may or may not have landed": the next plan re-sends what is desired
 -- and removes what is not, so nothing a lost answer applied is left behind.
-create table if not exists cdp_sync.in_flight (
+create table if not exists {{ schema }}.in_flight (
     sync_name varchar not null,
     record_key varchar not null,
     profile_id varchar,
@@ -99,5 +94,11 @@ create table if not exists cdp_sync.in_flight (
 );
 
 -- columns added since the first release of these tables
-alter table cdp_sync.in_flight add column if not exists payload_hash varchar;
-alter table cdp_sync.in_flight add column if not exists change_id varchar;
+alter table {{ schema }}.in_flight add column if not exists payload_hash varchar;
+alter table {{ schema }}.in_flight add column if not exists change_id varchar;
+{%- for count in plan_counts %}
+alter table {{ schema }}.runs add column if not exists {{ count.name }} bigint;
+{%- endfor %}
+{%- for count in outcome_counts %}
+alter table {{ schema }}.runs add column if not exists {{ count.name }} bigint default 0;
+{%- endfor %}

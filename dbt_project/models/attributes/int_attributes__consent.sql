@@ -1,6 +1,7 @@
 {#-
     Consent per purpose and erasure requests per profile, over every identifier the profile
-    holds (email, phone, customer id). One row per profile with any identifier.
+    holds (email, phone, customer id). One row per profile with any identifier, one
+    has_<purpose>_consent column per purpose of var('consent_purposes').
 
     1. Per (identifier, purpose), the latest consent event decides; at the same instant a
        revocation beats a grant. A NULL `granted` counts as a revocation.
@@ -59,10 +60,10 @@ ranked_consent_events as (
 profile_consent as (
     select
         profile_identifiers.profile_id,
-        min(case when latest.purpose = 'email_marketing' then case when latest.is_granted then 1 else 0 end end)
-            as email_marketing_all_granted,
-        min(case when latest.purpose = 'ads_personalization' then case when latest.is_granted then 1 else 0 end end)
-            as ads_personalization_all_granted
+        {%- for purpose in var('consent_purposes') %}
+        min(case when latest.purpose = '{{ purpose }}' then case when latest.is_granted then 1 else 0 end end)
+            as {{ purpose }}_all_granted{{ "," if not loop.last }}
+        {%- endfor %}
     from ranked_consent_events as latest
     inner join profile_identifiers
         on profile_identifiers.identifier_type = latest.identifier_type
@@ -85,8 +86,9 @@ profile_deletions as (
 final as (
     select
         profiles_with_identifiers.profile_id,
-        coalesce(profile_consent.email_marketing_all_granted = 1, false) as has_email_marketing_consent,
-        coalesce(profile_consent.ads_personalization_all_granted = 1, false) as has_ads_personalization_consent,
+        {%- for purpose in var('consent_purposes') %}
+        coalesce(profile_consent.{{ purpose }}_all_granted = 1, false) as {{ consent_column(purpose) }},
+        {%- endfor %}
         profile_deletions.profile_id is not null as is_deletion_requested,
         profile_deletions.deletion_requested_at
     from profiles_with_identifiers

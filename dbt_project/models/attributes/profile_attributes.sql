@@ -97,9 +97,10 @@ final as (
         coalesce(engagement.web_sessions_90d, 0) as web_sessions_90d,
         coalesce(support.open_support_tickets, 0) as open_support_tickets,
 
-        -- booleans
-        coalesce(consent.has_email_marketing_consent, false) as has_email_marketing_consent,
-        coalesce(consent.has_ads_personalization_consent, false) as has_ads_personalization_consent,
+        -- booleans: one consent flag per purpose of var('consent_purposes')
+        {%- for purpose in var('consent_purposes') %}
+        coalesce(consent.{{ consent_column(purpose) }}, false) as {{ consent_column(purpose) }},
+        {%- endfor %}
         coalesce(consent.is_deletion_requested, false) as is_deletion_requested,
 
         -- timestamps

@@ -1,0 +1,12 @@
+-- The latest run of every sync, with its counts (destinations.state.last_runs).
+select
+    sync_name,
+    status,
+    message,
+    started_at,
+    finished_at,
+    {%- for count in counts %}
+    {{ count.name }}{{ "," if not loop.last }}
+    {%- endfor %}
+from {{ schema }}.runs
+qualify row_number() over (partition by sync_name order by started_at desc) = 1

@@ -1,0 +1,244 @@
+"""The sync engine's own tables (schema ``cdp_sync``): their one owner.
+
+Everything that reads or writes them goes through here — the engine's run rows and
+per-batch commits, the CLI's listing, the demo's reset — so a change to a table is a
+change to this module and the SQL beside it (``destinations/sql/state.sql`` for the DDL,
+``commit_batch.sql``, ``log_unsent.sql``, ``last_runs.sql``). The tables:
+
+- ``state``: what each destination confirmed, per (sync, key) — the next plan's baseline;
+- ``runs``: one row per run, with the counts of destinations.summary;
+- ``changes``: every change attempted and every invalid row reported, per run;
+- ``failures``: records the destination did not take, with their attempts;
+- ``in_flight``: changes sent whose answer has not arrived (they may have landed).
+
+The plan table of a sync (``plan__<sync>``) lives in the same schema but belongs to
+destinations.plan, which rebuilds it every run; the statements here that read it are
+given its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
+import duckdb
+import pyarrow as pa
+
+from destinations.sql_templates import execute_bound, render, statements
+from destinations.summary import OUTCOME_COUNTS, PLAN_COUNTS, PlanSummary
+
+#: the engine's schema: state, runs, changes, failures, in_flight and the plan tables
+STATE_SCHEMA = "cdp_sync"
+
+
+class RecordOutcome(NamedTuple):
+    """What became of one planned change: its seq in the plan table, its key, and the
+    destination's verdict (confirmed | failed | rejected) with its error."""
+
+    seq: int
+    record_key: str
+    status: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """The latest run of one sync, as ``cdp syncs`` shows it."""
+
+    status: str
+    message: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    #: every count of destinations.summary by name (None where the run never planned)
+    counts: dict[str, int | None]
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the schema and tables if missing, and add columns newer releases need."""
+    con.execute(render("state.sql", schema=STATE_SCHEMA, plan_counts=PLAN_COUNTS, outcome_counts=OUTCOME_COUNTS))
+
+
+def reset(con: duckdb.DuckDBPyConnection) -> None:
+    """Forget every sync's state, runs and logs (the demo starts each receiver empty)."""
+    con.execute(f"drop schema if exists {STATE_SCHEMA} cascade")
+
+
+# -- run rows ------------------------------------------------------------------------
+
+
+def mark_crashed_runs(con: duckdb.DuckDBPyConnection, sync_name: str) -> None:
+    """Runs of this sync still marked running are dead: the caller holds the sync's lock."""
+    con.execute(
+        f"""
+        update {STATE_SCHEMA}.runs
+        set status = 'crashed',
+            message = 'the process ended before this run finished; the next run re-planned its changes'
+        where sync_name = ? and status = 'running'
+        """,
+        [sync_name],
+    )
+
+
+def insert_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    sync_name: str,
+    destination: str,
+    mode: str,
+    dry_run: bool,
+    force: bool,
+    full_resync: bool,
+    now: datetime,
+) -> None:
+    con.execute(
+        f"""
+        insert into {STATE_SCHEMA}.runs (
+            run_id, sync_name, destination, mode, is_dry_run, is_forced, is_full_resync, status, started_at
+        )
+        values (?, ?, ?, ?, ?, ?, ?, 'running', ?)
+        """,
+        [run_id, sync_name, destination, mode, dry_run, force, full_resync, now],
+    )
+
+
+def record_plan(con: duckdb.DuckDBPyConnection, run_id: str, plan: PlanSummary, now: datetime) -> None:
+    """Write the plan's counts into the run's row."""
+    assignments = ", ".join(f"{count.name} = ?" for count in PLAN_COUNTS)
+    con.execute(
+        f"update {STATE_SCHEMA}.runs set {assignments}, planned_at = ? where run_id = ?",
+        [*(count.of(plan) for count in PLAN_COUNTS), now, run_id],
+    )
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str, message: str, now: datetime) -> None:
+    con.execute(
+        f"update {STATE_SCHEMA}.runs set status = ?, message = ?, finished_at = ? where run_id = ?",
+        [status, message, now, run_id],
+    )
+
+
+# -- the change log and the batches ------------------------------------------------------
+
+
+def log_unsent(con: duckdb.DuckDBPyConnection, *, run_id: str, sync_name: str, plan_table: str, now: datetime) -> None:
+    """Invalid rows and skipped rejections go into the change log: reported, never sent."""
+    execute_bound(
+        con,
+        render("log_unsent.sql", schema=STATE_SCHEMA, plan_table=plan_table),
+        {"run_id": run_id, "sync_name": sync_name, "now": now},
+    )
+
+
+def mark_in_flight(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    sync_name: str,
+    plan_table: str,
+    first_seq: int,
+    last_seq: int,
+    now: datetime,
+) -> None:
+    """Before sending: these changes may land even if we never hear back."""
+    con.execute(
+        f"""
+        insert into {STATE_SCHEMA}.in_flight
+        select ?, record_key, profile_id, op, payload_hash, change_id, ?, ?
+        from {plan_table}
+        where seq between ? and ?
+        """,
+        [sync_name, run_id, now, first_seq, last_seq],
+    )
+
+
+def commit_batch(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    sync_name: str,
+    plan_table: str,
+    outcomes: Sequence[RecordOutcome],
+    max_attempts: int,
+    now: datetime,
+) -> None:
+    """Record one batch's outcomes in one transaction (sql/commit_batch.sql): log every
+    change, advance state for what was confirmed, count failures, update the run's totals."""
+    confirmed_keys = [outcome.record_key for outcome in outcomes if outcome.status == "confirmed"]
+    statuses = [outcome.status for outcome in outcomes]
+    params: dict = {
+        "run_id": run_id,
+        "sync_name": sync_name,
+        "now": now,
+        "max_attempts": max_attempts,
+        "first_seq": min(outcome.seq for outcome in outcomes),
+        "last_seq": max(outcome.seq for outcome in outcomes),
+        "sent": len(statuses),
+        **{status: statuses.count(status) for status in ("confirmed", "failed", "rejected")},
+        **{f"confirmed_{index}": key for index, key in enumerate(confirmed_keys)},
+    }
+    batch = pa.table(
+        {
+            "seq": pa.array([outcome.seq for outcome in outcomes], pa.int64()),
+            "status": pa.array([outcome.status for outcome in outcomes], pa.string()),
+            "error": pa.array([outcome.error for outcome in outcomes], pa.string()),
+        }
+    )
+    sql = statements(
+        "commit_batch.sql", schema=STATE_SCHEMA, plan_table=plan_table, confirmed_keys=len(confirmed_keys)
+    )
+    con.register("batch_outcomes", batch)
+    con.begin()
+    try:
+        for statement in sql:
+            execute_bound(con, statement, params)
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    finally:
+        con.unregister("batch_outcomes")
+
+
+# -- reads -------------------------------------------------------------------------------
+
+
+def held_count(con: duckdb.DuckDBPyConnection, sync_name: str) -> int:
+    """How many records the destination has confirmed for this sync."""
+    return con.execute(f"select count(*) from {STATE_SCHEMA}.state where sync_name = ?", [sync_name]).fetchall()[0][0]
+
+
+def held_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Confirmed records per sync; empty when no sync has run in this warehouse."""
+    if not _has_tables(con):
+        return {}
+    return dict(con.execute(f"select sync_name, count(*) from {STATE_SCHEMA}.state group by sync_name").fetchall())
+
+
+def last_runs(con: duckdb.DuckDBPyConnection) -> dict[str, LastRun]:
+    """The latest run of every sync that has run; works on a read-only connection."""
+    if not _has_tables(con):
+        return {}
+    counts = PLAN_COUNTS + OUTCOME_COUNTS
+    rows = con.execute(render("last_runs.sql", schema=STATE_SCHEMA, counts=counts)).fetchall()
+    return {
+        name: LastRun(
+            status=status,
+            message=message,
+            started_at=started_at,
+            finished_at=finished_at,
+            counts={count.name: value for count, value in zip(counts, values)},
+        )
+        for name, status, message, started_at, finished_at, *values in rows
+    }
+
+
+def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a run ever created the tables (a fresh warehouse has none)."""
+    (found,) = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = 'runs'",
+        [STATE_SCHEMA],
+    ).fetchall()[0]
+    return found > 0

@@ -1,0 +1,69 @@
+"""What one sync run counts, declared once.
+
+:class:`PlanSummary` is what the plan counted; each of its fields carries the name it has
+everywhere else (the ``cdp_sync.runs`` column and the Dagster metadata key) and the label
+the CLI shows. :data:`PLAN_COUNTS` is read off those fields, in their order, and
+:data:`OUTCOME_COUNTS` lists what happened to the changes sent. The runs table's DDL and
+its updates (destinations/state.py), the Dagster metadata and both CLI tables all iterate
+these lists: a new count is one field here, not five edits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Count:
+    """One number a run reports."""
+
+    #: the ``cdp_sync.runs`` column and the Dagster metadata key
+    name: str
+    #: how the CLI labels it
+    label: str
+    #: the attribute holding it (on PlanSummary or SyncRunResult)
+    attribute: str
+
+    def of(self, record: Any) -> int:
+        return getattr(record, self.attribute)
+
+
+def _count(name: str, label: str) -> Any:
+    return field(metadata={"name": name, "label": label})
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """The plan's counts, in reading order: from the segment to the changes to send."""
+
+    segment_members: int = _count("segment_members", "segment members")
+    excluded_consent: int = _count("excluded_consent", "excluded: no consent / deletion")
+    excluded_holdout: int = _count("excluded_holdout", "excluded: holdout")
+    invalid: int = _count("invalid", "invalid (reported, not sent)")
+    desired: int = _count("desired", "desired")
+    confirmed_before: int = _count("confirmed_before", "held at destination before")
+    adds: int = _count("planned_adds", "planned adds")
+    updates: int = _count("planned_updates", "planned updates")
+    removes: int = _count("planned_removes", "planned removes")
+    #: desired records the destination already holds as they are
+    unchanged: int = _count("unchanged", "unchanged")
+    skipped_rejected: int = _count("skipped_rejected", "skipped (rejected before)")
+
+    @property
+    def sendable(self) -> int:
+        return self.adds + self.updates + self.removes
+
+
+#: every PlanSummary count, in field order
+PLAN_COUNTS: tuple[Count, ...] = tuple(
+    Count(name=f.metadata["name"], label=f.metadata["label"], attribute=f.name) for f in fields(PlanSummary)
+)
+
+#: what happened to the changes a run sent (attributes of destinations.engine.SyncRunResult)
+OUTCOME_COUNTS: tuple[Count, ...] = (
+    Count("sent", "sent", "sent"),
+    Count("confirmed", "confirmed", "confirmed"),
+    Count("failed", "failed (retried next run)", "failed"),
+    Count("rejected", "rejected", "rejected"),
+)

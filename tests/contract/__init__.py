@@ -1,0 +1,1 @@
+"""The connector contract suite: every connector in destinations.config.CONNECTORS runs it."""

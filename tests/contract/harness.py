@@ -1,0 +1,126 @@
+"""What the contract suite needs from each connector: a harness.
+
+A harness knows one platform: how to start its sandbox, build a connector pointed at it,
+inject faults into it and read what it ends up holding. The tests in
+test_connector_contract.py are written once against this interface and run for every
+registered connector, so a new connector gets them by writing one harness (and cannot
+skip them: a connector without a harness fails the suite).
+
+Platforms differ in ways the harness absorbs, not the tests:
+
+- batch limits: ``build`` uses the connector's own default batch size unless told one;
+  the sandbox enforces the platform's real limit;
+- hashing: ``upsert`` builds changes with plain identifiers (the connector hashes them as
+  the platform requires); ``held`` translates what the platform stores back to the
+  change keys and field names the test used;
+- async jobs: a connector that submits a job and polls it still answers ``send`` with
+  outcomes; the sandbox completes jobs, and a fault injected "for the next request"
+  applies to the request that carries the batch (the harness decides which that is);
+- per-record failures inside 2xx bodies: ``reject`` makes the sandbox report them.
+
+Faults apply to the next requests the sandbox receives, in the order injected.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+from destinations.base import Change, Destination
+
+
+class ConnectorHarness(ABC):
+    """One connector's plumbing for the contract tests."""
+
+    #: the connector's key in destinations.config.CONNECTORS
+    connector_type: ClassVar[str]
+    #: the destination name the harness gives connectors (errors must name it)
+    name: ClassVar[str] = "contract-destination"
+
+    # -- the sandbox and the connector ----------------------------------------------
+
+    @abstractmethod
+    @contextmanager
+    def sandbox(self) -> Iterator[Any]:
+        """A fresh, running sandbox of the platform (stopped on exit)."""
+
+    @abstractmethod
+    def options(self, sandbox: Any) -> dict[str, Any]:
+        """A destinations.yml entry (without ``type``) pointing a connector at ``sandbox``."""
+
+    @abstractmethod
+    def env(self, sandbox: Any) -> dict[str, str]:
+        """The environment holding the secrets ``options`` names."""
+
+    @abstractmethod
+    def wrong_credentials_env(self, sandbox: Any) -> dict[str, str]:
+        """Like ``env``, with well-formed credentials the sandbox refuses."""
+
+    @abstractmethod
+    def build(
+        self,
+        sandbox: Any,
+        *,
+        batch_size: int | None = None,
+        max_retries: int = 2,
+        max_retry_after: float = 2.0,
+        read_timeout: float = 2.0,
+    ) -> Destination:
+        """A connector for ``sandbox`` tuned for tests: ``max_retries`` retries with no
+        back-off, short waits. ``batch_size`` None keeps the connector's default."""
+
+    # -- what to send ------------------------------------------------------------------
+
+    @abstractmethod
+    def upsert(self, key: str, **fields: Any) -> Change:
+        """A valid upsert of the record ``key`` with these fields."""
+
+    @abstractmethod
+    def remove(self, key: str) -> Change:
+        """A removal of the record ``key``."""
+
+    @abstractmethod
+    def bad_identifier_upsert(self, key: str) -> tuple[Change, list[str]]:
+        """An upsert whose identifier the platform refuses, and the personal values in it
+        that must never appear in an outcome or an exception."""
+
+    # -- what the sandbox saw ------------------------------------------------------------
+
+    @abstractmethod
+    def held(self, sandbox: Any) -> dict[str, dict[str, Any]]:
+        """What the platform holds: change key -> fields, in the test's own terms."""
+
+    @abstractmethod
+    def requests(self, sandbox: Any) -> int:
+        """How many requests carrying changes the sandbox has answered (or dropped)."""
+
+    @abstractmethod
+    def wait_idle(self, sandbox: Any) -> None:
+        """Wait until the sandbox handles no request (a delivery the client gave up on may
+        still land late)."""
+
+    # -- faults, for the next requests ---------------------------------------------------
+
+    @abstractmethod
+    def fail(self, sandbox: Any, status: int, *, title: str, times: int = 1) -> None:
+        """Answer the next ``times`` requests with HTTP ``status`` and the platform's error
+        body carrying ``title``."""
+
+    @abstractmethod
+    def throttle(self, sandbox: Any, *, retry_after: float) -> None:
+        """Answer the next request 429 with Retry-After (or the platform's throttle code)."""
+
+    @abstractmethod
+    def drop(self, sandbox: Any, *, apply_first: bool = False) -> None:
+        """Close the next request's connection without answering (after applying it, if told)."""
+
+    @abstractmethod
+    def stall(self, sandbox: Any, seconds: float, *, apply_first: bool = False) -> None:
+        """Answer the next request only after ``seconds`` (applying it first, if told)."""
+
+    @abstractmethod
+    def reject(self, sandbox: Any, keys: Iterable[str], *, retryable: bool, error: str | None = None) -> None:
+        """Answer the next request with success for the batch but a per-record failure for
+        ``keys`` (retryable or not), with ``error`` as the platform's message if given."""

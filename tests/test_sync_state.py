@@ -1,0 +1,147 @@
+"""The sync engine's tables have one owner (destinations/state.py), and the run's counts
+one declaration (destinations/summary.py) that the runs row, the CLI and Dagster share."""
+
+from __future__ import annotations
+
+import io
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from cdp.settings import REPO_ROOT
+from cdp.warehouse import connect
+from destinations import state
+from destinations.engine import SyncRunResult
+from destinations.sandbox.webhook import Fault, WebhookSandbox
+from destinations.summary import OUTCOME_COUNTS, PLAN_COUNTS, PlanSummary
+from sync_world import World, definition, people
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    with WebhookSandbox() as sandbox:
+        yield World(tmp_path / "warehouse.duckdb", sandbox)
+
+
+def test_the_runs_row_holds_every_count_under_its_one_name(world: World):
+    world.set_people(people(5))
+    world.sandbox.inject(Fault.reject(keys={"person1@example.com"}, retryable=False))
+    result = world.run(definition())
+    row = world.last_run()
+    assert {count.name: row[count.name] for count in PLAN_COUNTS} == {
+        count.name: count.of(result.plan) for count in PLAN_COUNTS
+    }
+    assert {count.name: row[count.name] for count in OUTCOME_COUNTS} == {
+        "sent": 5,
+        "confirmed": 4,
+        "failed": 0,
+        "rejected": 1,
+    }
+    assert (row["planned_adds"], row["desired"], row["segment_members"]) == (5, 5, 5)
+
+
+def test_the_plan_summary_declares_each_count_once():
+    assert [count.attribute for count in PLAN_COUNTS] == [
+        name for name in PlanSummary.__dataclass_fields__  # the declaration order is the display order
+    ]
+    names = [count.name for count in PLAN_COUNTS + OUTCOME_COUNTS]
+    assert len(names) == len(set(names))
+    assert all(hasattr(SyncRunResult("r", "s", "x", ""), count.attribute) for count in OUTCOME_COUNTS)
+
+
+def test_last_runs_and_held_counts_are_read_through_the_state_module(world: World):
+    with connect(world.path) as con:
+        assert state.last_runs(con) == {} and state.held_counts(con) == {}  # no sync has run here
+    world.set_people(people(4))
+    world.run(definition("first_sync"))
+    world.run(definition("second_sync"), dry_run=True)
+    with connect(world.path, read_only=True) as con:
+        runs = state.last_runs(con)
+        held = state.held_counts(con)
+    assert set(runs) == {"first_sync", "second_sync"}
+    assert runs["first_sync"].status == "succeeded" and runs["first_sync"].counts["confirmed"] == 4
+    assert runs["second_sync"].status == "dry_run" and runs["second_sync"].counts["planned_adds"] == 4
+    assert held == {"first_sync": 4}
+
+
+def test_reset_forgets_every_sync(world: World):
+    world.set_people(people(2))
+    world.run(definition())
+    with connect(world.path) as con:
+        state.reset(con)
+        assert state.last_runs(con) == {} and state.held_counts(con) == {}
+    assert world.run(definition()).plan.adds == 2  # the next run starts from empty state
+
+
+def test_run_sync_uses_the_connection_it_is_given(world: World):
+    """The seam the sync benchmark uses to time statements, instead of patching the engine."""
+    from destinations.engine import run_sync
+
+    executed: list[str] = []
+    closed: list[bool] = []
+
+    class Recording:
+        def __init__(self, con):
+            self._con = con
+
+        def execute(self, sql, *args):
+            executed.append(sql)
+            return self._con.execute(sql, *args)
+
+        def close(self):
+            closed.append(True)
+            self._con.close()
+
+        def __getattr__(self, name):
+            return getattr(self._con, name)
+
+    world.set_people(people(3))
+    result = run_sync(
+        definition(),
+        warehouse=world.path,
+        connect_destination=lambda _: world.destination(),
+        open_warehouse=lambda path: Recording(connect(path)),
+    )
+    assert result.status == "succeeded" and world.received() == world.desired()
+    assert any("in_flight" in sql for sql in executed) and closed == [True]
+
+
+def test_the_cli_table_and_the_dagster_metadata_show_every_count(world: World, dbt_manifest: Path):
+    from cli.syncs import _print_result
+    from orchestration.sync_assets import _metadata
+
+    world.set_people(people(3))
+    result = world.run(definition())
+    out = io.StringIO()
+    _print_result(Console(file=out, width=200), result)
+    printed = out.getvalue()
+    for count in PLAN_COUNTS + OUTCOME_COUNTS:
+        assert count.label in printed, count.label
+    metadata = _metadata(result)
+    assert {count.name for count in PLAN_COUNTS + OUTCOME_COUNTS} <= set(metadata)
+    assert metadata["planned_adds"] == metadata["confirmed"] == 3
+
+
+#: a SQL statement that names the engine's schema
+_STATEMENT_ON_SCHEMA = re.compile(
+    rf"\b(from|into|update|join|table|schema)\s+(if\s+(not\s+)?exists\s+)?{state.STATE_SCHEMA}\b", re.IGNORECASE
+)
+
+
+def test_only_the_state_module_writes_sql_against_the_engine_schema():
+    """One owner: no other module of the product spells out a statement on cdp_sync (it
+    asks destinations.state, or renders the schema name it gets from there)."""
+    packages = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    modules = [path for pattern in packages["include"] for path in REPO_ROOT.glob(f"{pattern.rstrip('*')}/**/*.py")]
+    assert any(path.name == "engine.py" for path in modules)
+    offenders = [
+        str(path.relative_to(REPO_ROOT))
+        for path in modules
+        if path != REPO_ROOT / "destinations" / "state.py" and _STATEMENT_ON_SCHEMA.search(path.read_text())
+    ]
+    assert offenders == []
+    for sql in (REPO_ROOT / "destinations" / "sql").glob("*.sql"):
+        assert not _STATEMENT_ON_SCHEMA.search(sql.read_text()), f"{sql.name}: render {{{{ schema }}}} instead"
