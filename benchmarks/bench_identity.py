@@ -114,13 +114,10 @@ def _dbt(args: list[str], warehouse: Path, dbt_dir: Path) -> None:
 
 def _model_timings(dbt_dir: Path) -> dict[str, float]:
     results = json.loads((dbt_dir / "target" / "run_results.json").read_text())
-    return {
-        result["unique_id"].split(".")[-1]: float(result["execution_time"])
-        for result in results["results"]
-    }
+    return {result["unique_id"].split(".")[-1]: float(result["execution_time"]) for result in results["results"]}
 
 
-def _scipy_components(con) -> tuple[dict, "object", "object"]:
+def _scipy_components(con) -> tuple[dict, object, object]:
     """Floor: returns (figures, sorted node ids, smallest node id of each node's component)."""
     import numpy as np
     from scipy.sparse import csr_matrix
@@ -333,8 +330,10 @@ def _run_size(people: int) -> list[dict]:
                 "load_seconds": "",
                 "passes": f"strong {strong_passes} / final {final_passes}",
                 "ratio_vs_floor": cc_ours / floor["seconds"],
-                "same_partition": problems["ours"] is None and problems["scipy"] is None
-                and problems["splink"] is None and "counts" not in problems,
+                "same_partition": problems["ours"] is None
+                and problems["scipy"] is None
+                and problems["splink"] is None
+                and "counts" not in problems,
             },
             {
                 **base,
@@ -375,8 +374,9 @@ def run(sizes: list[int]) -> list[dict]:
 
 
 if __name__ == "__main__":
-    from benchmarks.run import print_table
     from rich.console import Console
+
+    from benchmarks.run import print_table
 
     requested = [int(arg.replace("_", "")) for arg in sys.argv[1:]] or [100_000]
     print_table("benchmark: identity", run(requested), Console())

@@ -121,7 +121,7 @@ def _lifetimes_problem() -> str | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"])
-    except Exception as error:  # noqa: BLE001 - reported, not hidden
+    except Exception as error:
         return f"lifetimes unavailable: {type(error).__name__}: {error}"
     return None
 
@@ -201,9 +201,13 @@ def _our_data(people: int) -> list[dict]:
                 ).fetchall()
             }
             validation = con.execute(VALIDATION_SQL).df().set_index("profile_id")
-            split = con.execute(
-                "select profile_id, is_validation from intermediate.int_predictive__training_set where purchases > 0"
-            ).df().set_index("profile_id")["is_validation"]
+            split = (
+                con.execute(
+                    "select profile_id, is_validation from intermediate.int_predictive__training_set where purchases > 0"
+                )
+                .df()
+                .set_index("profile_id")["is_validation"]
+            )
             purchases = con.execute(PURCHASES_SQL, [AS_OF]).df()
             k, silhouette = con.execute(
                 "select max(k), max(overall_silhouette) from main.cluster_descriptions"
@@ -327,8 +331,13 @@ def _cdnow() -> list[dict]:
     calibration_end, observation_end = pd.Timestamp("1997-09-30"), pd.Timestamp("1998-06-30")
     holdout_weeks = 39.0
     calibration = calibration_and_holdout_data(
-        transactions, "customer_id", "date", calibration_period_end=calibration_end,
-        observation_period_end=observation_end, freq="W", monetary_value_col="value",
+        transactions,
+        "customer_id",
+        "date",
+        calibration_period_end=calibration_end,
+        observation_period_end=observation_end,
+        freq="W",
+        monetary_value_col="value",
     )
     in_holdout = (transactions["date"] > calibration_end) & (transactions["date"] <= observation_end)
     last_39_weeks = (transactions["date"] > calibration_end - pd.Timedelta(weeks=39)) & (
@@ -388,8 +397,14 @@ def _cdnow() -> list[dict]:
         }
     )
 
-    features = ["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal", "weeks_since_last_purchase",
-                "carried_forward_value"]
+    features = [
+        "frequency_cal",
+        "recency_cal",
+        "T_cal",
+        "monetary_value_cal",
+        "weeks_since_last_purchase",
+        "carried_forward_value",
+    ]
     train = calibration[~is_validation]
     started = time.perf_counter()
     churn = HistGradientBoostingClassifier(random_state=RANDOM_STATE).fit(train[features], train["churned"])

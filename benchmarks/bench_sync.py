@@ -280,7 +280,7 @@ def _child(step: str, path: Path, env: dict[str, str] | None = None) -> dict:
         raise RuntimeError(
             f"child step --{step} {path} exited {completed.returncode}; stdout tail:\n{completed.stdout[-2000:]}"
         )
-    return json.loads(lines[-1][len(RESULT_MARKER):])
+    return json.loads(lines[-1][len(RESULT_MARKER) :])
 
 
 class _TimedConnection:
@@ -484,8 +484,8 @@ def _child_sync(path: Path) -> dict:
     peak = _peak_rss_mb()
 
     sends = destinations[0].send_seconds if destinations else []
-    batch_totals = [b - a for a, b in zip(marks, marks[1:])]
-    warehouse_per_batch = [total - send for total, send in zip(batch_totals, sends)]
+    batch_totals = [b - a for a, b in zip(marks, marks[1:], strict=False)]
+    warehouse_per_batch = [total - send for total, send in zip(batch_totals, sends, strict=False)]
     tenth = max(1, len(warehouse_per_batch) // 10)
     with duckdb.connect(str(path), read_only=True) as con:
         state_rows = state.held_count(con, SYNC_NAME)
@@ -570,8 +570,21 @@ def _expected_fields(key: str, *, n: int | None = None) -> dict:
 
 
 COLUMNS = (
-    "benchmark", "method", "rows", "adds", "updates", "removes", "seconds", "rows_per_s",
-    "peak_rss_mb", "plan_rss_mb", "base_rss_mb", "floor_seconds", "ratio_vs_floor", "correct", "detail",
+    "benchmark",
+    "method",
+    "rows",
+    "adds",
+    "updates",
+    "removes",
+    "seconds",
+    "rows_per_s",
+    "peak_rss_mb",
+    "plan_rss_mb",
+    "base_rss_mb",
+    "floor_seconds",
+    "ratio_vs_floor",
+    "correct",
+    "detail",
 )
 
 

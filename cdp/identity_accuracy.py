@@ -60,7 +60,10 @@ class AccuracyReport:
     def rows(self) -> list[tuple[str, str]]:
         return [
             ("records scored", f"{self.records:,}"),
-            ("records resolved to a profile", f"{self.resolved_records:,} ({self.resolved_records / max(self.records, 1):.2%})"),
+            (
+                "records resolved to a profile",
+                f"{self.resolved_records:,} ({self.resolved_records / max(self.records, 1):.2%})",
+            ),
             ("real people", f"{self.people:,}"),
             ("profiles", f"{self.profiles:,}"),
             ("pairwise precision", f"{self.precision:.4f}"),
@@ -73,7 +76,9 @@ class AccuracyReport:
 
 def score(warehouse: Path) -> AccuracyReport:
     """Score the built warehouse at ``warehouse`` (needs `dbt build` and ground_truth)."""
-    mapped = " union all ".join(f"select '{table}' as source_table, * from ({sql})" for table, sql in _RECORD_MAPS.items())
+    mapped = " union all ".join(
+        f"select '{table}' as source_table, * from ({sql})" for table, sql in _RECORD_MAPS.items()
+    )
     tables = ", ".join(f"'{t}'" for t in _RECORD_MAPS)
     with connect(warehouse, read_only=True) as con:
         con.execute(
@@ -104,7 +109,10 @@ def score(warehouse: Path) -> AccuracyReport:
                 and source_records.record_id = mapped.identity_record
             """
         )
-        pairs = lambda column: f"select coalesce(sum(n * (n - 1) / 2), 0) from (select count(*) as n from scored group by {column})"  # noqa: E731
+
+        def pairs(column: str) -> str:
+            return f"select coalesce(sum(n * (n - 1) / 2), 0) from (select count(*) as n from scored group by {column})"
+
         (true_pairs,) = con.execute(pairs("person_id")).fetchall()[0]
         (predicted_pairs,) = con.execute(pairs("cluster")).fetchall()[0]
         (correct_pairs,) = con.execute(pairs("cluster, person_id")).fetchall()[0]

@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from cli.console import console, print_table, print_warehouse_tables, table
-from cli.options import use_warehouse as _use_warehouse, warehouse_option
+from cli.options import use_warehouse as _use_warehouse
+from cli.options import warehouse_option
 
 DEMO_PEOPLE = 2_000
 #: dbt_project/selectors.yml: what to rebuild after a manual segment changed.
@@ -15,14 +16,17 @@ MANUAL_SEGMENTS_SELECTOR = "refresh_manual_segments"
 
 
 @click.command()
-@click.option("--people", type=click.IntRange(min=1), default=DEMO_PEOPLE, show_default=True, help="How many people to simulate.")
+@click.option(
+    "--people", type=click.IntRange(min=1), default=DEMO_PEOPLE, show_default=True, help="How many people to simulate."
+)
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed.")
 @warehouse_option
 def demo(people: int, seed: int, warehouse: str | None) -> None:
     """The main job end to end: generate a small data set, build every dbt model, show what
     was built, and sync every audience to a local webhook sandbox."""
     from cdp.dbt import DbtError, run_dbt
-    from cdp.sample_data.generator import GeneratorConfig, generate as run_generator
+    from cdp.sample_data.generator import GeneratorConfig
+    from cdp.sample_data.generator import generate as run_generator
 
     path = _use_warehouse(warehouse)
     out = console()
@@ -76,9 +80,15 @@ def _demo_syncs(path: Path) -> None:
                 result = run_sync(sync, warehouse=path, connect_destination=destination_connector())
                 plan = result.plan
                 runs.add_row(
-                    name, sync.mode, str(run), result.status,
-                    f"{plan.adds:,}", f"{plan.updates:,}", f"{plan.removes:,}",
-                    f"{plan.excluded_consent + plan.excluded_holdout:,}", f"{result.confirmed:,}",
+                    name,
+                    sync.mode,
+                    str(run),
+                    result.status,
+                    f"{plan.adds:,}",
+                    f"{plan.updates:,}",
+                    f"{plan.removes:,}",
+                    f"{plan.excluded_consent + plan.excluded_holdout:,}",
+                    f"{result.confirmed:,}",
                 )
         print_table(runs)
         console().print(
@@ -97,10 +107,20 @@ def _create_demo_vip_list(path: Path) -> int:
     with store.open_warehouse(path, read_only=False) as con:
         if any(summary.segment_name == "vip" for summary in store.list_segments(con)):
             store.delete_segment(con, "vip", actor="cdp demo")
-        store.create_segment(con, "vip", description="Hand-picked VIP customers (demo: top lifetime value).", owner="crm-team", actor="cdp demo")
-        top = [row[0] for row in con.execute(
-            "select profile_id from profile_attributes order by lifetime_value desc, profile_id limit ?", [DEMO_VIP_SIZE]
-        ).fetchall()]
+        store.create_segment(
+            con,
+            "vip",
+            description="Hand-picked VIP customers (demo: top lifetime value).",
+            owner="crm-team",
+            actor="cdp demo",
+        )
+        top = [
+            row[0]
+            for row in con.execute(
+                "select profile_id from profile_attributes order by lifetime_value desc, profile_id limit ?",
+                [DEMO_VIP_SIZE],
+            ).fetchall()
+        ]
         store.add_members(con, "vip", top, actor="cdp demo")
     return len(top)
 

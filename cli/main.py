@@ -10,9 +10,11 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+
 from cdp import settings
 from cli.console import console, print_table, print_warehouse_tables, table
-from cli.options import use_warehouse as _use_warehouse, warehouse_option
+from cli.options import use_warehouse as _use_warehouse
+from cli.options import warehouse_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,7 +23,9 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--people", type=click.IntRange(min=1), default=10_000, show_default=True, help="How many people to simulate.")
+@click.option(
+    "--people", type=click.IntRange(min=1), default=10_000, show_default=True, help="How many people to simulate."
+)
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed; the same seed gives the same data.")
 @click.option(
     "--as-of",
@@ -30,7 +34,13 @@ def main() -> None:
     show_default=True,
     help="The 'now' of the simulated world: no event is later than this.",
 )
-@click.option("--chunk-size", type=click.IntRange(min=100), default=20_000, show_default=True, help="People generated per chunk (bounds memory).")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=100),
+    default=20_000,
+    show_default=True,
+    help="People generated per chunk (bounds memory).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @warehouse_option
 def generate(people: int, seed: int, as_of: datetime, chunk_size: int, quiet: bool, warehouse: str | None) -> None:
@@ -39,7 +49,8 @@ def generate(people: int, seed: int, as_of: datetime, chunk_size: int, quiet: bo
     Also writes schema `ground_truth`: the real person behind every source record,
     for scoring identity resolution.
     """
-    from cdp.sample_data.generator import GeneratorConfig, generate as run_generator
+    from cdp.sample_data.generator import GeneratorConfig
+    from cdp.sample_data.generator import generate as run_generator
 
     path = _use_warehouse(warehouse)
     summary = run_generator(

@@ -14,10 +14,13 @@ from functools import wraps
 from typing import IO
 
 import click
+
 from cdp import manual_segments as store
 from cdp.warehouse import WarehouseBusyError
-from cli.console import print_table as _print_table, table as _table
-from cli.options import use_warehouse as _use_warehouse, warehouse_option
+from cli.console import print_table as _print_table
+from cli.console import table as _table
+from cli.options import use_warehouse as _use_warehouse
+from cli.options import warehouse_option
 
 NEXT_BUILD_HINT = "`segments` and `segment_membership` pick this up at the next `cdp build`."
 
@@ -134,7 +137,9 @@ def create(name: str, description: str | None, owner: str | None, actor: str, wa
     """Create an empty manual segment NAME (lower snake case, e.g. vip_customers)."""
     with _warehouse(warehouse, read_only=False) as con:
         store.create_segment(con, name, description=description, owner=owner, actor=actor)
-    click.echo(f"Created manual segment {name!r} (owner {owner or actor}). Add profiles with `cdp segments add {name} PROFILE_ID…`.")
+    click.echo(
+        f"Created manual segment {name!r} (owner {owner or actor}). Add profiles with `cdp segments add {name} PROFILE_ID…`."
+    )
 
 
 @segments.command()
@@ -145,7 +150,9 @@ def create(name: str, description: str | None, owner: str | None, actor: str, wa
 @by_option
 @warehouse_option
 @_friendly_errors
-def add(name: str, values: tuple[str, ...], from_file: IO[str] | None, by_email: bool, actor: str, warehouse: str | None) -> None:
+def add(
+    name: str, values: tuple[str, ...], from_file: IO[str] | None, by_email: bool, actor: str, warehouse: str | None
+) -> None:
     """Add profiles to segment NAME, all or nothing.
 
     Profile ids that identity resolution merged away are replaced by the surviving id.
@@ -167,7 +174,9 @@ def add(name: str, values: tuple[str, ...], from_file: IO[str] | None, by_email:
         )
         return
     if unchanged:
-        click.echo(f"{store.plural(unchanged, 'profile')} already {'a member' if unchanged == 1 else 'members'}, unchanged: {store.format_ids(change.unchanged)}.")
+        click.echo(
+            f"{store.plural(unchanged, 'profile')} already {'a member' if unchanged == 1 else 'members'}, unchanged: {store.format_ids(change.unchanged)}."
+        )
     click.echo(f"Added {store.plural(len(change.changed), 'profile')} to {name!r} ({total} members). {NEXT_BUILD_HINT}")
 
 
@@ -179,7 +188,9 @@ def add(name: str, values: tuple[str, ...], from_file: IO[str] | None, by_email:
 @by_option
 @warehouse_option
 @_friendly_errors
-def remove(name: str, values: tuple[str, ...], from_file: IO[str] | None, by_email: bool, actor: str, warehouse: str | None) -> None:
+def remove(
+    name: str, values: tuple[str, ...], from_file: IO[str] | None, by_email: bool, actor: str, warehouse: str | None
+) -> None:
     """Remove profiles from segment NAME, all or nothing.
 
     If any of them is not a member, nothing is removed and those ids are listed. A profile
@@ -190,7 +201,9 @@ def remove(name: str, values: tuple[str, ...], from_file: IO[str] | None, by_ema
         change = store.remove_members(con, name, ids, actor=actor)
         total = store.get_segment(con, name).member_count
     _say_resolved(change)
-    click.echo(f"Removed {store.plural(len(change.changed), 'profile')} from {name!r} ({total} members left). {NEXT_BUILD_HINT}")
+    click.echo(
+        f"Removed {store.plural(len(change.changed), 'profile')} from {name!r} ({total} members left). {NEXT_BUILD_HINT}"
+    )
 
 
 @segments.command()
@@ -245,14 +258,27 @@ def list_(warehouse: str | None) -> None:
     table.add_column("updated (UTC)", no_wrap=True)
     table.add_column("description")
     for row in rows:
-        table.add_row(row.segment_name, f"{row.member_count:,}", row.owner or "", f"{row.updated_at:%Y-%m-%d %H:%M}", row.description or "")
+        table.add_row(
+            row.segment_name,
+            f"{row.member_count:,}",
+            row.owner or "",
+            f"{row.updated_at:%Y-%m-%d %H:%M}",
+            row.description or "",
+        )
     _print_table(table)
 
 
 @segments.command()
 @click.argument("name")
-@click.option("--limit", type=click.IntRange(min=0), default=None, help="Members shown (default: 50 in the table, all with --ids-only; 0: all).")
-@click.option("--ids-only", is_flag=True, help="Print only the current profile ids, one per line (e.g. for `add --from-file -`).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Members shown (default: 50 in the table, all with --ids-only; 0: all).",
+)
+@click.option(
+    "--ids-only", is_flag=True, help="Print only the current profile ids, one per line (e.g. for `add --from-file -`)."
+)
 @warehouse_option
 @_friendly_errors
 def show(name: str, limit: int | None, ids_only: bool, warehouse: str | None) -> None:
@@ -306,7 +332,9 @@ def show(name: str, limit: int | None, ids_only: bool, warehouse: str | None) ->
 @segments.command()
 @click.argument("name")
 @click.option("--each", "each_profile", is_flag=True, help="One row per profile added or removed, not one per command.")
-@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="Most recent rows shown (0: all).")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=50, show_default=True, help="Most recent rows shown (0: all)."
+)
 @warehouse_option
 @_friendly_errors
 def history(name: str, each_profile: bool, limit: int, warehouse: str | None) -> None:
@@ -340,5 +368,7 @@ def history(name: str, each_profile: bool, limit: int, warehouse: str | None) ->
         else:
             profiles = f"{entry.profile_count:,} profiles"
         detail = "(varies: --each shows it)" if entry.detail_varies else entry.detail or ""
-        table.add_row(f"{entry.changed_at:%Y-%m-%d %H:%M:%S}", entry.actor, entry.action, entry.segment_name, profiles, detail)
+        table.add_row(
+            f"{entry.changed_at:%Y-%m-%d %H:%M:%S}", entry.actor, entry.action, entry.segment_name, profiles, detail
+        )
     _print_table(table)

@@ -14,8 +14,10 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cli.console import console as _console, table as _table
-from cli.options import use_warehouse as _use_warehouse, warehouse_option
+from cli.console import console as _console
+from cli.console import table as _table
+from cli.options import use_warehouse as _use_warehouse
+from cli.options import warehouse_option
 
 EXIT_CODES = {"succeeded": 0, "dry_run": 0, "partial": 1, "failed": 1, "stopped": 3}
 
@@ -30,9 +32,19 @@ def load_current_syncs():
 
 @click.command("sync")
 @click.argument("name")
-@click.option("--dry-run", is_flag=True, help="Plan only: write the plan to cdp_sync.plan__NAME for review; send nothing, change no state.")
-@click.option("--force", is_flag=True, help="Send even if the safety guard would stop the run (mass removal or empty segment).")
-@click.option("--full-resync", is_flag=True, help="Re-send every desired record, not only the changes (destination state drifted).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Plan only: write the plan to cdp_sync.plan__NAME for review; send nothing, change no state.",
+)
+@click.option(
+    "--force", is_flag=True, help="Send even if the safety guard would stop the run (mass removal or empty segment)."
+)
+@click.option(
+    "--full-resync",
+    is_flag=True,
+    help="Re-send every desired record, not only the changes (destination state drifted).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @warehouse_option
 def sync_command(name: str, dry_run: bool, force: bool, full_resync: bool, quiet: bool, warehouse: str | None) -> None:
@@ -52,7 +64,7 @@ def sync_command(name: str, dry_run: bool, force: bool, full_resync: bool, quiet
     console = _console()
     try:
         definition = get_sync(load_current_syncs(), name)
-        with _progress_bar(console, quiet, f"{name}") as progress:
+        with _ProgressBar(console, quiet, f"{name}") as progress:
             result = run_sync(
                 definition,
                 warehouse=path,
@@ -68,18 +80,22 @@ def sync_command(name: str, dry_run: bool, force: bool, full_resync: bool, quiet
     raise SystemExit(EXIT_CODES.get(result.status, 1))
 
 
-class _progress_bar:
+class _ProgressBar:
     """A rich progress bar fed by the engine's (done, total) callback; silent when quiet."""
 
     def __init__(self, console: Console, quiet: bool, label: str):
-        self.progress = None if quiet else Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
+        self.progress = (
+            None
+            if quiet
+            else Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
         )
         self.label = label
         self.task = None

@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -100,7 +100,7 @@ def run_sync(
     held (a benchmark hands in one that times each statement); the run closes it.
     """
     warehouse = Path(warehouse).resolve()
-    with _sync_lock(warehouse, sync.name):
+    with _SyncLock(warehouse, sync.name):
         con = open_warehouse(warehouse)  # another writer: WarehouseBusyError, before anything is planned
         try:
             return _Run(con, sync, sources, dry_run=dry_run, force=force, full_resync=full_resync).execute(
@@ -114,7 +114,7 @@ def lock_path(warehouse: Path, sync_name: str) -> Path:
     return warehouse.parent / f".{warehouse.name}.locks" / f"sync__{sync_name}.lock"
 
 
-class _sync_lock:
+class _SyncLock:
     """A file lock per (warehouse, sync): a second run, in any process, is refused at once."""
 
     def __init__(self, warehouse: Path, sync_name: str):
@@ -141,7 +141,7 @@ class _sync_lock:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class _Run:
@@ -269,7 +269,7 @@ class _Run:
             plan_table=self.table,
             outcomes=[
                 state.RecordOutcome(seq, change.key, outcome.status, outcome.error)
-                for (seq, change), outcome in zip(batch, answered)
+                for (seq, change), outcome in zip(batch, answered, strict=False)
             ],
             max_attempts=MAX_ATTEMPTS,
             now=_now(),

@@ -247,17 +247,16 @@ def unavailable_from_response(
     )
 
 
-def error_from_exception(
-    exc: requests.RequestException, *, destination: str, max_attempts: int
-) -> DestinationError:
+def error_from_exception(exc: requests.RequestException, *, destination: str, max_attempts: int) -> DestinationError:
     """Turn a transport failure into a destination error, without the URL or request body.
 
     ``max_attempts`` is the connector's retry budget plus one: a transport error only
     escapes urllib3 once that budget is spent. The exception's own text is not used (it
     carries the full URL, which may embed a token); only its kind is named.
     """
-    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                        requests.exceptions.InvalidSchema)):
+    if isinstance(
+        exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)
+    ):
         return DestinationConfigError(f"{destination} has an unusable URL ({type(exc).__name__}): check its url option")
     cause = _root_cause(exc)
     what, retried = _describe_cause(cause)

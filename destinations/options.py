@@ -226,11 +226,7 @@ def _convert(raw: Any, kind: type, choices: tuple[Any, ...]) -> Any:
 
 def _in_range(value: Any, spec: dataclasses.Field) -> bool:
     low, high, above = (spec.metadata.get(key) for key in ("minimum", "maximum", "above"))
-    return (
-        (low is None or value >= low)
-        and (high is None or value <= high)
-        and (above is None or value > above)
-    )
+    return (low is None or value >= low) and (high is None or value <= high) and (above is None or value > above)
 
 
 def _expectation(spec: dataclasses.Field, annotation: Any) -> str:

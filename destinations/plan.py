@@ -64,8 +64,7 @@ def check_against_warehouse(con: duckdb.DuckDBPyConnection, sync: SyncDefinition
     for section, name, column in mapped:
         if column.lower() not in columns:
             raise SyncDefinitionError(
-                f"sync '{sync.name}': field '{section}.{name}': column '{column}' "
-                f"is not in {sources.profile_fields}"
+                f"sync '{sync.name}': field '{section}.{name}': column '{column}' is not in {sources.profile_fields}"
             )
     required = ["is_deletion_requested"] + ([sync.consent_column] if sync.consent_column else [])
     for column in required:

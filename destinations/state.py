@@ -186,9 +186,7 @@ def commit_batch(
             "error": pa.array([outcome.error for outcome in outcomes], pa.string()),
         }
     )
-    sql = statements(
-        "commit_batch.sql", schema=STATE_SCHEMA, plan_table=plan_table, confirmed_keys=len(confirmed_keys)
-    )
+    sql = statements("commit_batch.sql", schema=STATE_SCHEMA, plan_table=plan_table, confirmed_keys=len(confirmed_keys))
     con.register("batch_outcomes", batch)
     con.begin()
     try:
@@ -229,7 +227,7 @@ def last_runs(con: duckdb.DuckDBPyConnection) -> dict[str, LastRun]:
             message=message,
             started_at=started_at,
             finished_at=finished_at,
-            counts={count.name: value for count, value in zip(counts, values)},
+            counts={count.name: value for count, value in zip(counts, values, strict=False)},
         )
         for name, status, message, started_at, finished_at, *values in rows
     }

@@ -60,7 +60,7 @@ def decode_secret(secret: str) -> bytes:
     if not secret.startswith(SECRET_PREFIX):
         raise ValueError("secret does not start with whsec_")
     try:
-        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("secret is not valid base64 after whsec_") from None
     if not key:
@@ -70,7 +70,7 @@ def decode_secret(secret: str) -> bytes:
 
 def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` header value: ``v1,<base64 HMAC-SHA256 of id.timestamp.body>``."""
-    message = f"{webhook_id}.{timestamp}.".encode("utf-8") + body
+    message = f"{webhook_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, message, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode("ascii")
 
@@ -85,9 +85,9 @@ def encode_body(sync_name: str, changes: Sequence[Change]) -> bytes:
             for c in changes
         ],
     }
-    return json.dumps(
-        payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_value
-    ).encode("utf-8")
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_value).encode(
+        "utf-8"
+    )
 
 
 def _json_value(value: Any) -> Any:
@@ -222,13 +222,9 @@ class WebhookDestination:
             "Content-Type": "application/json",
         }
         try:
-            return self._session.post(
-                self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
-            )
+            return self._session.post(self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as exc:
-            raise error_from_exception(
-                exc, destination=_label(self.name), max_attempts=self.max_retries + 1
-            ) from None
+            raise error_from_exception(exc, destination=_label(self.name), max_attempts=self.max_retries + 1) from None
 
     def _outcomes(self, changes: Sequence[Change], response: requests.Response) -> list[Outcome]:
         """Map the final response to outcomes, or raise when it speaks for the whole batch."""

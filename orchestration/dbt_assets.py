@@ -66,7 +66,9 @@ class CdpDbtTranslator(DagsterDbtTranslator):
         if not _has_tag(self.get_resource_props(manifest, unique_id), SEGMENT_REGISTRY_TAG):
             return spec
         present = {dep.asset_key for dep in spec.deps}
-        segments = [self.get_asset_spec(manifest, segment_id, project).key for segment_id in _segment_model_ids(manifest)]
+        segments = [
+            self.get_asset_spec(manifest, segment_id, project).key for segment_id in _segment_model_ids(manifest)
+        ]
         return spec.merge_attributes(deps=[key for key in segments if key not in present])
 
 

@@ -9,7 +9,6 @@ other personal data).
 annotations to find its config and resources.)
 """
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -69,7 +68,9 @@ def _sync_asset(sync: SyncDefinition, dbt_models: dg.AssetsDefinition) -> dg.Ass
             "schedule": sync.schedule or "manual",
         },
     )
-    def _asset(context: dg.AssetExecutionContext, config: SyncRunConfig, sync_engine: SyncEngine) -> dg.MaterializeResult:
+    def _asset(
+        context: dg.AssetExecutionContext, config: SyncRunConfig, sync_engine: SyncEngine
+    ) -> dg.MaterializeResult:
         result = sync_engine.run(sync, config)
         metadata = _metadata(result)
         if result.status in {"failed", "stopped"}:
@@ -94,7 +95,9 @@ def _metadata(result) -> dict:
     return metadata
 
 
-def build_sync_definitions(manifest: Path | None = None) -> tuple[list[dg.AssetsDefinition], list[dg.ScheduleDefinition]]:
+def build_sync_definitions(
+    manifest: Path | None = None,
+) -> tuple[list[dg.AssetsDefinition], list[dg.ScheduleDefinition]]:
     """One asset per sync in the manifest (default: the project's), and a schedule per sync that has one.
 
     Reads the manifest and destinations.yml, so it is called when Dagster loads the

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cdp.settings import WAREHOUSE_ENV_VAR  # noqa: E402
+from cdp.settings import WAREHOUSE_ENV_VAR
 
 #: Small enough to build in seconds, large enough for every segment and noise kind to show.
 SESSION_PEOPLE = 2_000

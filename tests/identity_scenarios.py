@@ -55,9 +55,29 @@ def shared_device() -> dict[str, list[dict]]:
             {"customer_id": "SD-2", "email": "bob.shared@example.com", "country": "US", "created_at": T0},
         ],
         "web_events": [
-            {"event_id": "sd-1", "anonymous_id": "tablet-1", "user_id": "SD-1", "event_type": "identify", "properties": "{}", "occurred_at": T0},
-            {"event_id": "sd-2", "anonymous_id": "tablet-1", "user_id": "SD-2", "event_type": "identify", "properties": "{}", "occurred_at": T0 + timedelta(hours=1)},
-            {"event_id": "sd-3", "anonymous_id": "tablet-1", "event_type": "page_viewed", "properties": "{}", "occurred_at": T0 + timedelta(hours=2)},
+            {
+                "event_id": "sd-1",
+                "anonymous_id": "tablet-1",
+                "user_id": "SD-1",
+                "event_type": "identify",
+                "properties": "{}",
+                "occurred_at": T0,
+            },
+            {
+                "event_id": "sd-2",
+                "anonymous_id": "tablet-1",
+                "user_id": "SD-2",
+                "event_type": "identify",
+                "properties": "{}",
+                "occurred_at": T0 + timedelta(hours=1),
+            },
+            {
+                "event_id": "sd-3",
+                "anonymous_id": "tablet-1",
+                "event_type": "page_viewed",
+                "properties": "{}",
+                "occurred_at": T0 + timedelta(hours=2),
+            },
         ],
     }
 
@@ -66,8 +86,22 @@ def blocklisted_email() -> dict[str, list[dict]]:
     """Two strangers who both typed test@test.com into the CRM form."""
     return {
         "crm_contacts": [
-            {"contact_id": "BL-1", "email": " TEST@test.com", "phone": "+1 212 555 0101", "loyalty_card_id": "LC-BL-1", "country": "US", "created_at": T0},
-            {"contact_id": "BL-2", "email": "test@test.com", "phone": "+1 312 555 0199", "loyalty_card_id": "LC-BL-2", "country": "US", "created_at": T0},
+            {
+                "contact_id": "BL-1",
+                "email": " TEST@test.com",
+                "phone": "+1 212 555 0101",
+                "loyalty_card_id": "LC-BL-1",
+                "country": "US",
+                "created_at": T0,
+            },
+            {
+                "contact_id": "BL-2",
+                "email": "test@test.com",
+                "phone": "+1 312 555 0199",
+                "loyalty_card_id": "LC-BL-2",
+                "country": "US",
+                "created_at": T0,
+            },
         ]
     }
 
@@ -76,13 +110,33 @@ def email_change() -> dict[str, list[dict]]:
     """CRM knows the old email; the shop account has the new one; a sign-in ties them."""
     return {
         "crm_contacts": [
-            {"contact_id": "EC-1", "email": "carol.old@example.com", "phone": "020 7946 0958", "country": "United Kingdom", "loyalty_card_id": "LC-EC-1", "created_at": T0},
+            {
+                "contact_id": "EC-1",
+                "email": "carol.old@example.com",
+                "phone": "020 7946 0958",
+                "country": "United Kingdom",
+                "loyalty_card_id": "LC-EC-1",
+                "created_at": T0,
+            },
         ],
         "shop_customers": [
-            {"customer_id": "EC-S1", "email": "carol.new@example.com", "country": "GB", "created_at": T0 + timedelta(days=300)},
+            {
+                "customer_id": "EC-S1",
+                "email": "carol.new@example.com",
+                "country": "GB",
+                "created_at": T0 + timedelta(days=300),
+            },
         ],
         "web_events": [
-            {"event_id": "ec-1", "anonymous_id": "carol-phone", "user_id": "EC-S1", "email": "Carol.Old@example.com ", "event_type": "identify", "properties": "{}", "occurred_at": T0 + timedelta(days=310)},
+            {
+                "event_id": "ec-1",
+                "anonymous_id": "carol-phone",
+                "user_id": "EC-S1",
+                "email": "Carol.Old@example.com ",
+                "event_type": "identify",
+                "properties": "{}",
+                "occurred_at": T0 + timedelta(days=310),
+            },
         ],
     }
 
@@ -95,12 +149,25 @@ def two_strangers_later_linked() -> tuple[dict[str, list[dict]], dict[str, list[
             {"contact_id": "MG-1", "email": "dave@example.com", "country": "US", "created_at": datetime(2024, 3, 1)},
         ],
         "shop_customers": [
-            {"customer_id": "MG-S1", "email": "dave.shop@example.com", "country": "US", "created_at": datetime(2025, 6, 1)},
+            {
+                "customer_id": "MG-S1",
+                "email": "dave.shop@example.com",
+                "country": "US",
+                "created_at": datetime(2025, 6, 1),
+            },
         ],
     }
     after_extra = {
         "web_events": [
-            {"event_id": "mg-1", "anonymous_id": "dave-laptop", "user_id": "MG-S1", "email": "dave@example.com", "event_type": "identify", "properties": "{}", "occurred_at": datetime(2025, 7, 1)},
+            {
+                "event_id": "mg-1",
+                "anonymous_id": "dave-laptop",
+                "user_id": "MG-S1",
+                "email": "dave@example.com",
+                "event_type": "identify",
+                "properties": "{}",
+                "occurred_at": datetime(2025, 7, 1),
+            },
         ]
     }
     return before, after_extra

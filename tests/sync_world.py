@@ -60,7 +60,8 @@ class World:
         """Replace the warehouse's snapshot: profiles, their fields and the segment."""
         self.people = dict(people)
         rows = [
-            (pid, p.email, p.first_name, p.lifetime_value, p.consent, p.deleted) for pid, p in sorted(self.people.items())
+            (pid, p.email, p.first_name, p.lifetime_value, p.consent, p.deleted)
+            for pid, p in sorted(self.people.items())
         ]
         with connect(self.path) as con:
             con.execute("create or replace table main.segments (segment_name varchar)")
@@ -80,7 +81,9 @@ class World:
             if members:
                 con.executemany("insert into main.segment_membership values (?, ?)", members)
 
-    def destination(self, *, batch_size: int = 3, read_timeout: float = 2.0, max_retries: int = 2) -> WebhookDestination:
+    def destination(
+        self, *, batch_size: int = 3, read_timeout: float = 2.0, max_retries: int = 2
+    ) -> WebhookDestination:
         return WebhookDestination(
             "hook",
             self.sandbox.url,
@@ -135,7 +138,7 @@ class World:
                 "select * from cdp_sync.runs where sync_name = ? order by started_at desc limit 1", [sync_name]
             )
             names = [column[0] for column in cursor.description]
-            return dict(zip(names, cursor.fetchall()[0]))
+            return dict(zip(names, cursor.fetchall()[0], strict=False))
 
 
 def people(n: int, **overrides: Any) -> dict[str, Person]:

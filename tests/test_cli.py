@@ -39,7 +39,9 @@ def test_tables_on_a_missing_warehouse_says_what_to_do(tmp_path: Path):
 def test_generate_then_tables_lists_raw_tables(tmp_path: Path):
     warehouse = tmp_path / "cli.duckdb"
     runner = CliRunner()
-    result = runner.invoke(main, ["generate", "--people", "300", "--seed", "3", "--quiet", "--warehouse", str(warehouse)])
+    result = runner.invoke(
+        main, ["generate", "--people", "300", "--seed", "3", "--quiet", "--warehouse", str(warehouse)]
+    )
     assert result.exit_code == 0, result.output
     assert "raw.crm_contacts" in result.output
     listed = runner.invoke(main, ["tables", "--schema", "raw", "--warehouse", str(warehouse)])
@@ -57,6 +59,8 @@ def test_generate_rejects_a_bad_people_count(people: str, tmp_path: Path):
 
 def test_build_failure_is_reported_with_dbt_output(tmp_path: Path):
     """A build on a warehouse without raw tables fails with dbt's own error, not a traceback."""
-    result = CliRunner().invoke(main, ["build", "--select", "stg_crm__contacts", "--warehouse", str(tmp_path / "empty.duckdb")])
+    result = CliRunner().invoke(
+        main, ["build", "--select", "stg_crm__contacts", "--warehouse", str(tmp_path / "empty.duckdb")]
+    )
     assert result.exit_code == 1
     assert "dbt build" in result.output and "failed" in result.output

@@ -12,7 +12,6 @@ same data type, in the same order, and vice versa; README names the same tables 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import yaml
 
@@ -55,7 +54,7 @@ def test_the_dbt_sources_declare_exactly_the_contract_tables_and_columns():
         assert [name for name, _ in declared] == [name for name, _ in columns], (
             f"{table}: the columns of the dbt source (left) differ from cdp/contract.py (right)"
         )
-        for (name, declared_type), (_, contract_type) in zip(declared, columns):
+        for (name, declared_type), (_, contract_type) in zip(declared, columns, strict=False):
             assert declared_type is not None, f"{table}.{name}: the dbt source gives no data_type"
             assert _normalised(declared_type) == _normalised(contract_type), f"{table}.{name}"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sync_world import DESTINATIONS, Person, World, definition
 
 from cdp.dbt import run_dbt
 from cdp.dbt_vars import consent_column, consent_purposes, identifier_patterns, key_pattern
@@ -17,7 +18,6 @@ from cdp.settings import DBT_PROJECT_DIR
 from cdp.warehouse import connect
 from destinations.definitions import SyncDefinitionError, parse_sync_definition
 from destinations.sandbox.webhook import WebhookSandbox
-from sync_world import DESTINATIONS, Person, World, definition
 
 #: keys as a user's own table might hold them, in the form staging normalises to
 EMAILS = [
@@ -79,7 +79,7 @@ def _plan_accepts(values: list[str], kind: str, tmp_path: Path) -> dict[str, boo
         malformed = {
             row[0]
             for row in world.query(
-                f'select record_key from cdp_sync."plan__{sync.name}" where invalid_reason = \'malformed key\''
+                f"select record_key from cdp_sync.\"plan__{sync.name}\" where invalid_reason = 'malformed key'"
             )
         }
     return {value: value not in malformed for value in values}
@@ -152,16 +152,22 @@ def test_a_new_consent_purpose_is_one_line_in_the_var(built_warehouse: Path, tmp
         project_dir=project,
     )
     with connect(warehouse, read_only=True) as con:
-        (granted,) = con.execute(
-            "select count(*) from sync_profile_fields where has_sms_marketing_consent"
-        ).fetchall()[0]
+        (granted,) = con.execute("select count(*) from sync_profile_fields where has_sms_marketing_consent").fetchall()[
+            0
+        ]
     assert granted == 3
 
     purposes = consent_purposes(project)
     sync = parse_sync_definition(
         {"name": "sms_sync", "depends_on": {"nodes": []}},
-        {"segment": "s", "destination": "hook", "mode": "mirror", "key": "email", "identifiers": {"email": "email"},
-         "consent_purpose": "sms_marketing"},
+        {
+            "segment": "s",
+            "destination": "hook",
+            "mode": "mirror",
+            "key": "email",
+            "identifiers": {"email": "email"},
+            "consent_purpose": "sms_marketing",
+        },
         DESTINATIONS,
         consent_purposes=purposes,
     )

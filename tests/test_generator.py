@@ -951,10 +951,9 @@ def resolve_and_score(con: duckdb.DuckDBPyConnection) -> tuple[float, float, flo
     graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(size, size))
     _, component = connected_components(graph, directed=False)
 
-    truth = dict(
-        ((t, r), p)
-        for t, r, p in rows(con, "select source_table, record_id, person_id from ground_truth.record_person")
-    )
+    truth = {
+        (t, r): p for t, r, p in rows(con, "select source_table, record_id, person_id from ground_truth.record_person")
+    }
     scored = [i for i, record_keys in enumerate(keys) if record_keys]
     person = np.array([truth[(records[i][0], records[i][1])] for i in scored])
     cluster = component[scored]

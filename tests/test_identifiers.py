@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from destinations import identifiers as ids
 
@@ -141,20 +142,28 @@ def test_meta_name_accents_are_one_form():
 
 
 @pytest.mark.parametrize(
-    ("city", "expected"), [("Paris", "paris"), ("London", "london"), ("New York", "newyork"), ("Menlo Park", "menlopark")]
+    ("city", "expected"),
+    [("Paris", "paris"), ("London", "london"), ("New York", "newyork"), ("Menlo Park", "menlopark")],
 )
 def test_meta_city(city: str, expected: str):
     assert ids.meta_city(city) == expected
 
 
-@pytest.mark.parametrize(("state", "expected"), [("AZ", "az"), ("California", "ca"), ("New York", "ny"), ("Ontario", "ontario")])
+@pytest.mark.parametrize(
+    ("state", "expected"), [("AZ", "az"), ("California", "ca"), ("New York", "ny"), ("Ontario", "ontario")]
+)
 def test_meta_state(state: str, expected: str):
     assert ids.meta_state(state) == expected
 
 
 @pytest.mark.parametrize(
     ("zip_code", "country", "expected"),
-    [("94025", "US", "94025"), ("94025-1234", "US", "94025"), ("SW1A 1AA", "GB", "sw1a1aa"), ("94025-1234", None, "94025")],
+    [
+        ("94025", "US", "94025"),
+        ("94025-1234", "US", "94025"),
+        ("SW1A 1AA", "GB", "sw1a1aa"),
+        ("94025-1234", None, "94025"),
+    ],
 )
 def test_meta_zip(zip_code: str, country: str | None, expected: str):
     assert ids.meta_zip(zip_code, country) == expected
@@ -169,7 +178,9 @@ def test_meta_row_matches_the_official_sdk_request():
     """EMAIL, FN and COUNTRY hashes as in the facebook-business SDK's request; unknown → "";
     EXTERN_ID in the clear."""
     schema = ["EMAIL", "PHONE", "FN", "LN", "COUNTRY", "EXTERN_ID"]
-    row = ids.meta_row({"email": "Ann@Example.com", "first_name": "Ann", "country": "US", "external_id": "cust-1"}, schema)
+    row = ids.meta_row(
+        {"email": "Ann@Example.com", "first_name": "Ann", "country": "US", "external_id": "cust-1"}, schema
+    )
     assert row == [ANN_EMAIL_SHA256, "", ANN_SHA256, "", hashlib.sha256(b"us").hexdigest(), "cust-1"]
 
 

@@ -41,9 +41,12 @@ def test_sql_phone_normalisation_agrees_with_libphonenumber(built_warehouse: Pat
             where raw.phone is not null
             """
         ).fetchall()
-        blocklist = {value for (value,) in con.execute(
-            "select identifier_value from identifier_blocklist where identifier_type = 'phone'"
-        ).fetchall()}
+        blocklist = {
+            value
+            for (value,) in con.execute(
+                "select identifier_value from identifier_blocklist where identifier_type = 'phone'"
+            ).fetchall()
+        }
     assert len(rows) > 1000
     disagreements = []
     for raw_phone, staged, country in rows:
@@ -92,7 +95,9 @@ def test_junk_and_shared_identifiers_never_link_people(built_warehouse: Path):
             """
         ).fetchall()[0]
         shared = dict(
-            con.execute("select identifier_type, count(*) from identity_guard_decisions where is_shared group by 1").fetchall()
+            con.execute(
+                "select identifier_type, count(*) from identity_guard_decisions where is_shared group by 1"
+            ).fetchall()
         )
         blocklisted_in_profiles = con.execute(
             """

@@ -6,9 +6,6 @@ import math
 from pathlib import Path
 
 import pytest
-
-from cdp.dbt import run_dbt
-from cdp.warehouse import connect
 from identity_scenarios import (
     CHAIN_RECORDS,
     blocklisted_email,
@@ -19,6 +16,9 @@ from identity_scenarios import (
     two_strangers_later_linked,
 )
 from raw_data import write_raw
+
+from cdp.dbt import run_dbt
+from cdp.warehouse import connect
 
 IDENTITY_MODELS = "+profiles +profile_identifiers +profile_merges +profile_id_registry +identity_guard_decisions"
 
@@ -102,7 +102,9 @@ def test_blocklisted_email_merges_nobody(world):
     second = profile_of(path, "loyalty_card_id", "LC-BL-2")
     assert first and second and first != second
     assert profile_of(path, "email", "test@test.com") is None
-    assert rows(path, "select count(*) from staging.stg_crm__contacts where contact_id like 'BL-%' and email is not null") == [(0,)]
+    assert rows(
+        path, "select count(*) from staging.stg_crm__contacts where contact_id like 'BL-%' and email is not null"
+    ) == [(0,)]
 
 
 def test_email_change_gives_one_profile_with_the_new_email(world):

@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from cdp import manual_segments as store
-from cdp.manual_segments import names, store as writes
+from cdp.manual_segments import names
+from cdp.manual_segments import store as writes
 from cli.main import main
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -145,7 +145,9 @@ def test_create_then_list_show_and_history(warehouse: Path):
 
     history = ok(run(warehouse, "history", "vip_customers"))
     assert "create" in history and "alice" in history
-    assert audit(warehouse) == [("create", "alice", "vip_customers", None, "owner crm-team; description: Hand-picked VIPs")]
+    assert audit(warehouse) == [
+        ("create", "alice", "vip_customers", None, "owner crm-team; description: Hand-picked VIPs")
+    ]
 
 
 def test_owner_and_actor_default_to_the_os_user(warehouse: Path, monkeypatch: pytest.MonkeyPatch):
@@ -176,7 +178,9 @@ def test_a_name_may_be_63_characters_with_digits(warehouse: Path):
     ok(run(warehouse, "create", "v2_" + "x" * 60))
 
 
-def test_a_name_taken_by_a_dbt_segment_model_is_refused(warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_name_taken_by_a_dbt_segment_model_is_refused(
+    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     manifest = _manifest(
         tmp_path / "manifest.json",
         ("big_spenders", ["segment"], "models/segments/audiences/big_spenders.sql"),
@@ -185,7 +189,10 @@ def test_a_name_taken_by_a_dbt_segment_model_is_refused(warehouse: Path, tmp_pat
     monkeypatch.setattr(names, "fresh_manifest", lambda: manifest)
 
     out = fails(run(warehouse, "create", "big_spenders"))
-    assert "'big_spenders' is already the name of a dbt segment (dbt model models/segments/audiences/big_spenders.sql)" in out
+    assert (
+        "'big_spenders' is already the name of a dbt segment (dbt model models/segments/audiences/big_spenders.sql)"
+        in out
+    )
     ok(run(warehouse, "create", "vip"))
     assert "already the name of a dbt segment" in fails(run(warehouse, "rename", "vip", "big_spenders"))
 
@@ -202,11 +209,16 @@ def test_a_name_in_the_segments_table_is_refused(warehouse: Path):
     ok(run(warehouse, "create", "my_manual"))  # a manual row there is one of ours, not a dbt segment
 
 
-def test_names_of_the_shipped_segments_are_refused(warehouse: Path, dbt_manifest: Path, monkeypatch: pytest.MonkeyPatch):
+def test_names_of_the_shipped_segments_are_refused(
+    warehouse: Path, dbt_manifest: Path, monkeypatch: pytest.MonkeyPatch
+):
     """The real project, read from its manifest: a segment model's name, and a segment a multi-segment model built."""
     monkeypatch.undo()  # the project's own manifest, as `cdp segments create` reads it
     out = fails(run(warehouse, "create", "rfm_champions"))
-    assert "'rfm_champions' is already the name of a dbt segment (dbt model models/segments/audiences/rfm_champions.sql)" in out
+    assert (
+        "'rfm_champions' is already the name of a dbt segment (dbt model models/segments/audiences/rfm_champions.sql)"
+        in out
+    )
     (cluster,) = _query(warehouse, "select min(segment_name) from main.segments where segment_type = 'cluster'")[0]
     out = fails(run(warehouse, "create", cluster))
     assert f"'{cluster}' is already the name of a dbt segment (cluster segment in the segments table)" in out
@@ -273,7 +285,10 @@ def test_add_by_email_never_prints_the_addresses(warehouse: Path):
     ok(run(warehouse, "create", "newsletter_vips"))
 
     missing = fails(run(warehouse, "add", "newsletter_vips", "--email", emails[0], "nobody@nowhere.invalid"))
-    assert "1 of 2 email addresses match no profile: #2 (positions in the order given; addresses are not shown). Nothing was added." in missing
+    assert (
+        "1 of 2 email addresses match no profile: #2 (positions in the order given; addresses are not shown). Nothing was added."
+        in missing
+    )
     assert "nobody@nowhere.invalid" not in missing and emails[0] not in missing
     assert members(warehouse, "newsletter_vips") == []
 
@@ -336,7 +351,10 @@ def test_rename_errors(warehouse: Path):
     assert "No manual segment named 'ghost'" in fails(run(warehouse, "rename", "ghost", "spirit"))
     assert "Invalid segment name 'Lapsed VIPs'" in fails(run(warehouse, "rename", "vip", "Lapsed VIPs"))
     assert "already named 'vip'" in fails(run(warehouse, "rename", "vip", "vip"))
-    assert sorted(row[0] for row in _query(warehouse, "select segment_name from manual_segments.definitions")) == ["lapsed", "vip"]
+    assert sorted(row[0] for row in _query(warehouse, "select segment_name from manual_segments.definitions")) == [
+        "lapsed",
+        "vip",
+    ]
 
 
 def test_delete_asks_first_then_removes_segment_and_members_but_keeps_history(warehouse: Path, profile_ids: list[str]):
@@ -371,7 +389,10 @@ def test_delete_asks_first_then_removes_segment_and_members_but_keeps_history(wa
 def test_commands_on_a_missing_segment_say_so(warehouse: Path, command: list[str]):
     ok(run(warehouse, "create", "vip"))
     out = fails(run(warehouse, *command))
-    assert "No manual segment named 'ghost'. `cdp segments list` shows them; `cdp segments create ghost` creates it." in out
+    assert (
+        "No manual segment named 'ghost'. `cdp segments list` shows them; `cdp segments create ghost` creates it."
+        in out
+    )
 
 
 def test_history_of_a_name_never_used(warehouse: Path):
@@ -396,7 +417,12 @@ def test_a_missing_warehouse_file_is_reported(tmp_path: Path):
 
 def test_a_locked_warehouse_is_reported_as_busy(warehouse: Path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()", str(warehouse)],
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()",
+            str(warehouse),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -413,7 +439,9 @@ def test_a_locked_warehouse_is_reported_as_busy(warehouse: Path):
     ok(run(warehouse, "create", "vip"))
 
 
-def test_a_failure_halfway_through_a_write_leaves_nothing_behind(warehouse: Path, profile_ids: list[str], monkeypatch: pytest.MonkeyPatch):
+def test_a_failure_halfway_through_a_write_leaves_nothing_behind(
+    warehouse: Path, profile_ids: list[str], monkeypatch: pytest.MonkeyPatch
+):
     ok(run(warehouse, "create", "vip"))
 
     def broken_audit(*args, **kwargs):
@@ -460,7 +488,10 @@ def test_members_follow_merges_in_the_cli_and_in_dbt(
 
     # later builds: a was merged into a retired id, which was merged into c (a chain); d was erased
     _merge(warehouse, a, "p_retired_between")
-    _execute(warehouse, f"insert into main.profile_merges values ('p_retired_between', '{c}', timestamp '2026-11-02 00:00:00')")
+    _execute(
+        warehouse,
+        f"insert into main.profile_merges values ('p_retired_between', '{c}', timestamp '2026-11-02 00:00:00')",
+    )
     _execute(warehouse, f"delete from main.profiles where profile_id = '{d}'")
     _dbt_build(warehouse, tmp_path, monkeypatch, "profile_merge_targets")  # what the next build flattens
 
@@ -476,9 +507,9 @@ def test_members_follow_merges_in_the_cli_and_in_dbt(
     out = ok(run(warehouse, "add", "lapsed", a, e))
     assert f"{a} was merged into {c}: using {c}." in out
     assert sorted(members(warehouse, "lapsed")) == sorted([c, e])
-    assert _query(warehouse, "select profile_id from manual_segments.members where segment_name = 'lapsed' order by 1") == sorted(
-        [(c,), (e,)]
-    )
+    assert _query(
+        warehouse, "select profile_id from manual_segments.members where segment_name = 'lapsed' order by 1"
+    ) == sorted([(c,), (e,)])
     assert "(varies: --each shows it)" in ok(run(warehouse, "history", "lapsed"))
     assert f"given as {a}, merged into {c}" in ok(run(warehouse, "history", "lapsed", "--each"))
 
@@ -487,9 +518,9 @@ def test_members_follow_merges_in_the_cli_and_in_dbt(
     assert members(warehouse, "lapsed") == [e]
 
     _dbt_build_manual_models(warehouse, tmp_path, monkeypatch)
-    assert _query(warehouse, "select segment_name, profile_id from intermediate.int_segments__manual_members order by 1, 2") == sorted(
-        [("lapsed", e), ("vip", b), ("vip", c)]
-    )
+    assert _query(
+        warehouse, "select segment_name, profile_id from intermediate.int_segments__manual_members order by 1, 2"
+    ) == sorted([("lapsed", e), ("vip", b), ("vip", c)])
     assert _query(warehouse, "select * from intermediate.int_segments__manual_definitions order by 1") == [
         ("lapsed", "manual", None, "alice"),
         ("vip", "manual", None, "alice"),
@@ -498,7 +529,9 @@ def test_members_follow_merges_in_the_cli_and_in_dbt(
 
 def test_dbt_builds_the_models_empty_where_the_cli_never_ran(built_warehouse: Path):
     """The session's warehouse had a full `dbt build` and no `cdp segments` command."""
-    assert not _query(built_warehouse, "select * from information_schema.schemata where schema_name = 'manual_segments'")
+    assert not _query(
+        built_warehouse, "select * from information_schema.schemata where schema_name = 'manual_segments'"
+    )
     assert _query(built_warehouse, "select count(*) from intermediate.int_segments__manual_definitions") == [(0,)]
     assert _query(built_warehouse, "select count(*) from intermediate.int_segments__manual_members") == [(0,)]
 
@@ -517,7 +550,9 @@ def test_dbt_sees_renames_and_deletes_after_the_next_build(
     assert _query(warehouse, "select * from intermediate.int_segments__manual_definitions") == [
         ("vip_customers", "manual", "Hand-picked", "crm-team")
     ]
-    assert _query(warehouse, "select segment_name, profile_id from intermediate.int_segments__manual_members order by 2") == [
+    assert _query(
+        warehouse, "select segment_name, profile_id from intermediate.int_segments__manual_members order by 2"
+    ) == [
         ("vip_customers", profile_ids[0]),
         ("vip_customers", profile_ids[1]),
     ]

@@ -4,6 +4,7 @@ definitions does nothing; the asset graph (keys, groups, lineage) matches its sn
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -141,11 +142,15 @@ def test_importing_the_definitions_changes_no_environment_and_opens_no_file(unde
     result = subprocess.run(
         [sys.executable, "-c", _IMPORT_PROBE], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
     )
-    assert result.returncode == 0, f"importing orchestration.definitions failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"importing orchestration.definitions failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    )
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("PROBE ")]
     probe = json.loads(line.removeprefix("PROBE "))
     assert probe["changed_env"] == [], f"importing changed environment variables: {probe['changed_env']}"
-    assert probe["events"] == [], "importing touched files or started processes:\n" + "\n".join(map(str, probe["events"]))
+    assert probe["events"] == [], "importing touched files or started processes:\n" + "\n".join(
+        map(str, probe["events"])
+    )
 
 
 # --- the asset graph: keys, groups, lineage -------------------------------------------------
@@ -249,7 +254,9 @@ def test_the_manual_segment_selector_makes_a_new_list_visible(built_warehouse: P
     warehouse = tmp_path / "selector.duckdb"
     shutil.copy(built_warehouse, warehouse)
     with connect(warehouse, read_only=True) as con:
-        members = [row[0] for row in con.execute("select profile_id from profiles order by profile_id limit 3").fetchall()]
+        members = [
+            row[0] for row in con.execute("select profile_id from profiles order by profile_id limit 3").fetchall()
+        ]
     runner = CliRunner()
     for args in (["create", "selector_check", "--owner", "tests"], ["add", "selector_check", *members]):
         result = runner.invoke(main, ["segments", *args, "--warehouse", str(warehouse)])
@@ -261,7 +268,9 @@ def test_the_manual_segment_selector_makes_a_new_list_visible(built_warehouse: P
         ).fetchall() == [("manual", 3)]
         assert sorted(
             row[0]
-            for row in con.execute("select profile_id from segment_membership where segment_name = 'selector_check'").fetchall()
+            for row in con.execute(
+                "select profile_id from segment_membership where segment_name = 'selector_check'"
+            ).fetchall()
         ) == sorted(members)
 
 
@@ -313,7 +322,7 @@ def test_cdp_dev_binds_the_ui_to_loopback_unless_told_otherwise():
     assert dagster_dev_args(("-p", "3001")) == ["-w", "workspace.yaml", "-h", "127.0.0.1", "-p", "3001"]
     for host in (("--host", "0.0.0.0"), ("-h", "0.0.0.0"), ("--host=0.0.0.0",), ("--dagit-host", "0.0.0.0")):
         args = dagster_dev_args(host)
-        assert "127.0.0.1" not in args and args[-len(host):] == list(host)
+        assert "127.0.0.1" not in args and args[-len(host) :] == list(host)
 
 
 _WORKSPACE_QUERY = """
@@ -357,14 +366,10 @@ def _default_interrupts() -> None:
 def _stop_process_group(process: subprocess.Popen, grace: float = 30) -> None:
     """Ctrl-C the whole group (dagster dev, its webserver, daemon and code servers), then kill what is left."""
     group = process.pid
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signal.SIGINT)
-    except ProcessLookupError:
-        pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         try:
@@ -373,10 +378,8 @@ def _stop_process_group(process: subprocess.Popen, grace: float = 30) -> None:
             break
         time.sleep(0.5)
     else:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     process.wait(timeout=30)
 
 
@@ -400,7 +403,11 @@ def test_cdp_dev_as_readme_says_loads_the_code_location_with_every_asset(loaded_
     venv_bin = Path(sys.executable).parent
     cdp = venv_bin / "cdp"
     assert cdp.exists(), f"no cdp beside {sys.executable}: install the project (pip install -e .)"
-    path = [entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry and Path(entry).resolve() != venv_bin.resolve()]
+    path = [
+        entry
+        for entry in os.environ.get("PATH", "").split(os.pathsep)
+        if entry and Path(entry).resolve() != venv_bin.resolve()
+    ]
     env = {name: value for name, value in os.environ.items() if name not in {"VIRTUAL_ENV", "DAGSTER_IS_DEV_CLI"}}
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
@@ -436,7 +443,9 @@ def test_cdp_dev_as_readme_says_loads_the_code_location_with_every_asset(loaded_
             if workspace is not None:
                 assert workspace["__typename"] == "Workspace", f"{workspace}\n{_tail(log)}"
                 entries = workspace["locationEntries"]
-                if entries and all(entry["loadStatus"] == "LOADED" and entry["locationOrLoadError"] for entry in entries):
+                if entries and all(
+                    entry["loadStatus"] == "LOADED" and entry["locationOrLoadError"] for entry in entries
+                ):
                     break
             time.sleep(1)
         else:

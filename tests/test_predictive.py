@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from raw_data import write_raw
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 
 from cdp.dbt import run_dbt
 from cdp.warehouse import connect
-from raw_data import write_raw
 
 AS_OF = datetime(2026, 11, 1)
 CUTOFF = AS_OF - timedelta(days=90)
@@ -107,7 +107,9 @@ def test_customers_get_a_churn_probability_and_never_buyers_none(built_warehouse
         left join buyers on buyers.profile_id = scores.profile_id
         """,
     )
-    wrong_flag, customers_unscored, never_buyers_scored, out_of_range, bad_value, customers, others, stamps, at = summary
+    wrong_flag, customers_unscored, never_buyers_scored, out_of_range, bad_value, customers, others, stamps, at = (
+        summary
+    )
     assert (wrong_flag, customers_unscored, never_buyers_scored, out_of_range, bad_value) == (0, 0, 0, 0, 0)
     assert customers > 500 and others > 100
     assert (stamps, at) == (1, AS_OF)
@@ -203,13 +205,13 @@ def test_model_quality_is_measured_on_held_out_profiles_and_matches_sklearn(buil
     customers = [row for row in validation if row[1] is not None]
     assert len(customers) == n_validation_customers
 
-    quality = dict(
-        ((model, metric), (value, baseline, n_train, n_holdout))
+    quality = {
+        (model, metric): (value, baseline, n_train, n_holdout)
         for model, metric, value, baseline, n_train, n_holdout in rows(
             built_warehouse,
             "select model, metric, value, baseline_value, n_train, n_holdout from predictive_model_quality",
         )
-    )
+    }
     auc, baseline_auc, n_train, n_holdout = quality[("churn", "auc")]
     assert (n_train, n_holdout) == (n_train_customers, n_validation_customers)
     labels = [row[1] for row in customers]
@@ -231,7 +233,9 @@ def test_features_at_the_cutoff_ignore_later_events(built_warehouse: Path, tmp_p
     feature_list = ", ".join(FEATURES)
     query = f"select profile_id, {feature_list} from intermediate.int_predictive__training_set order by profile_id"
     before = rows(copy, query)
-    (labelled_before,) = rows(copy, "select count(*) from intermediate.int_predictive__training_set where purchases_next_90d > 0")[0]
+    (labelled_before,) = rows(
+        copy, "select count(*) from intermediate.int_predictive__training_set where purchases_next_90d > 0"
+    )[0]
     (cutoff,) = rows(copy, "select distinct feature_cutoff from intermediate.int_predictive__training_set")[0]
     assert cutoff == CUTOFF
 
@@ -241,7 +245,9 @@ def test_features_at_the_cutoff_ignore_later_events(built_warehouse: Path, tmp_p
     run_dbt(["run", "--select", "int_predictive__training_set"], warehouse=copy, echo=False)
 
     after = rows(copy, query)
-    (labelled_after,) = rows(copy, "select count(*) from intermediate.int_predictive__training_set where purchases_next_90d > 0")[0]
+    (labelled_after,) = rows(
+        copy, "select count(*) from intermediate.int_predictive__training_set where purchases_next_90d > 0"
+    )[0]
     assert labelled_before > 100 and labelled_after == 0
     assert len(after) == len(before) > 1000
     assert after == before
@@ -251,9 +257,7 @@ def test_features_at_the_cutoff_ignore_later_events(built_warehouse: Path, tmp_p
 
 
 def test_every_cluster_is_described(built_warehouse: Path):
-    assigned = dict(
-        rows(built_warehouse, "select cluster_id, count(*) from profile_clusters group by cluster_id")
-    )
+    assigned = dict(rows(built_warehouse, "select cluster_id, count(*) from profile_clusters group by cluster_id"))
     descriptions = rows(
         built_warehouse,
         "select cluster_id, cluster_name, description, profiles, share, k, silhouette, overall_silhouette, "
@@ -311,7 +315,7 @@ def test_rebuilding_unchanged_data_gives_the_same_clusters_and_scores(built_ware
     assert second["scores"] == first["scores"]
     for name in ("descriptions", "quality"):
         assert len(second[name]) == len(first[name]), name
-        for again, before in zip(second[name], first[name]):
+        for again, before in zip(second[name], first[name], strict=False):
             assert [nearly(value) for value in again] == [nearly(value) for value in before], name
 
 
@@ -331,18 +335,34 @@ def test_a_warehouse_with_a_handful_of_people_still_builds(tmp_path: Path):
                 {"customer_id": "T-2", "email": "t2@example.com", "country": "US", "created_at": t},
             ],
             "shop_orders": [
-                {"order_id": "TO-1", "customer_id": "T-1", "ordered_at": t + timedelta(days=1),
-                 "status": "completed", "total_amount": 40, "currency": "USD"},
-                {"order_id": "TO-2", "customer_id": "T-1", "ordered_at": t + timedelta(days=200),
-                 "status": "completed", "total_amount": 60, "currency": "USD"},
+                {
+                    "order_id": "TO-1",
+                    "customer_id": "T-1",
+                    "ordered_at": t + timedelta(days=1),
+                    "status": "completed",
+                    "total_amount": 40,
+                    "currency": "USD",
+                },
+                {
+                    "order_id": "TO-2",
+                    "customer_id": "T-1",
+                    "ordered_at": t + timedelta(days=200),
+                    "status": "completed",
+                    "total_amount": 60,
+                    "currency": "USD",
+                },
             ],
         },
     )
     run_dbt(
         [
             "build",
-            "--select", "+profile_scores", "+profile_clusters", "+predictive_model_quality",
-            "--indirect-selection", "cautious",
+            "--select",
+            "+profile_scores",
+            "+profile_clusters",
+            "+predictive_model_quality",
+            "--indirect-selection",
+            "cautious",
         ],
         warehouse=path,
         echo=False,

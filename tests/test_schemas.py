@@ -19,7 +19,9 @@ _READS_INTERNAL = re.compile(r"\b(?:from|join)\s+(?:\"?\w+\"?\.)?\"?(?:int_\w+|i
 
 
 def test_int_models_and_only_they_are_built_in_schema_intermediate(dbt_manifest: Path):
-    models = [node for node in json.loads(dbt_manifest.read_text())["nodes"].values() if node["resource_type"] == "model"]
+    models = [
+        node for node in json.loads(dbt_manifest.read_text())["nodes"].values() if node["resource_type"] == "model"
+    ]
     schemas = {node["name"]: node["schema"] for node in models}
     internal = {name for name in schemas if name.startswith("int_")}
     assert {"int_identity__record_profiles", "int_attributes__consent", "int_predictive__predictions",
@@ -40,7 +42,15 @@ def test_product_python_reads_public_models_only():
 
 
 def test_the_check_for_internal_reads_catches_them():
-    for sql in ("select * from main.int_identity__record_profiles", "left join\n    int_x__y as y", "from intermediate.t"):
+    for sql in (
+        "select * from main.int_identity__record_profiles",
+        "left join\n    int_x__y as y",
+        "from intermediate.t",
+    ):
         assert _READS_INTERNAL.search(sql), sql
-    for sql in ("from main.profile_source_records", "select int_value from main.profiles", "from staging.stg_web__events"):
+    for sql in (
+        "from main.profile_source_records",
+        "select int_value from main.profiles",
+        "from staging.stg_web__events",
+    ):
         assert not _READS_INTERNAL.search(sql), sql

@@ -34,12 +34,12 @@ def project_copy(tmp_path: Path) -> Path:
 
 
 def test_every_shipped_segment_is_listed_with_its_yaml_metadata(built_warehouse: Path):
-    rows = dict(
-        (name, (segment_type, owner, description))
+    rows = {
+        name: (segment_type, owner, description)
         for name, segment_type, owner, description in query(
             built_warehouse, "select segment_name, segment_type, owner, description from segments"
         )
-    )
+    }
     assert rows["cart_abandoners"][0] == "rule"
     assert rows["cart_abandoners"][1] == "crm-team"
     assert "running shoes" in rows["running_shoe_searchers_not_buying"][2]
@@ -51,16 +51,19 @@ def test_every_shipped_segment_is_listed_with_its_yaml_metadata(built_warehouse:
         assert members == own == count
 
 
-def test_a_new_segment_file_appears_without_touching_any_other_file(
-    warehouse_copy: Path, project_copy: Path
-):
+def test_a_new_segment_file_appears_without_touching_any_other_file(warehouse_copy: Path, project_copy: Path):
     (project_copy / "models" / "segments" / "audiences" / "uk_support_contacts.sql").write_text(
         "-- People in the UK who opened a support ticket.\n"
         "{{ did_event('ticket_opened') }}\n"
         "intersect\n"
         "select profile_id from {{ ref('profiles') }} where country = 'GB'\n"
     )
-    run_dbt(["build", "--select", "uk_support_contacts", "segments", "segment_membership"], warehouse=warehouse_copy, echo=False, project_dir=project_copy)
+    run_dbt(
+        ["build", "--select", "uk_support_contacts", "segments", "segment_membership"],
+        warehouse=warehouse_copy,
+        echo=False,
+        project_dir=project_copy,
+    )
 
     expected = query(
         warehouse_copy,
@@ -71,23 +74,39 @@ def test_a_new_segment_file_appears_without_touching_any_other_file(
         """,
     )[0][0]
     assert expected > 0
-    assert query(warehouse_copy, "select segment_type, member_count from segments where segment_name = 'uk_support_contacts'") == [
-        ("rule", expected)
-    ]
-    assert query(warehouse_copy, "select count(*) from segment_membership where segment_name = 'uk_support_contacts'") == [(expected,)]
+    assert query(
+        warehouse_copy, "select segment_type, member_count from segments where segment_name = 'uk_support_contacts'"
+    ) == [("rule", expected)]
+    assert query(
+        warehouse_copy, "select count(*) from segment_membership where segment_name = 'uk_support_contacts'"
+    ) == [(expected,)]
 
     # deleting the file removes the segment from the public models at the next build
     (project_copy / "models" / "segments" / "audiences" / "uk_support_contacts.sql").unlink()
-    run_dbt(["build", "--select", "segments", "segment_membership"], warehouse=warehouse_copy, echo=False, project_dir=project_copy)
+    run_dbt(
+        ["build", "--select", "segments", "segment_membership"],
+        warehouse=warehouse_copy,
+        echo=False,
+        project_dir=project_copy,
+    )
     assert query(warehouse_copy, "select count(*) from segments where segment_name = 'uk_support_contacts'") == [(0,)]
-    assert query(warehouse_copy, "select count(*) from segment_membership where segment_name = 'uk_support_contacts'") == [(0,)]
+    assert query(
+        warehouse_copy, "select count(*) from segment_membership where segment_name = 'uk_support_contacts'"
+    ) == [(0,)]
 
 
 def test_history_records_entries_and_exits_across_builds_with_changed_data(warehouse_copy: Path):
     segment = "cart_abandoners"
-    before = {p for (p,) in query(warehouse_copy, "select profile_id from segment_membership where segment_name = ?", [segment])}
+    before = {
+        p
+        for (p,) in query(warehouse_copy, "select profile_id from segment_membership where segment_name = ?", [segment])
+    }
     first_stays = dict(
-        query(warehouse_copy, "select profile_id, entered_at from segment_membership_history where segment_name = ? and exited_at is null", [segment])
+        query(
+            warehouse_copy,
+            "select profile_id, entered_at from segment_membership_history where segment_name = ? and exited_at is null",
+            [segment],
+        )
     )
     assert before and set(first_stays) == before
 
@@ -121,7 +140,10 @@ def test_history_records_entries_and_exits_across_builds_with_changed_data(wareh
 
     run_dbt(["build", "--exclude", "resource_type:test"], warehouse=warehouse_copy, echo=False)
 
-    after = {p for (p,) in query(warehouse_copy, "select profile_id from segment_membership where segment_name = ?", [segment])}
+    after = {
+        p
+        for (p,) in query(warehouse_copy, "select profile_id from segment_membership where segment_name = ?", [segment])
+    }
     assert leaver not in after and joiner in after
     stays = query(
         warehouse_copy,
@@ -152,11 +174,21 @@ def test_shipped_predictive_and_cluster_segments_follow_their_models(built_wareh
     types = {t for (t,) in query(built_warehouse, "select distinct segment_type from segments")}
     assert {"rule", "predictive", "cluster"} <= types
     # high churn risk is exactly the customers scored at or above 0.7
-    expected = {p for (p,) in query(built_warehouse, "select profile_id from profile_scores where churn_probability >= 0.7")}
-    members = {p for (p,) in query(built_warehouse, "select profile_id from segment_membership where segment_name = 'high_churn_risk'")}
+    expected = {
+        p for (p,) in query(built_warehouse, "select profile_id from profile_scores where churn_probability >= 0.7")
+    }
+    members = {
+        p
+        for (p,) in query(
+            built_warehouse, "select profile_id from segment_membership where segment_name = 'high_churn_risk'"
+        )
+    }
     assert members == expected
     # one segment per cluster, together covering every clustered profile exactly once
-    clusters = query(built_warehouse, "select count(*), count(distinct profile_id) from segment_membership where segment_name like 'cluster_%'")
+    clusters = query(
+        built_warehouse,
+        "select count(*), count(distinct profile_id) from segment_membership where segment_name like 'cluster_%'",
+    )
     clustered = query(built_warehouse, "select count(*) from profile_clusters")
     assert clusters == [(clustered[0][0], clustered[0][0])]
     n_clusters = query(built_warehouse, "select count(*) from cluster_descriptions")[0][0]
@@ -165,13 +197,18 @@ def test_shipped_predictive_and_cluster_segments_follow_their_models(built_wareh
 
 def test_a_segment_below_its_minimum_size_makes_the_build_warn(warehouse_copy: Path, project_copy: Path):
     audiences = project_copy / "models" / "segments" / "audiences"
-    (audiences / "tiny_audience.sql").write_text("select profile_id from {{ ref('profiles') }} order by profile_id limit 3\n")
+    (audiences / "tiny_audience.sql").write_text(
+        "select profile_id from {{ ref('profiles') }} order by profile_id limit 3\n"
+    )
     (audiences / "_tiny.yml").write_text(
         "version: 2\nmodels:\n  - name: tiny_audience\n    description: Three people.\n"
         "    config:\n      meta:\n        segment: {type: rule, owner: qa, min_size: 50}\n"
     )
     output = run_dbt(
-        ["build", "--select", "tiny_audience", "segments"], warehouse=warehouse_copy, echo=False, project_dir=project_copy
+        ["build", "--select", "tiny_audience", "segments"],
+        warehouse=warehouse_copy,
+        echo=False,
+        project_dir=project_copy,
     )
     # the build passes, with a warning naming the test that flags undersized segments
     plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
@@ -181,4 +218,6 @@ def test_a_segment_below_its_minimum_size_makes_the_build_warn(warehouse_copy: P
     undersized = query(warehouse_copy, "select segment_name from segments where member_count < min_size order by 1")
     assert ("tiny_audience",) in undersized
     assert int(warned.group(1)) == len(undersized)
-    assert query(warehouse_copy, "select member_count, min_size from segments where segment_name = 'tiny_audience'") == [(3, 50)]
+    assert query(
+        warehouse_copy, "select member_count, min_size from segments where segment_name = 'tiny_audience'"
+    ) == [(3, 50)]

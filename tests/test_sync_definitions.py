@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
+from sync_world import World, definition, people
 
 from destinations.base import DestinationConfigError
 from destinations.config import CONNECTORS, DestinationConfig, connect, load_destinations
 from destinations.definitions import SyncDefinitionError, load_sync_definitions
 from destinations.sandbox.webhook import WebhookSandbox
-from sync_world import World, definition, people
 
 GOOD = {
     "segment": "test_audience",
@@ -58,7 +58,10 @@ def destinations(monkeypatch: pytest.MonkeyPatch) -> dict[str, DestinationConfig
     ("change", "message"),
     [
         ({"mode": "mirrorr"}, "sync 'bad': field 'mode': 'mirrorr' is not one of mirror, upsert, add_only"),
-        ({"destination": "nowhere"}, "sync 'bad': field 'destination': unknown destination 'nowhere' (known: ads, hook)"),
+        (
+            {"destination": "nowhere"},
+            "sync 'bad': field 'destination': unknown destination 'nowhere' (known: ads, hook)",
+        ),
         (
             {"destination": "ads", "mode": "mirror"},
             "sync 'bad': field 'mode': destination 'ads' (append_only) cannot do 'mirror' (it supports add_only)",
@@ -114,13 +117,20 @@ def test_the_shipped_syncs_load_from_the_real_manifest(dbt_manifest: Path):
     syncs = load_sync_definitions(dbt_manifest, load_destinations())
     assert {"champions_to_webhook", "churn_risk_to_webhook"} <= set(syncs)
     churn = syncs["churn_risk_to_webhook"]
-    assert (churn.segment, churn.mode, churn.holdout_percent, churn.models) == ("high_churn_risk", "upsert", 10, ("high_churn_risk",))
+    assert (churn.segment, churn.mode, churn.holdout_percent, churn.models) == (
+        "high_churn_risk",
+        "upsert",
+        10,
+        ("high_churn_risk",),
+    )
 
 
 def test_destination_file_errors_name_the_destination_and_field(tmp_path, monkeypatch):
     bad_type = tmp_path / "bad_type.yml"
     bad_type.write_text("destinations:\n  crm:\n    type: carrier_pigeon\n")
-    with pytest.raises(DestinationConfigError, match="destination 'crm': field 'type': unknown connector 'carrier_pigeon'"):
+    with pytest.raises(
+        DestinationConfigError, match="destination 'crm': field 'type': unknown connector 'carrier_pigeon'"
+    ):
         load_destinations(bad_type)
     no_type = tmp_path / "no_type.yml"
     no_type.write_text("destinations:\n  crm:\n    url: http://x\n")

@@ -10,10 +10,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sync_world import Person, World, definition, people
 
 from destinations.engine import MAX_ATTEMPTS, SyncAlreadyRunning
 from destinations.sandbox.webhook import Fault, WebhookSandbox
-from sync_world import Person, World, definition, people
 
 
 @pytest.fixture
@@ -202,9 +202,16 @@ def test_retryable_rejections_are_retried_next_run_and_permanent_ones_wait_for_a
     first = world.run(sync)
     assert first.status == "partial"
     assert (first.confirmed, first.failed, first.rejected) == (4, 1, 1)
-    assert set(world.state()) == set(world.received()) == set(world.desired()) - {"person1@example.com", "person4@example.com"}
+    assert (
+        set(world.state())
+        == set(world.received())
+        == set(world.desired()) - {"person1@example.com", "person4@example.com"}
+    )
     failures = world.query("select op, error, attempts, is_permanent from cdp_sync.failures order by is_permanent")
-    assert failures == [("add", "temporarily unable to store this record", 1, False), ("add", "record refused", 1, True)]
+    assert failures == [
+        ("add", "temporarily unable to store this record", 1, False),
+        ("add", "record refused", 1, True),
+    ]
 
     second = world.run(sync)
     assert second.plan.adds == 1 and second.plan.skipped_rejected == 1

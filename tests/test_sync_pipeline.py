@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from cdp.dbt import run_dbt
 from cdp.warehouse import connect
-from destinations.sandbox.webhook import Fault, WebhookSandbox
 from cli.main import main
+from destinations.sandbox.webhook import Fault, WebhookSandbox
 
 
 @pytest.fixture
@@ -72,7 +72,9 @@ def test_cdp_sync_dry_run_then_sync_then_list(dbt_manifest, warehouse: Path, dem
 
 def test_cdp_sync_reports_a_stopped_or_failed_run_with_its_exit_code(dbt_manifest, warehouse: Path, demo_webhook):
     runner = CliRunner()
-    assert runner.invoke(main, ["sync", "champions_to_webhook", "--quiet", "--warehouse", str(warehouse)]).exit_code == 0
+    assert (
+        runner.invoke(main, ["sync", "champions_to_webhook", "--quiet", "--warehouse", str(warehouse)]).exit_code == 0
+    )
     with connect(warehouse) as con:  # the segment empties: the guard must stop the next run
         con.execute("delete from segment_registry_members where segment_name = 'rfm_champions'")
     stopped = runner.invoke(main, ["sync", "champions_to_webhook", "--quiet", "--warehouse", str(warehouse)])
@@ -89,7 +91,9 @@ def test_cdp_sync_reports_a_stopped_or_failed_run_with_its_exit_code(dbt_manifes
 
 def test_revoked_consent_and_deletion_requests_become_removals(dbt_manifest, warehouse: Path, demo_webhook):
     runner = CliRunner()
-    assert runner.invoke(main, ["sync", "champions_to_webhook", "--quiet", "--warehouse", str(warehouse)]).exit_code == 0
+    assert (
+        runner.invoke(main, ["sync", "champions_to_webhook", "--quiet", "--warehouse", str(warehouse)]).exit_code == 0
+    )
     synced = sorted(demo_webhook.state)
     revoker, deleter = synced[0], synced[1]
     with connect(warehouse) as con:
@@ -103,7 +107,14 @@ def test_revoked_consent_and_deletion_requests_become_removals(dbt_manifest, war
             [deleter],
         )
     run_dbt(
-        ["build", "--select", "stg_privacy__consent_events+", "stg_privacy__deletion_requests+", "--exclude", "resource_type:test"],
+        [
+            "build",
+            "--select",
+            "stg_privacy__consent_events+",
+            "stg_privacy__deletion_requests+",
+            "--exclude",
+            "resource_type:test",
+        ],
         warehouse=warehouse,
         echo=False,
     )
@@ -145,12 +156,19 @@ def test_each_sync_is_a_dagster_asset_downstream_of_its_segment(dbt_manifest, wa
     assert not any("@" in str(value) for value in metadata.values())
 
 
-def test_a_warehouse_another_process_is_writing_is_reported_and_nothing_is_sent(dbt_manifest, warehouse: Path, demo_webhook):
+def test_a_warehouse_another_process_is_writing_is_reported_and_nothing_is_sent(
+    dbt_manifest, warehouse: Path, demo_webhook
+):
     import subprocess
     import sys
 
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()", str(warehouse)],
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()",
+            str(warehouse),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -63,8 +63,15 @@ def statuses(outcomes) -> dict[str, str]:
     return {o.change_id: o.status for o in outcomes}
 
 
-def signed_post(sb: WebhookSandbox, body: bytes, *, webhook_id: str = "msg_raw", secret: str | None = None,
-                timestamp: int | None = None, sign_body: bytes | None = None) -> requests.Response:
+def signed_post(
+    sb: WebhookSandbox,
+    body: bytes,
+    *,
+    webhook_id: str = "msg_raw",
+    secret: str | None = None,
+    timestamp: int | None = None,
+    sign_body: bytes | None = None,
+) -> requests.Response:
     """A Standard Webhooks delivery written from the spec, independent of the connector."""
     ts = int(time.time()) if timestamp is None else timestamp
     key = base64.b64decode((secret or sb.secret).removeprefix("whsec_"))
@@ -263,16 +270,50 @@ GOOD_SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").d
         ({"secret_env": "HOOK_SECRET"}, {"HOOK_SECRET": GOOD_SECRET}, "url"),
         ({"url": "http://127.0.0.1:9/hooks"}, {}, "secret_env"),
         ({"url": "http://127.0.0.1:9/hooks", "secret_env": "HOOK_SECRET"}, {}, "$HOOK_SECRET"),
-        ({"url": "http://127.0.0.1:9/hooks", "secret_env": "HOOK_SECRET"}, {"HOOK_SECRET": "hunter2-plain"}, "$HOOK_SECRET"),
-        ({"url": "http://127.0.0.1:9/hooks", "secret_env": "HOOK_SECRET"}, {"HOOK_SECRET": "whsec_***"}, "$HOOK_SECRET"),
+        (
+            {"url": "http://127.0.0.1:9/hooks", "secret_env": "HOOK_SECRET"},
+            {"HOOK_SECRET": "hunter2-plain"},
+            "$HOOK_SECRET",
+        ),
+        (
+            {"url": "http://127.0.0.1:9/hooks", "secret_env": "HOOK_SECRET"},
+            {"HOOK_SECRET": "whsec_***"},
+            "$HOOK_SECRET",
+        ),
         ({"url": "ftp://host/x", "secret_env": "HOOK_SECRET"}, {"HOOK_SECRET": GOOD_SECRET}, "url"),
-        ({"url": "http://h/x", "secret_env": "HOOK_SECRET", "batch_size": 0}, {"HOOK_SECRET": GOOD_SECRET}, "batch_size"),
-        ({"url": "http://h/x", "secret_env": "HOOK_SECRET", "batch_size": "many"}, {"HOOK_SECRET": GOOD_SECRET}, "batch_size"),
-        ({"url": "http://h/x", "secret_env": "HOOK_SECRET", "timeout_seconds": -1}, {"HOOK_SECRET": GOOD_SECRET}, "timeout_seconds"),
-        ({"url": "http://h/x", "secret_env": "HOOK_SECRET", "batchsize": 10}, {"HOOK_SECRET": GOOD_SECRET}, "batchsize"),
+        (
+            {"url": "http://h/x", "secret_env": "HOOK_SECRET", "batch_size": 0},
+            {"HOOK_SECRET": GOOD_SECRET},
+            "batch_size",
+        ),
+        (
+            {"url": "http://h/x", "secret_env": "HOOK_SECRET", "batch_size": "many"},
+            {"HOOK_SECRET": GOOD_SECRET},
+            "batch_size",
+        ),
+        (
+            {"url": "http://h/x", "secret_env": "HOOK_SECRET", "timeout_seconds": -1},
+            {"HOOK_SECRET": GOOD_SECRET},
+            "timeout_seconds",
+        ),
+        (
+            {"url": "http://h/x", "secret_env": "HOOK_SECRET", "batchsize": 10},
+            {"HOOK_SECRET": GOOD_SECRET},
+            "batchsize",
+        ),
     ],
-    ids=["no-url", "no-secret_env", "env-unset", "not-whsec", "bad-base64", "bad-url-scheme",
-         "batch_size-zero", "batch_size-text", "negative-timeout", "unknown-option"],
+    ids=[
+        "no-url",
+        "no-secret_env",
+        "env-unset",
+        "not-whsec",
+        "bad-base64",
+        "bad-url-scheme",
+        "batch_size-zero",
+        "batch_size-text",
+        "negative-timeout",
+        "unknown-option",
+    ],
 )
 def test_from_config_errors_name_destination_and_field(options: dict, env: dict, named: str) -> None:
     with pytest.raises(DestinationConfigError) as raised:

@@ -64,7 +64,5 @@ def segment_models(manifest: Path | None = None) -> dict[str, str]:
     except DbtError as error:
         raise ManualSegmentError(f"Could not read the dbt project to check segment names: {error}") from None
     nodes = json.loads(Path(path).read_text()).get("nodes", {}).values()
-    models = (
-        node for node in nodes if node.get("resource_type") == "model" and SEGMENT_TAG in node.get("tags", [])
-    )
+    models = (node for node in nodes if node.get("resource_type") == "model" and SEGMENT_TAG in node.get("tags", []))
     return {node["name"]: f"dbt model {node['original_file_path']}" for node in sorted(models, key=lambda n: n["name"])}

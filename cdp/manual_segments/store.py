@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 
@@ -199,9 +199,9 @@ def rename_segment(con: duckdb.DuckDBPyConnection, old_name: str, new_name: str,
             f"update {SCHEMA}.definitions set segment_name = ?, updated_at = ? where segment_name = ?",
             [new_name, now, old_name],
         )
-        (moved,) = con.execute(
-            f"select count(*) from {SCHEMA}.members where segment_name = ?", [old_name]
-        ).fetchall()[0]
+        (moved,) = con.execute(f"select count(*) from {SCHEMA}.members where segment_name = ?", [old_name]).fetchall()[
+            0
+        ]
         con.execute(f"update {SCHEMA}.members set segment_name = ? where segment_name = ?", [new_name, old_name])
         _audit(con, actor, now, [("rename", internal_id, new_name, None, f"renamed from {old_name} to {new_name}")])
     return int(moved)
@@ -231,9 +231,7 @@ def delete_segment(con: duckdb.DuckDBPyConnection, name: str, *, actor: str) -> 
 
 
 def _raise_if_exists(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    rows = con.execute(
-        f"select owner, created_at from {SCHEMA}.definitions where segment_name = ?", [name]
-    ).fetchall()
+    rows = con.execute(f"select owner, created_at from {SCHEMA}.definitions where segment_name = ?", [name]).fetchall()
     if rows:
         owner, created_at = rows[0]
         raise SegmentExistsError(
@@ -255,7 +253,7 @@ def _audit(
     """Append (action, segment_id, segment_name, profile_id, detail) rows under one change id."""
     if not rows:
         return
-    columns = [list(column) for column in zip(*rows)]
+    columns = [list(column) for column in zip(*rows, strict=False)]
     con.execute(
         f"""
         insert into {SCHEMA}.audit_log (change_id, changed_at, actor, action, segment_id, segment_name, profile_id, detail)
@@ -271,4 +269,4 @@ def _describe(description: str | None, owner: str) -> str:
 
 def _now() -> datetime:
     """Wall-clock time in UTC (audit timestamps record when a person acted, not the data's as_of)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)

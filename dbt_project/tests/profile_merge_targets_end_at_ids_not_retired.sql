@@ -13,7 +13,7 @@ final as (
         merged_profile_id,
         surviving_profile_id
     from profile_merge_targets
-    where surviving_profile_id in (select merged_profile_id from profile_merge_targets)
+    where surviving_profile_id in (select retired.merged_profile_id from profile_merge_targets as retired)
 )
 
 select * from final

@@ -265,19 +265,19 @@ class _Handler(BaseHTTPRequestHandler):
     def sandbox(self) -> SandboxServer:
         return self.server.sandbox  # type: ignore[attr-defined]
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self._dispatch()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch()
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._dispatch()
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._dispatch()
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -360,6 +360,6 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (inherited name)
+    def log_message(self, format: str, *args: Any) -> None:
         if not self.sandbox.quiet:
             super().log_message(format, *args)

@@ -153,7 +153,7 @@ def _secret_key(secret: str) -> bytes:
     if not secret.startswith("whsec_"):
         raise ValueError("sandbox secret must look like whsec_<base64>")
     try:
-        key = base64.b64decode(secret[len("whsec_"):], validate=True)
+        key = base64.b64decode(secret[len("whsec_") :], validate=True)
     except binascii.Error:
         raise ValueError("sandbox secret must look like whsec_<base64>") from None
     if not key:
@@ -343,14 +343,18 @@ class WebhookSandbox:
         timestamp = headers.get("webhook-timestamp")
         signatures = headers.get("webhook-signature")
         if not webhook_id or not timestamp or not signatures:
-            raise _Rejected(_problem(401, "invalid signature", "missing webhook-id, webhook-timestamp or webhook-signature"))
+            raise _Rejected(
+                _problem(401, "invalid signature", "missing webhook-id, webhook-timestamp or webhook-signature")
+            )
         expected = base64.b64encode(
             hmac.new(self._key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
         )
         if not any(_matches(candidate, expected) for candidate in signatures.split()):
             raise _Rejected(_problem(401, "invalid signature"))
         if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > self.tolerance_seconds:
-            raise _Rejected(_problem(401, "timestamp outside tolerance", "webhook-timestamp must be within 5 minutes of now"))
+            raise _Rejected(
+                _problem(401, "timestamp outside tolerance", "webhook-timestamp must be within 5 minutes of now")
+            )
 
     def _parse(self, headers: Mapping[str, str], body: bytes) -> list[dict[str, Any]]:
         """The changes of a well-formed delivery, or a 4xx for the whole request."""
@@ -464,7 +468,7 @@ class _Handler(BaseHTTPRequestHandler):
     def sandbox(self) -> WebhookSandbox:
         return self.server.sandbox  # type: ignore[attr-defined]
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         self.sandbox._enter()
         try:
             self._handle_post()
@@ -481,13 +485,15 @@ class _Handler(BaseHTTPRequestHandler):
         number, fault = self.sandbox._next_request()
         reply = self._serve(body, fault)
         # Recorded before answering, so a client that has its answer sees it in .requests.
-        self.sandbox._record(number, self.headers.get("webhook-id"), _count_changes(body), None if reply is None else reply.status)
+        self.sandbox._record(
+            number, self.headers.get("webhook-id"), _count_changes(body), None if reply is None else reply.status
+        )
         if reply is None:
             self.close_connection = True  # end the connection with no response at all
         else:
             self._send(reply)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._send(_problem(405, "method not allowed", "POST signed deliveries to /hooks"))
 
     def _serve(self, body: bytes, fault: Fault | None) -> _Reply | None:
@@ -532,7 +538,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (inherited name)
+    def log_message(self, format: str, *args: Any) -> None:
         if not self.sandbox.quiet:
             super().log_message(format, *args)
 
@@ -559,9 +565,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-batch", type=int, default=500)
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     args = parser.parse_args(argv)
-    sandbox = WebhookSandbox(
-        args.secret, max_batch=args.max_batch, host=args.host, port=args.port, quiet=args.quiet
-    )
+    sandbox = WebhookSandbox(args.secret, max_batch=args.max_batch, host=args.host, port=args.port, quiet=args.quiet)
     with sandbox:
         print(f"webhook sandbox listening on {sandbox.url}", flush=True)
         if args.secret is None:

@@ -57,6 +57,8 @@ ranked_consent_events as (
     from known_consent_events
 ),
 
+-- one column per purpose, from a loop sqlfluff cannot lay out
+-- noqa: disable=LT02
 profile_consent as (
     select
         profile_identifiers.profile_id,
@@ -71,6 +73,7 @@ profile_consent as (
     where latest.recency_rank = 1
     group by profile_identifiers.profile_id
 ),
+-- noqa: enable=LT02
 
 profile_deletions as (
     select

@@ -111,7 +111,7 @@ scored as (
         + case when 2 * email_opens_90d > 10 then 10 else 2 * email_opens_90d end
         + case when 4 * email_clicks_90d > 10 then 10 else 4 * email_clicks_90d end
         + case when 2 * web_sessions_90d > 20 then 20 else 2 * web_sessions_90d end
-        as engagement_points
+            as engagement_points
     from counts
 ),
 

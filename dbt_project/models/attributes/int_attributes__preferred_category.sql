@@ -47,7 +47,7 @@ ranked as (
         product_category,
         row_number() over (
             partition by profile_id
-            order by revenue desc, items desc, product_category
+            order by revenue desc, items desc, product_category asc
         ) as preference_rank
     from category_totals
 ),

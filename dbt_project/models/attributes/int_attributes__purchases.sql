@@ -61,8 +61,10 @@ with_tenure as (
     select
         *,
         online_orders_count + store_purchases_count as orders_count,
-        {{ dbt.datediff('first_purchase_at', as_of, 'second') }} / (86400 * 30.4375) as tenure_months,
-        {{ dbt.datediff('last_purchase_at', as_of, 'second') }} / 86400.0 as days_since_last_purchase_exact
+        {{ dbt.datediff('first_purchase_at', as_of, 'second') }}
+        / (86400 * 30.4375) as tenure_months,
+        {{ dbt.datediff('last_purchase_at', as_of, 'second') }}
+        / 86400.0 as days_since_last_purchase_exact
     from per_profile
 ),
 

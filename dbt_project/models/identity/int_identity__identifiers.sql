@@ -42,7 +42,9 @@ first_sources as (
 
 final as (
     select
-        cast(row_number() over (order by identifiers.identifier_type, identifiers.identifier_value) as bigint) as node_id,
+        cast(
+            row_number() over (order by identifiers.identifier_type, identifiers.identifier_value) as bigint
+        ) as node_id,
         identifiers.identifier_type,
         identifiers.identifier_value,
         first_sources.source,

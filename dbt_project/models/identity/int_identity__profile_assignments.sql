@@ -27,6 +27,7 @@ record_profiles as (
     select * from {{ ref('int_identity__record_profiles') }}
 ),
 
+-- noqa: disable=LT02
 {%- set registry = none %}
 {%- if execute %}
     {%- set registry_node = graph.nodes.values() | selectattr('name', 'equalto', 'profile_id_registry') | first %}
@@ -36,6 +37,7 @@ record_profiles as (
         identifier=registry_node.alias,
     ) %}
 {%- endif %}
+-- noqa: enable=LT02
 
 previous as (
     {%- if registry is not none and execute %}
@@ -102,7 +104,8 @@ claims as (
 
 preferred as (
     -- the oldest previous profile among a component's identifiers
-    select * from (
+    select *
+    from (
         select
             claims.*,
             row_number() over (
@@ -120,7 +123,7 @@ contested as (
         preferred.*,
         row_number() over (
             partition by profile_id
-            order by identifiers_claimed desc, component_id
+            order by identifiers_claimed desc, component_id asc
         ) = 1 as keeps_id
     from preferred
 ),
@@ -131,7 +134,9 @@ assigned as (
         case
             when contested.keeps_id then contested.profile_id
             when contested.profile_id is not null
-                then 'p_' || substr({{ dbt.hash("'split:' || contested.profile_id || ':' || anchors.anchor_record") }}, 1, 24)
+                then
+                    'p_'
+                    || substr({{ dbt.hash("'split:' || contested.profile_id || ':' || anchors.anchor_record") }}, 1, 24)
             else 'p_' || substr({{ dbt.hash("anchors.anchor_record") }}, 1, 24)
         end as profile_id,
         case

@@ -47,11 +47,17 @@ training_split as (
 ),
 
 churn_scores as (
-    select 'model' as scorer, churn_probability as score, churned
+    select
+        'model' as scorer,
+        churn_probability as score,
+        churned
     from validation
     where churned is not null and churn_probability is not null
     union all
-    select 'baseline' as scorer, recency_days as score, churned
+    select
+        'baseline' as scorer,
+        recency_days as score,
+        churned
     from validation
     where churned is not null and churn_probability is not null
 ),
@@ -61,7 +67,7 @@ churn_ranks as (
         scorer,
         churned,
         rank() over (partition by scorer order by score)
-            + (count(*) over (partition by scorer, score) - 1) / 2.0 as average_rank
+        + (count(*) over (partition by scorer, score) - 1) / 2.0 as average_rank
     from churn_scores
 ),
 
@@ -93,7 +99,8 @@ value_errors as (
         sqrt(avg(power(expected_value_90d - actual_value, 2))) as rmse,
         sqrt(avg(power(carried_forward_value - actual_value, 2))) as baseline_rmse,
         (sum(expected_value_90d) - sum(actual_value)) / nullif(sum(actual_value), 0) as relative_total_error,
-        (sum(carried_forward_value) - sum(actual_value)) / nullif(sum(actual_value), 0) as baseline_relative_total_error,
+        (sum(carried_forward_value) - sum(actual_value))
+        / nullif(sum(actual_value), 0) as baseline_relative_total_error,
         count(*) as n_holdout
     from validation
     where expected_value_90d is not null
@@ -103,35 +110,57 @@ metrics as (
     select
         'churn' as model,
         'auc' as metric,
-        (select auc from churn_auc where scorer = 'model') as value,
+        (
+            select auc from churn_auc
+            where scorer = 'model'
+        ) as value,
         'recency only (days since last purchase)' as baseline_name,
-        (select auc from churn_auc where scorer = 'baseline') as baseline_value,
+        (
+            select auc from churn_auc
+            where scorer = 'baseline'
+        ) as baseline_value,
         training_split.churn_n_train as n_train,
         churn_errors.n_holdout
     from training_split cross join churn_errors
     union all
     select
-        'churn', 'brier', churn_errors.brier,
-        'training churn rate for everyone', churn_errors.baseline_brier,
-        training_split.churn_n_train, churn_errors.n_holdout
+        'churn' as model,
+        'brier' as metric,
+        churn_errors.brier as value,
+        'training churn rate for everyone' as baseline_name,
+        churn_errors.baseline_brier as baseline_value,
+        training_split.churn_n_train as n_train,
+        churn_errors.n_holdout
     from training_split cross join churn_errors
     union all
     select
-        'value_90d', 'mae', value_errors.mae,
-        'last 90 days value carried forward', value_errors.baseline_mae,
-        training_split.value_n_train, value_errors.n_holdout
+        'value_90d' as model,
+        'mae' as metric,
+        value_errors.mae as value,
+        'last 90 days value carried forward' as baseline_name,
+        value_errors.baseline_mae as baseline_value,
+        training_split.value_n_train as n_train,
+        value_errors.n_holdout
     from training_split cross join value_errors
     union all
     select
-        'value_90d', 'rmse', value_errors.rmse,
-        'last 90 days value carried forward', value_errors.baseline_rmse,
-        training_split.value_n_train, value_errors.n_holdout
+        'value_90d' as model,
+        'rmse' as metric,
+        value_errors.rmse as value,
+        'last 90 days value carried forward' as baseline_name,
+        value_errors.baseline_rmse as baseline_value,
+        training_split.value_n_train as n_train,
+        value_errors.n_holdout
     from training_split cross join value_errors
     union all
     select
-        'value_90d', 'relative_total_error', value_errors.relative_total_error,
-        'last 90 days value carried forward', value_errors.baseline_relative_total_error,
-        training_split.value_n_train, value_errors.n_holdout
+        'value_90d' as model,
+        'relative_total_error' as metric,
+        value_errors.relative_total_error as value,
+        'last 90 days value carried forward' as baseline_name,
+        value_errors.baseline_relative_total_error as baseline_value,
+        training_split.value_n_train as n_train,
+        value_errors.n_holdout
     from training_split cross join value_errors
 ),
 

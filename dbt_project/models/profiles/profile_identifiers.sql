@@ -1,4 +1,5 @@
--- Every identifier resolved to a profile: the lookup syncs and segments use to go from an email, phone or id to a person.
+-- Every identifier resolved to a profile: the lookup syncs and segments use to go from an email,
+-- phone or id to a person.
 with
 
 assignments as (

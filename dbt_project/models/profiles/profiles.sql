@@ -35,15 +35,20 @@ profile_identifiers as (
 ),
 
 component_profiles as (
-    select distinct component_id, profile_id from assignments
+    select distinct
+        component_id,
+        profile_id
+    from assignments
 ),
 
 person_records as (
-    select 'crm' as source, contact_id as record_id, updated_at,
+    select
+        'crm' as source, contact_id as record_id, updated_at,
         {{ columns | join(', ') }}
     from crm_contacts
     union all
-    select 'shop' as source, customer_id as record_id, updated_at,
+    select
+        'shop' as source, customer_id as record_id, updated_at,
         {{ columns | join(', ') }}
     from shop_customers
 ),
@@ -88,13 +93,16 @@ candidates as (
 ),
 
 survivors as (
-    select profile_id, column_name, value
+    select
+        profile_id,
+        column_name,
+        value
     from (
         select
             candidates.*,
             row_number() over (
                 partition by profile_id, column_name
-                order by source_rank, observed_at desc, value
+                order by source_rank asc, observed_at desc, value asc
             ) as survivor_rank
         from candidates
     ) as ranked
