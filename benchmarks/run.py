@@ -24,6 +24,7 @@ SUITES = {
     "identity": ("benchmarks.bench_identity", [100_000, 1_000_000]),
     "predictive": ("benchmarks.bench_predictive", [20_000, 100_000]),
     "sync": ("benchmarks.bench_sync", [1_000_000, 10_000_000]),
+    "connectors": ("benchmarks.bench_connectors", [100_000]),
 }
 
 RESULTS_DIR = Path(__file__).parent / "results"

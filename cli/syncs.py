@@ -73,6 +73,7 @@ def sync_command(name: str, dry_run: bool, force: bool, full_resync: bool, quiet
                 force=force,
                 full_resync=full_resync,
                 progress=progress,
+                on_plan=lambda plan: _print_coverage(console, plan),
             )
     except (SyncDefinitionError, SyncError, DestinationError, WarehouseBusyError) as error:
         raise click.ClickException(str(error)) from None
@@ -115,8 +116,14 @@ class _ProgressBar:
             self.progress.stop()
 
 
+def _print_coverage(console: Console, plan) -> None:
+    """Before anything is sent: how many desired records carry each identifier."""
+    if plan.identifier_coverage:
+        console.print("identifier coverage: " + "; ".join(plan.coverage_lines()))
+
+
 def _print_result(console: Console, result) -> None:
-    from destinations.summary import OUTCOME_COUNTS, PLAN_COUNTS
+    from destinations.summary import OUTCOME_COUNTS, PLAN_COUNTS, format_report
 
     plan = result.plan
     style = {"succeeded": "green", "dry_run": "cyan", "partial": "yellow"}.get(result.status, "red")
@@ -131,6 +138,8 @@ def _print_result(console: Console, result) -> None:
     for count in OUTCOME_COUNTS:
         table.add_row(count.label, f"{count.of(result):,}")
     console.print(table)
+    if result.destination_report:
+        console.print(f"platform: {format_report(result.destination_report)}")
     for error in result.errors:
         console.print(f"  [red]error:[/] {error}")
 
@@ -143,7 +152,7 @@ def syncs_command(warehouse: str | None) -> None:
     from destinations import state
     from destinations.base import DestinationError
     from destinations.definitions import SyncDefinitionError
-    from destinations.summary import OUTCOME_COUNTS
+    from destinations.summary import OUTCOME_COUNTS, format_report
 
     path = _use_warehouse(warehouse)
     try:
@@ -158,7 +167,8 @@ def syncs_command(warehouse: str | None) -> None:
             held = state.held_counts(con)
     outcomes = "/".join(count.name for count in OUTCOME_COUNTS)
     table = _table("Syncs")
-    for column in ("sync", "segment", "destination", "mode", "schedule", "held", "last run", "status", outcomes):
+    columns = ("sync", "segment", "destination", "mode", "schedule", "held", "last run", "status", outcomes, "platform")
+    for column in columns:
         table.add_column(column, justify="right" if column == "held" else "left")
     for name, definition in sorted(syncs.items()):
         run = last_runs.get(name)
@@ -172,6 +182,7 @@ def syncs_command(warehouse: str | None) -> None:
             f"{run.started_at:%Y-%m-%d %H:%M}" if run else "never",
             run.status if run else "",
             "/".join(str(run.counts[count.name]) for count in OUTCOME_COUNTS) if run else "",
+            format_report(run.destination_report) if run else "",
         )
     _console().print(table)
 

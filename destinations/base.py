@@ -15,6 +15,12 @@ change back. A connector:
 - reports per-record results, including failures the platform reports inside a 2xx
   body, as ``failed`` (worth retrying next run) or ``rejected`` (the platform will not
   take this record as it is; not retried until its payload changes);
+- may name the platform's own id for a confirmed record (``Outcome.destination_id``, e.g.
+  a Klaviyo profile id): the engine keeps it in ``cdp_sync.state`` and hands it back on
+  the record's later changes (``Change.destination_id``), so it is resolved once;
+- reports the platform's own acceptance or match figures for the run so far
+  (``report()``: Meta's invalid entries, Klaviyo's job counts, a Data Manager request's
+  status), which the engine stores with the run;
 - never puts raw personal data into exceptions or error strings.
 """
 
@@ -52,6 +58,8 @@ class Change:
     key: str
     identifiers: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
+    #: the platform's id for this record, as a connector reported it when it was confirmed
+    destination_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,8 @@ class Outcome:
     status: OutcomeStatus
     #: the destination's own error, with personal data removed; None when confirmed
     error: str | None = None
+    #: the platform's id for the record (kept in cdp_sync.state, handed back on its next change)
+    destination_id: str | None = None
 
 
 class DestinationError(Exception):
@@ -95,6 +105,10 @@ class Destination(Protocol):
     supported_modes: frozenset[str]
     #: identifier names a sync may map for this destination (e.g. {"email", "phone"})
     identifier_names: frozenset[str]
+    #: identifiers that can address a record there (a sync's ``key`` is one of them)
+    key_names: frozenset[str]
+    #: whether the platform stores fields beside the identifiers (an ad audience does not)
+    accepts_fields: bool
     #: the frozen dataclass declaring the connection's options (destinations/options.py)
     options_type: type
 
@@ -110,6 +124,11 @@ class Destination(Protocol):
 
     def send(self, changes: list[Change]) -> list[Outcome]:
         """Deliver ``changes`` (len ≤ batch_size); return one outcome per change."""
+        ...
+
+    def report(self) -> Mapping[str, int | float | str]:
+        """The platform's own figures for what this connector sent so far (name -> value;
+        counts and statuses, never personal data); empty when the platform gives none."""
         ...
 
     def close(self) -> None:

@@ -52,6 +52,14 @@ class DestinationConfig:
     def identifier_names(self) -> frozenset[str]:
         return frozenset(self.connector_class.identifier_names)
 
+    @property
+    def key_names(self) -> frozenset[str]:
+        return frozenset(self.connector_class.key_names)
+
+    @property
+    def accepts_fields(self) -> bool:
+        return bool(self.connector_class.accepts_fields)
+
 
 def destinations_file() -> Path:
     configured = os.environ.get(DESTINATIONS_ENV_VAR)

@@ -167,7 +167,18 @@ def parse_sync_definition(
     key = _text(spec["key"], fail, "key")
     if key not in identifiers:
         raise fail("key", f"'{key}' must be one of the mapped identifiers ({', '.join(identifiers)})")
+    if key not in destination.key_names:
+        raise fail(
+            "key",
+            f"destination '{destination_name}' ({destination.type}) addresses records by "
+            f"{', '.join(sorted(destination.key_names))}, not '{key}'",
+        )
     fields = _column_mapping(spec.get("fields") or {}, fail, "fields")
+    if fields and not destination.accepts_fields:
+        raise fail(
+            "fields",
+            f"destination '{destination_name}' ({destination.type}) holds people, not fields: map only identifiers",
+        )
 
     consent_purpose = spec.get("consent_purpose")
     if consent_purpose is not None:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 from filelock import FileLock, Timeout
@@ -73,6 +74,8 @@ class SyncRunResult:
     rejected: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: the platform's own figures for the run (Destination.report()), e.g. Meta's invalid entries
+    destination_report: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -91,6 +94,7 @@ def run_sync(
     progress: ProgressCallback | None = None,
     after_send: Callable[[int], None] | None = None,
     open_warehouse: OpenWarehouse = connect,
+    on_plan: Callable[[PlanSummary], None] | None = None,
 ) -> SyncRunResult:
     """Run ``sync`` once against the DuckDB file ``warehouse``.
 
@@ -98,14 +102,15 @@ def run_sync(
     outcomes are committed (tests use it to simulate a crash at the worst moment).
     ``open_warehouse(path)`` opens the connection the run uses, once the sync's lock is
     held (a benchmark hands in one that times each statement); the run closes it.
+    ``on_plan(plan)`` is called once the plan is counted, before anything is sent (the CLI
+    shows the identifier coverage there, so a poor match rate is visible before upload).
     """
     warehouse = Path(warehouse).resolve()
     with _SyncLock(warehouse, sync.name):
         con = open_warehouse(warehouse)  # another writer: WarehouseBusyError, before anything is planned
         try:
-            return _Run(con, sync, sources, dry_run=dry_run, force=force, full_resync=full_resync).execute(
-                connect_destination, progress, after_send
-            )
+            run = _Run(con, sync, sources, dry_run=dry_run, force=force, full_resync=full_resync)
+            return run.execute(connect_destination, progress, after_send, on_plan)
         finally:
             con.close()
 
@@ -159,7 +164,7 @@ class _Run:
         self.started = time.perf_counter()
         self.result = SyncRunResult(run_id=self.run_id, sync_name=sync.name, status="running", message="")
 
-    def execute(self, connect_destination, progress, after_send) -> SyncRunResult:
+    def execute(self, connect_destination, progress, after_send, on_plan=None) -> SyncRunResult:
         state.ensure_tables(self.con)
         state.mark_crashed_runs(self.con, self.sync.name)  # the lock we hold proves they are dead
         check_against_warehouse(self.con, self.sync, self.sources)
@@ -177,6 +182,8 @@ class _Run:
         plan = build_plan(self.con, self.sync, self.sources, full_resync=self.full_resync, run_id=self.run_id)
         self.result.plan = plan
         state.record_plan(self.con, self.run_id, plan, _now())
+        if on_plan is not None:
+            on_plan(plan)
 
         if self.dry_run:
             return self._finish(
@@ -196,6 +203,7 @@ class _Run:
             raise
         try:
             unavailable = self._send_all(destination, plan, progress, after_send)
+            self._record_report(destination)
         except Exception as error:
             # recorded, then raised: what was committed stays committed, the rest is re-planned.
             # (A BaseException — Ctrl-C, a killed process — leaves the run "running"; the next
@@ -268,7 +276,7 @@ class _Run:
             sync_name=self.sync.name,
             plan_table=self.table,
             outcomes=[
-                state.RecordOutcome(seq, change.key, outcome.status, outcome.error)
+                state.RecordOutcome(seq, change.key, outcome.status, outcome.error, outcome.destination_id)
                 for (seq, change), outcome in zip(batch, answered, strict=False)
             ],
             max_attempts=MAX_ATTEMPTS,
@@ -282,6 +290,16 @@ class _Run:
         errors = [outcome.error for outcome in answered if outcome.error]
         if len(self.result.errors) < 5:
             self.result.errors += errors[: 5 - len(self.result.errors)]
+
+    def _record_report(self, destination: Destination) -> None:
+        """Keep the platform's own figures with the run (values redacted: never personal data)."""
+        report = {
+            str(name): redact(value) if isinstance(value, str) else value
+            for name, value in dict(destination.report() or {}).items()
+        }
+        self.result.destination_report = report
+        if report:
+            state.record_destination_report(self.con, self.run_id, report)
 
     def _verdict(self, plan: PlanSummary, unavailable: str | None) -> tuple[str, str]:
         r = self.result

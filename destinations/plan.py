@@ -97,6 +97,7 @@ def build_plan(
         "holdout_percent": int(sync.holdout_percent),
         "mode": sync.mode,
         "checks_key_format": key_pattern(sync.key) is not None,
+        "coverage": coverage_checks(sync),
     }
     params = {
         "segment": sync.segment,
@@ -124,6 +125,7 @@ def build_plan(
         f"select count(*) from {plan_table(sync)} where op = 'skip_rejected' and payload is not null"
     ).fetchall()[0]
     desired, adds, updates = counts[1], ops.get("add", 0), ops.get("update", 0)
+    coverage = _coverage(con, [name for name, _ in context["coverage"]])
     return PlanSummary(
         segment_members=counts[0],
         excluded_consent=counts[2],
@@ -136,7 +138,32 @@ def build_plan(
         removes=ops.get("remove", 0),
         unchanged=desired - adds - updates - skipped_upserts,
         skipped_rejected=ops.get("skip_rejected", 0),
+        identifier_coverage=coverage,
     )
+
+
+#: identifiers that match a person only together (Meta and Google match on name + ZIP)
+NAME_AND_ZIP = ("first_name", "last_name", "zip")
+
+
+def coverage_checks(sync: SyncDefinition) -> list[tuple[str, list[str]]]:
+    """What the plan counts coverage of: each mapped identifier (its column not null — staging
+    already nulled malformed emails and phones), and name + ZIP where all three are mapped."""
+    checks = [(name, [column]) for name, column in sync.identifiers.items()]
+    if all(name in sync.identifiers for name in NAME_AND_ZIP):
+        checks.append(("name_and_zip", [sync.identifiers[name] for name in NAME_AND_ZIP]))
+    return checks
+
+
+def _coverage(con: duckdb.DuckDBPyConnection, names: list[str]) -> tuple[tuple[str, int], ...]:
+    """How many desired records (not excluded, not invalid) carry each identifier."""
+    if not names:
+        return ()
+    counted = ", ".join(f'count(*) filter (where "covers__{name}")' for name in names)
+    row = con.execute(
+        f"select {counted} from sync_desired where exclusion is null and invalid_reason is null"
+    ).fetchall()[0]
+    return tuple(zip(names, (int(value) for value in row), strict=True))
 
 
 def planned_changes(
@@ -146,21 +173,29 @@ def planned_changes(
     for a connector, each with its seq. Sendable rows are numbered 1..PlanSummary.sendable."""
     rows = con.execute(
         f"""
-        select seq, change_id, op, record_key, payload
+        select seq, change_id, op, record_key, payload, destination_id
         from {plan_table(sync)}
         where seq between ? and ? and op in ('add', 'update', 'remove')
         order by seq
         """,
         [first_seq, last_seq if last_seq is not None else 2**62],
     ).fetchall()
-    return [(seq, _change(sync, change_id, op, key, payload)) for seq, change_id, op, key, payload in rows]
+    return [(row[0], _change(sync, *row[1:])) for row in rows]
 
 
-def _change(sync: SyncDefinition, change_id: str, op: str, record_key: str, payload: str | None) -> Change:
+def _change(
+    sync: SyncDefinition, change_id: str, op: str, record_key: str, payload: str | None, destination_id: str | None
+) -> Change:
     """One plan row as a Change; the payload is the JSON desired.sql builds."""
     if op == "remove":
         # a removal carries only what addresses the record
-        return Change(change_id=change_id, op="remove", key=record_key, identifiers={sync.key: record_key})
+        return Change(
+            change_id=change_id,
+            op="remove",
+            key=record_key,
+            identifiers={sync.key: record_key},
+            destination_id=destination_id,
+        )
     body = json.loads(payload)
     return Change(
         change_id=change_id,
@@ -168,4 +203,5 @@ def _change(sync: SyncDefinition, change_id: str, op: str, record_key: str, payl
         key=record_key,
         identifiers=body.get("identifiers") or {},
         fields=body.get("fields") or {},
+        destination_id=destination_id,
     )

@@ -18,10 +18,11 @@ given its name.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -34,13 +35,15 @@ STATE_SCHEMA = "cdp_sync"
 
 
 class RecordOutcome(NamedTuple):
-    """What became of one planned change: its seq in the plan table, its key, and the
-    destination's verdict (confirmed | failed | rejected) with its error."""
+    """What became of one planned change: its seq in the plan table, its key, the
+    destination's verdict (confirmed | failed | rejected) with its error, and the
+    platform's own id for the record when the connector named one."""
 
     seq: int
     record_key: str
     status: str
     error: str | None
+    destination_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,10 @@ class LastRun:
     finished_at: datetime | None
     #: every count of destinations.summary by name (None where the run never planned)
     counts: dict[str, int | None]
+    #: desired records carrying each identifier, as the plan counted them
+    identifier_coverage: dict[str, int]
+    #: the platform's own figures for the run (Destination.report())
+    destination_report: dict[str, Any]
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -108,8 +115,16 @@ def record_plan(con: duckdb.DuckDBPyConnection, run_id: str, plan: PlanSummary, 
     """Write the plan's counts into the run's row."""
     assignments = ", ".join(f"{count.name} = ?" for count in PLAN_COUNTS)
     con.execute(
-        f"update {STATE_SCHEMA}.runs set {assignments}, planned_at = ? where run_id = ?",
-        [*(count.of(plan) for count in PLAN_COUNTS), now, run_id],
+        f"update {STATE_SCHEMA}.runs set {assignments}, identifier_coverage = ?, planned_at = ? where run_id = ?",
+        [*(count.of(plan) for count in PLAN_COUNTS), json.dumps(dict(plan.identifier_coverage)), now, run_id],
+    )
+
+
+def record_destination_report(con: duckdb.DuckDBPyConnection, run_id: str, report: Mapping[str, Any]) -> None:
+    """Keep the platform's own figures for the run (counts and statuses, never personal data)."""
+    con.execute(
+        f"update {STATE_SCHEMA}.runs set destination_report = ? where run_id = ?",
+        [json.dumps(dict(report), sort_keys=True, default=str), run_id],
     )
 
 
@@ -184,6 +199,7 @@ def commit_batch(
             "seq": pa.array([outcome.seq for outcome in outcomes], pa.int64()),
             "status": pa.array([outcome.status for outcome in outcomes], pa.string()),
             "error": pa.array([outcome.error for outcome in outcomes], pa.string()),
+            "destination_id": pa.array([outcome.destination_id for outcome in outcomes], pa.string()),
         }
     )
     sql = statements("commit_batch.sql", schema=STATE_SCHEMA, plan_table=plan_table, confirmed_keys=len(confirmed_keys))
@@ -227,9 +243,11 @@ def last_runs(con: duckdb.DuckDBPyConnection) -> dict[str, LastRun]:
             message=message,
             started_at=started_at,
             finished_at=finished_at,
-            counts={count.name: value for count, value in zip(counts, values, strict=False)},
+            counts={count.name: value for count, value in zip(counts, values, strict=True)},
+            identifier_coverage=json.loads(coverage) if coverage else {},
+            destination_report=json.loads(report) if report else {},
         )
-        for name, status, message, started_at, finished_at, *values in rows
+        for name, status, message, started_at, finished_at, coverage, report, *values in rows
     }
 
 

@@ -143,6 +143,8 @@ class WebhookDestination:
 
     supported_modes: frozenset[str] = frozenset({"mirror", "upsert", "add_only"})
     identifier_names: frozenset[str] = frozenset({"email", "phone", "profile_id", "external_id"})
+    key_names: frozenset[str] = identifier_names
+    accepts_fields: bool = True
     options_type: type = WebhookOptions
 
     def __init__(
@@ -205,6 +207,10 @@ class WebhookDestination:
             return []
         response = self._post(changes)
         return self._outcomes(changes, response)
+
+    def report(self) -> dict[str, int]:
+        """A receiver answers per record and gives no figures of its own."""
+        return {}
 
     def close(self) -> None:
         """Release pooled connections."""

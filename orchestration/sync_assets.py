@@ -92,6 +92,10 @@ def _metadata(result) -> dict:
     metadata["seconds"] = round(result.seconds, 2)
     if result.plan is not None:
         metadata.update({count.name: count.of(result.plan) for count in PLAN_COUNTS})
+        if result.plan.identifier_coverage:
+            metadata["identifier_coverage"] = dg.MetadataValue.json(dict(result.plan.identifier_coverage))
+    if result.destination_report:
+        metadata["platform"] = dg.MetadataValue.json(dict(result.destination_report))
     return metadata
 
 

@@ -1,6 +1,7 @@
 """A tiny warehouse for sync tests: hand-made segment_membership / sync_profile_fields /
-segments tables (the shapes dbt builds), a WebhookSandbox to receive, and helpers to
-run a sync and read what the destination and the warehouse hold.
+segments tables (the shapes dbt builds), a platform sandbox to receive (the webhook
+receiver unless a contract harness names another platform), and helpers to run a sync and
+read what the destination and the warehouse hold.
 
 Building these tables directly (not through dbt) keeps a sync test to milliseconds,
 so the property test can afford hundreds of runs; the end-to-end tests against a real
@@ -14,85 +15,97 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contract.harness import ConnectorHarness
+from contract.webhook import WebhookHarness
+
 from cdp.warehouse import connect
+from destinations.base import Destination
 from destinations.config import DestinationConfig
 from destinations.definitions import SyncDefinition, parse_sync_definition
 from destinations.engine import SyncRunResult, run_sync
-from destinations.sandbox.webhook import WebhookSandbox
-from destinations.webhook import WebhookDestination
 
 SEGMENT = "test_audience"
-DESTINATIONS = {"hook": DestinationConfig("hook", "webhook", {})}
+#: the columns of the hand-made sync_profile_fields, in order
+PROFILE_COLUMNS = (
+    "profile_id varchar",
+    "email varchar",
+    "phone varchar",
+    "first_name varchar",
+    "last_name varchar",
+    "city varchar",
+    "postal_code varchar",
+    "country varchar",
+    "lifetime_value decimal(18, 2)",
+    "has_email_marketing_consent boolean",
+    "has_ads_personalization_consent boolean",
+    "is_deletion_requested boolean",
+)
 
 
 @dataclass(frozen=True)
 class Person:
     email: str | None
-    first_name: str = "Ada"
+    first_name: str | None = "Ada"
     lifetime_value: float = 10.0
     consent: bool = True
     deleted: bool = False
     in_segment: bool = True
+    phone: str | None = None
+    last_name: str | None = "Lovelace"
+    city: str | None = "London"
+    postal_code: str | None = "SW1A 1AA"
+    country: str | None = "GB"
 
 
-def definition(name: str = "test_sync", **overrides: Any) -> SyncDefinition:
+def definition(name: str = "test_sync", *, harness: ConnectorHarness | None = None, **overrides: Any) -> SyncDefinition:
+    """A sync of the test segment to the harness's platform (the webhook by default), with the
+    harness's identifier and field mapping unless ``overrides`` say otherwise."""
+    harness = harness or WebhookHarness()
     spec = {
         "segment": SEGMENT,
         "destination": "hook",
         "mode": "mirror",
         "key": "email",
-        "identifiers": {"email": "email"},
-        "fields": {"first_name": "first_name", "lifetime_value": "lifetime_value"},
-        "consent_purpose": "email_marketing",
+        **harness.sync_mapping(),
         **overrides,
     }
     spec = {key: value for key, value in spec.items() if value is not None}
-    return parse_sync_definition({"name": name, "depends_on": {"nodes": []}}, spec, DESTINATIONS)
+    destinations = {"hook": DestinationConfig("hook", harness.connector_type, {})}
+    return parse_sync_definition({"name": name, "depends_on": {"nodes": []}}, spec, destinations)
 
 
 class World:
-    def __init__(self, path: Path, sandbox: WebhookSandbox):
+    def __init__(self, path: Path, sandbox: Any, harness: ConnectorHarness | None = None):
         self.path = path
         self.sandbox = sandbox
+        self.harness = harness or WebhookHarness()
         self.people: dict[str, Person] = {}
 
     def set_people(self, people: Mapping[str, Person]) -> None:
         """Replace the warehouse's snapshot: profiles, their fields and the segment."""
         self.people = dict(people)
         rows = [
-            (pid, p.email, p.first_name, p.lifetime_value, p.consent, p.deleted)
+            (pid, p.email, p.phone, p.first_name, p.last_name, p.city, p.postal_code, p.country)
+            + (p.lifetime_value, p.consent, p.consent, p.deleted)
             for pid, p in sorted(self.people.items())
         ]
+        self.harness.expect_keys([p.email for p in self.people.values() if p.email])
         with connect(self.path) as con:
             con.execute("create or replace table main.segments (segment_name varchar)")
             con.execute("insert into main.segments values (?)", [SEGMENT])
-            con.execute(
-                """
-                create or replace table main.sync_profile_fields (
-                    profile_id varchar, email varchar, first_name varchar, lifetime_value decimal(18, 2),
-                    has_email_marketing_consent boolean, is_deletion_requested boolean
-                )
-                """
-            )
+            con.execute(f"create or replace table main.sync_profile_fields ({', '.join(PROFILE_COLUMNS)})")
             if rows:
-                con.executemany("insert into main.sync_profile_fields values (?, ?, ?, ?, ?, ?)", rows)
+                placeholders = ", ".join("?" * len(PROFILE_COLUMNS))
+                con.executemany(f"insert into main.sync_profile_fields values ({placeholders})", rows)
             con.execute("create or replace table main.segment_membership (segment_name varchar, profile_id varchar)")
             members = [(SEGMENT, pid) for pid, p in sorted(self.people.items()) if p.in_segment]
             if members:
                 con.executemany("insert into main.segment_membership values (?, ?)", members)
 
-    def destination(
-        self, *, batch_size: int = 3, read_timeout: float = 2.0, max_retries: int = 2
-    ) -> WebhookDestination:
-        return WebhookDestination(
-            "hook",
-            self.sandbox.url,
-            self.sandbox.secret,
-            batch_size=batch_size,
-            timeout=read_timeout,
-            max_retries=max_retries,
-            backoff_factor=0.0,
-            max_retry_after=2.0,
+    def destination(self, *, batch_size: int = 3, read_timeout: float = 2.0, max_retries: int = 2) -> Destination:
+        """A connector to this world's sandbox, tuned for tests (no back-off, short waits)."""
+        return self.harness.build(
+            self.sandbox, batch_size=batch_size, max_retries=max_retries, max_retry_after=2.0, read_timeout=read_timeout
         )
 
     def run(
@@ -115,12 +128,15 @@ class World:
     # -- what the parts hold ---------------------------------------------------------
 
     def received(self) -> dict[str, dict[str, Any]]:
-        """The destination's final state: key -> fields."""
-        return {key: record["fields"] for key, record in self.sandbox.state.items()}
+        """The destination's final state: key -> fields (in this world's field names)."""
+        return self.harness.held(self.sandbox)
 
     def desired(self, *, holdout: Callable[[str], bool] = lambda pid: False) -> dict[str, dict[str, Any]]:
+        """What the destination should hold: key -> fields (none for a platform without fields)."""
         return {
             p.email: {"first_name": p.first_name, "lifetime_value": p.lifetime_value}
+            if self.harness.carries_fields
+            else {}
             for pid, p in self.people.items()
             if p.in_segment and p.consent and not p.deleted and p.email and not holdout(pid)
         }

@@ -44,7 +44,8 @@ def test_the_runs_row_holds_every_count_under_its_one_name(world: World):
 
 
 def test_the_plan_summary_declares_each_count_once():
-    assert [count.attribute for count in PLAN_COUNTS] == list(PlanSummary.__dataclass_fields__)
+    counted = [name for name, spec in PlanSummary.__dataclass_fields__.items() if "name" in spec.metadata]
+    assert [count.attribute for count in PLAN_COUNTS] == counted
     names = [count.name for count in PLAN_COUNTS + OUTCOME_COUNTS]
     assert len(names) == len(set(names))
     assert all(hasattr(SyncRunResult("r", "s", "x", ""), count.attribute) for count in OUTCOME_COUNTS)

@@ -1,6 +1,6 @@
 -- One batch's outcomes, recorded in one transaction (destinations.state.commit_batch).
--- `batch_outcomes` (seq, status, error) is registered by the caller: the destination's
--- answer for each change of the batch, by its seq in the plan table.
+-- `batch_outcomes` (seq, status, error, destination_id) is registered by the caller: the
+-- destination's answer for each change of the batch, by its seq in the plan table.
 -- Records not confirmed stay in {{ schema }}.in_flight: some of them may have landed.
 
 -- the batch's plan rows beside their outcomes
@@ -14,7 +14,9 @@ select
     plan.payload_hash,
     outcomes.status,
     outcomes.error,
-    plan.first_confirmed_at
+    plan.first_confirmed_at,
+    -- a connector names the platform's id when it learns it; otherwise the one kept so far
+    coalesce(outcomes.destination_id, plan.destination_id) as destination_id
 from {{ plan_table }} as plan
 inner join batch_outcomes as outcomes on outcomes.seq = plan.seq
 where plan.seq between $first_seq and $last_seq;
@@ -44,7 +46,8 @@ select
     payload_hash,
     coalesce(first_confirmed_at, $now),
     $now,
-    $run_id
+    $run_id,
+    destination_id
 from batch_rows
 where status = 'confirmed' and op in ('add', 'update');
 

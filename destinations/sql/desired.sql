@@ -32,6 +32,11 @@ candidates as (
                 {%- endfor %}
             )
         ) as payload,
+        -- which mapped identifiers this member carries (the plan reports their coverage)
+        {%- for name, columns in coverage %}
+        ({%- for column in columns %}profile_fields."{{ column }}" is not null{{ " and " if not loop.last }}{%- endfor %})
+            as "covers__{{ name }}",
+        {%- endfor %}
         {%- if consent_column %}
         coalesce(profile_fields."{{ consent_column }}", false) as has_consent,
         {%- else %}
@@ -73,6 +78,9 @@ final as (
         record_key,
         cast(payload as varchar) as payload,
         md5(cast(payload as varchar)) as payload_hash,
+        {%- for name, columns in coverage %}
+        "covers__{{ name }}",
+        {%- endfor %}
         exclusion,
         case
             when exclusion is not null then null

@@ -5,6 +5,8 @@ select
     message,
     started_at,
     finished_at,
+    identifier_coverage,
+    destination_report,
     {%- for count in counts %}
     {{ count.name }}{{ "," if not loop.last }}
     {%- endfor %}

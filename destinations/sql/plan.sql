@@ -15,7 +15,7 @@ invalid as (
 ),
 
 confirmed as (
-    select record_key, profile_id, payload_hash, first_confirmed_at
+    select record_key, profile_id, payload_hash, first_confirmed_at, destination_id
     from {{ schema }}.state
     where sync_name = $sync_name
 ),
@@ -40,6 +40,7 @@ known as (
         coalesce(confirmed.profile_id, in_doubt.profile_id) as profile_id,
         confirmed.payload_hash,
         confirmed.first_confirmed_at,
+        confirmed.destination_id,
         confirmed.record_key is not null as is_confirmed,
         in_doubt.record_key is not null as is_in_doubt,
         in_doubt.last_op as in_doubt_op,
@@ -74,6 +75,7 @@ diff as (
         desired.payload,
         desired.payload_hash,
         known.first_confirmed_at,
+        known.destination_id,
         known.in_doubt_op,
         known.in_doubt_payload_hash,
         known.in_doubt_change_id,
@@ -111,6 +113,7 @@ changes as (
         payload_hash,
         op,
         first_confirmed_at,
+        destination_id,
         -- the same unanswered change sent again keeps its id (the receiver de-duplicates);
         -- a new change gets a new one, even if it repeats an old one (re-adding someone)
         case
@@ -141,6 +144,7 @@ planned as (
         changes.payload,
         changes.payload_hash,
         changes.first_confirmed_at,
+        changes.destination_id,
         cast(null as varchar) as invalid_reason
     from changes
     left join rejected
@@ -159,6 +163,7 @@ reported as (
         cast(null as varchar) as payload,
         payload_hash,
         cast(null as timestamp) as first_confirmed_at,
+        cast(null as varchar) as destination_id,
         invalid_reason
     from invalid
 ),

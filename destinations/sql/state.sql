@@ -15,7 +15,9 @@ create table if not exists {{ schema }}.state (
     payload_hash varchar not null,
     first_confirmed_at timestamp not null,
     last_confirmed_at timestamp not null,
-    last_run_id varchar not null
+    last_run_id varchar not null,
+    -- the platform's own id for the record (a Klaviyo profile id), when the connector named one
+    destination_id varchar
 );
 -- a batch commit deletes its confirmed keys by value: an index lookup, not a scan of
 -- every record every sync holds
@@ -41,6 +43,10 @@ create table if not exists {{ schema }}.runs (
     {%- for count in outcome_counts %}
     {{ count.name }} bigint not null default 0,
     {%- endfor %}
+    -- how many desired records carry each mapped identifier (JSON: name -> count), before sending
+    identifier_coverage varchar,
+    -- the platform's own figures for the run (JSON: Destination.report())
+    destination_report varchar,
     started_at timestamp not null,
     planned_at timestamp,
     finished_at timestamp
@@ -96,6 +102,9 @@ create table if not exists {{ schema }}.in_flight (
 -- columns added since the first release of these tables
 alter table {{ schema }}.in_flight add column if not exists payload_hash varchar;
 alter table {{ schema }}.in_flight add column if not exists change_id varchar;
+alter table {{ schema }}.state add column if not exists destination_id varchar;
+alter table {{ schema }}.runs add column if not exists identifier_coverage varchar;
+alter table {{ schema }}.runs add column if not exists destination_report varchar;
 {%- for count in plan_counts %}
 alter table {{ schema }}.runs add column if not exists {{ count.name }} bigint;
 {%- endfor %}

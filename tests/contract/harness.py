@@ -38,6 +38,25 @@ class ConnectorHarness(ABC):
     connector_type: ClassVar[str]
     #: the destination name the harness gives connectors (errors must name it)
     name: ClassVar[str] = "contract-destination"
+    #: whether the platform keeps fields beside identifiers (an ad audience keeps people only)
+    carries_fields: ClassVar[bool] = True
+
+    # -- syncs through the engine (tests/sync_world.py, the sync property test) ------------
+
+    def sync_mapping(self) -> dict[str, Any]:
+        """The sync settings for tests/sync_world.py's columns (email, phone, first_name,
+        last_name, city, postal_code, country, lifetime_value): identifiers, fields and the
+        consent purpose this platform's syncs use."""
+        return {
+            "identifiers": {"email": "email"},
+            "fields": {"first_name": "first_name", "lifetime_value": "lifetime_value"},
+            "consent_purpose": "email_marketing",
+        }
+
+    def expect_keys(self, keys: Iterable[str]) -> None:
+        """Keys the next changes may carry; a harness whose platform stores hashes keeps them
+        to read its state back as keys (``held``)."""
+        return None  # most platforms keep keys as they are
 
     # -- the sandbox and the connector ----------------------------------------------
 
@@ -119,6 +138,10 @@ class ConnectorHarness(ABC):
     @abstractmethod
     def stall(self, sandbox: Any, seconds: float, *, apply_first: bool = False) -> None:
         """Answer the next request only after ``seconds`` (applying it first, if told)."""
+
+    @abstractmethod
+    def clear_faults(self, sandbox: Any) -> None:
+        """Forget every fault not consumed yet."""
 
     @abstractmethod
     def reject(self, sandbox: Any, keys: Iterable[str], *, retryable: bool, error: str | None = None) -> None:

@@ -90,6 +90,9 @@ class WebhookHarness(ConnectorHarness):
     def stall(self, sandbox: WebhookSandbox, seconds: float, *, apply_first: bool = False) -> None:
         sandbox.inject(Fault.timeout(seconds, apply_first=apply_first))
 
+    def clear_faults(self, sandbox: WebhookSandbox) -> None:
+        sandbox.clear_faults()
+
     def reject(
         self, sandbox: WebhookSandbox, keys: Iterable[str], *, retryable: bool, error: str | None = None
     ) -> None:
