@@ -59,9 +59,17 @@ def is_sha256_hex(value: Any) -> bool:
     return isinstance(value, str) and _SHA256_HEX.fullmatch(value) is not None
 
 
-def mailchimp_subscriber_hash(email: str) -> str:
-    """Mailchimp addresses a member by the MD5 hex of the lower-cased email."""
-    return hashlib.md5(email.strip().lower().encode("utf-8")).hexdigest()
+def mailchimp_email(email: Any) -> str:
+    """The form Mailchimp matches a member by: the email trimmed and lower-cased (a member
+    is the same person whatever the case of the address sent). Not validated: Mailchimp
+    judges the address itself and answers per member."""
+    return str(email).strip().lower()
+
+
+def mailchimp_subscriber_hash(email: Any) -> str:
+    """Mailchimp addresses a member by the MD5 hex of the lower-cased email
+    (``Urist.McVankab@freddiesjokes.com`` → ``62eeb292278cc15f5817cb78f7790b08``)."""
+    return hashlib.md5(mailchimp_email(email).encode("utf-8")).hexdigest()
 
 
 # --------------------------------------------------------------------------- shared rules

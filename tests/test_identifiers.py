@@ -197,6 +197,13 @@ def test_mailchimp_subscriber_hash_is_md5_of_lower_case_email():
     assert ids.mailchimp_subscriber_hash("Ann@Example.com") == hashlib.md5(b"ann@example.com").hexdigest()
 
 
+def test_mailchimp_subscriber_hash_matches_mailchimps_published_example():
+    # Mailchimp's guide "Manage subscribers with the Mailchimp API" (Identify subscribers)
+    assert ids.mailchimp_subscriber_hash("Urist.McVankab@freddiesjokes.com") == "62eeb292278cc15f5817cb78f7790b08"
+    assert ids.mailchimp_subscriber_hash("  urist.mcvankab@FREDDIESJOKES.com ") == "62eeb292278cc15f5817cb78f7790b08"
+    assert ids.mailchimp_email(" Urist.McVankab@freddiesjokes.com") == "urist.mcvankab@freddiesjokes.com"
+
+
 @given(st.text())
 def test_hashes_are_always_lower_case_hex(value: str):
     digest = ids.sha256_hex(value)
