@@ -84,6 +84,14 @@ def _webhook() -> Iterator[Any]:
         yield sandbox
 
 
+@contextmanager
+def _mailchimp() -> Iterator[Any]:
+    from destinations.sandbox.mailchimp import MailchimpSandbox
+
+    with MailchimpSandbox() as sandbox:
+        yield sandbox
+
+
 TARGETS: dict[str, Target] = {
     "webhook": Target(
         kind="webhook",
@@ -97,6 +105,24 @@ TARGETS: dict[str, Target] = {
         env=lambda sandbox: {"BENCH_WEBHOOK_SECRET": sandbox.secret},
         held=lambda sandbox: len(sandbox.state),
         requests=lambda sandbox: len(sandbox.requests),
+    ),
+    "mailchimp": Target(
+        kind="mailchimp",
+        sync={
+            "identifiers": {"email": "email"},
+            "fields": {"FNAME": "first_name", "LNAME": "last_name"},
+            "consent_purpose": "email_marketing",
+        },
+        start=_mailchimp,
+        options=lambda sandbox: {
+            "base_url": sandbox.base_url,
+            "api_key_env": "BENCH_MAILCHIMP_API_KEY",
+            "list_id": sandbox.list_id,
+        },
+        env=lambda sandbox: {"BENCH_MAILCHIMP_API_KEY": sandbox.api_key},
+        held=lambda sandbox: sandbox.emulator.held_count(),
+        requests=lambda sandbox: len(sandbox.emulator.requests),
+        note="removes: one DELETE per member, 5 in flight (no batch archive; 10 connections a key)",
     ),
 }
 

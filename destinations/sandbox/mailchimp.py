@@ -337,6 +337,11 @@ class MailchimpEmulator(Emulator):
         with self.lock:
             return sum(1 for member in self.lists[list_id].members.values() if member.status in HELD_STATUSES)
 
+    def audience_sizes(self) -> dict[str, int]:
+        """Reachable (subscribed or pending) members per list."""
+        with self.lock:
+            return {list_id: self.held_count(list_id) for list_id in self.lists}
+
     def describe(self, base_url: str) -> dict[str, Any]:
         with self.lock:
             lists = [
