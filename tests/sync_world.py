@@ -42,6 +42,10 @@ PROFILE_COLUMNS = (
 )
 
 
+#: the webhook connection the default definition() syncs to, for tests that parse definitions themselves
+DESTINATIONS = {"hook": DestinationConfig("hook", "webhook", {})}
+
+
 @dataclass(frozen=True)
 class Person:
     email: str | None
