@@ -356,7 +356,8 @@ class MailchimpDestination:
             change = by_email.get(mailchimp_email(member.get("email_address", "")))
             if change is not None:
                 outcome = _member_outcome(change, member)
-                counts["not_resubscribed"] += outcome.status == "rejected"
+                if outcome.status == "rejected":
+                    counts["not_resubscribed"] += 1
                 outcomes[change.change_id] = outcome
         for error in errors:
             sent = str(error.get("email_address") or "")

@@ -143,6 +143,20 @@ def test_per_member_errors_come_inside_a_200_and_the_rest_lands(sandbox):
     assert ann["merge_fields"] == {"FNAME": "Ann", "LTV": 12.5} and ann["tags"] == ["vip"]
 
 
+def test_a_required_merge_field_is_needed_for_a_new_member_unless_validation_is_skipped(sandbox):
+    sandbox.emulator.add_merge_field(sandbox.list_id, "PLAN", required=True)
+    body = batch(sandbox, [member("a@example.com"), member("b@example.com", merge_fields={"PLAN": "gold"})]).json()
+    assert [e["field"] for e in body["errors"]] == ["PLAN"] and body["total_created"] == 1
+    skipped = call(
+        sandbox,
+        "POST",
+        f"/lists/{sandbox.list_id}",
+        params={"skip_merge_validation": "true"},
+        json={"members": [member("a@example.com")]},
+    )
+    assert skipped.json()["total_created"] == 1
+
+
 def test_an_unsubscribed_member_cannot_be_subscribed_again_by_api(sandbox):
     emulator = sandbox.emulator
     subscriber_hash = emulator.seed_member("gone@example.com", status="unsubscribed")

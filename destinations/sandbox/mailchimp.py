@@ -272,9 +272,11 @@ class MailchimpEmulator(Emulator):
             for tag, kind in (merge_fields or {}).items():
                 self._add_merge_field(audience, tag, tag.title(), kind)
 
-    def add_merge_field(self, list_id: str, tag: str, kind: str = "text", name: str | None = None) -> None:
+    def add_merge_field(
+        self, list_id: str, tag: str, kind: str = "text", name: str | None = None, *, required: bool = False
+    ) -> None:
         with self.lock:
-            self._add_merge_field(self.lists[list_id], tag, name or tag.title(), kind)
+            self._add_merge_field(self.lists[list_id], tag, name or tag.title(), kind, required=required)
 
     def seed_member(
         self,
@@ -514,6 +516,7 @@ class MailchimpEmulator(Emulator):
         update_existing = body.get("update_existing") is True
         sync_tags = body.get("sync_tags") is True
         skip_duplicates = (request.param("skip_duplicate_check") or "").lower() == "true"
+        skip_merge_validation = (request.param("skip_merge_validation") or "").lower() == "true"
         new_members: list[dict[str, Any]] = []
         updated_members: list[dict[str, Any]] = []
         errors: list[dict[str, str]] = []
@@ -533,7 +536,12 @@ class MailchimpEmulator(Emulator):
                 if fault is not None and fault.rejects(normalised):
                     raise _injected_refusal(fault, sent)
                 subscriber_hash, created = self._upsert(
-                    audience, item, update_existing=update_existing, sync_tags=sync_tags, create_only=False
+                    audience,
+                    item,
+                    update_existing=update_existing,
+                    sync_tags=sync_tags,
+                    create_only=False,
+                    skip_merge_validation=skip_merge_validation,
                 )
             except Refused as refused:
                 errors.append(refused.batch_error(shown))
@@ -562,6 +570,7 @@ class MailchimpEmulator(Emulator):
         create_only: bool,
         expected_hash: str | None = None,
         patch: bool = False,
+        skip_merge_validation: bool = False,
     ) -> tuple[str, bool]:
         """Add or update one member as Mailchimp would; (subscriber hash, created?)."""
         sent = item.get("email_address")
@@ -621,6 +630,8 @@ class MailchimpEmulator(Emulator):
                     field="status_if_new",
                     field_message="A status is required for a new member.",
                 )
+            if not skip_merge_validation:
+                _check_required(audience, merge_fields)
             now = _now()
             member = Member(sent.strip(), wanted, next(self._ids), now, now)
             audience.members[subscriber_hash] = member
@@ -672,6 +683,7 @@ class MailchimpEmulator(Emulator):
                 create_only=create_only,
                 expected_hash=subscriber_hash,
                 patch=patch,
+                skip_merge_validation=(request.param("skip_merge_validation") or "").lower() == "true",
             )
         except Refused as refused:
             return refused.reply()
@@ -1049,6 +1061,13 @@ def _tag_names(raw: Any) -> list[str]:
             field_message=f"Tags are names of 1 to {MAX_TAG_CHARS} characters.",
         )
     return [tag.strip() for tag in raw]
+
+
+def _check_required(audience: AudienceList, merge_fields: Mapping[str, Any]) -> None:
+    """A new member needs a value for every required merge field (unless skip_merge_validation)."""
+    for tag, merge_field in audience.merge_fields.items():
+        if merge_field.required and merge_fields.get(tag) in (None, ""):
+            raise _merge_refusal(tag, f"{tag} is required: please enter a value.")
 
 
 def _merge_refusal(field_name: str, message: str) -> Refused:
