@@ -829,7 +829,7 @@ class KlaviyoDestination:
         if path_id is not None:
             path = path.replace("{id}", quote(path_id, safe=""))
         headers = {"Content-Type": JSON_API} if body is not None else None
-        self._limiter.acquire(tier)
+        ticket = self._limiter.acquire(tier)
         try:
             response = self._session.request(
                 method,
@@ -843,6 +843,7 @@ class KlaviyoDestination:
         except requests.RequestException as exc:
             self._figures.requests += self.max_retries + 1
             raise error_from_exception(exc, destination=self.label, max_attempts=self.max_retries + 1) from None
+        self._limiter.settle(ticket)
         attempts = attempts_made(response)
         self._figures.requests += attempts
         if attempts > 1:

@@ -7,7 +7,10 @@ against the account. A connector paces itself instead: before each request it wa
 until every window of the endpoint's tier has room.
 
 Windows are sliding logs of the requests we made, which is never looser than a platform's
-fixed windows. The platform's own view (``RateLimit-Remaining`` / ``RateLimit-Reset``,
+fixed windows. A request is logged when it is sent and logged again, later, when its
+answer arrives (:meth:`RateLimiter.settle`): the platform counted it somewhere in between,
+so measuring the next wait from the answer keeps network delays from squeezing two
+requests into one of the platform's windows. The platform's own view (``RateLimit-Remaining`` / ``RateLimit-Reset``,
 which can be lower than ours when another integration shares the account) tightens it:
 :meth:`RateLimiter.observe` pauses a tier until the platform says its window resets.
 """
@@ -29,20 +32,30 @@ class Window:
     seconds: float
 
 
+class Ticket:
+    """One request's place in its tier's windows: the time it counts from."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+
 class _Log:
-    """The times of the requests made in one window."""
+    """The requests made in one window."""
 
     def __init__(self, window: Window) -> None:
         self.window = window
-        self.times: deque[float] = deque()
+        self.tickets: deque[Ticket] = deque()
 
     def wait(self, now: float) -> float:
         """Seconds until one more request fits."""
-        while self.times and now - self.times[0] >= self.window.seconds:
-            self.times.popleft()
-        if len(self.times) < self.window.limit:
+        while self.tickets and now - self.tickets[0].at >= self.window.seconds:
+            self.tickets.popleft()
+        if len(self.tickets) < self.window.limit:
             return 0.0
-        return self.window.seconds - (now - self.times[-self.window.limit])
+        latest = sorted(ticket.at for ticket in self.tickets)[-self.window.limit]
+        return self.window.seconds - (now - latest)
 
 
 class RateLimiter:
@@ -71,30 +84,35 @@ class RateLimiter:
     def tiers(self) -> list[str]:
         return list(self._logs)
 
-    def acquire(self, tier: str, requests: int = 1) -> None:
-        """Block until ``requests`` more requests of ``tier`` fit every window, and count them."""
-        for _ in range(requests):
-            self._acquire_one(tier)
-
-    def _acquire_one(self, tier: str) -> None:
+    def acquire(self, tier: str) -> Ticket:
+        """Block until one more request of ``tier`` fits every window, and count it. Hand
+        the ticket to :meth:`settle` when the answer arrives."""
         logs = self._logs[tier]
         while True:
             with self._lock:
                 now = self._clock()
                 wait = max([log.wait(now) for log in logs] + [self._paused_until.get(tier, 0.0) - now])
                 if wait <= 0:
+                    ticket = Ticket(now)
                     for log in logs:
-                        log.times.append(now)
-                    return
+                        log.tickets.append(ticket)
+                    return ticket
             self.waited[tier] += wait
             self._sleep(wait)
+
+    def settle(self, ticket: Ticket) -> None:
+        """The answer arrived: the request counts from now (the platform counted it no later)."""
+        with self._lock:
+            ticket.at = max(ticket.at, self._clock())
 
     def record(self, tier: str, requests: int) -> None:
         """Count requests made without :meth:`acquire` (retries the HTTP layer made on its own)."""
         with self._lock:
             now = self._clock()
-            for log in self._logs[tier]:
-                log.times.extend([now] * requests)
+            for _ in range(requests):
+                ticket = Ticket(now)
+                for log in self._logs[tier]:
+                    log.tickets.append(ticket)
 
     def observe(self, tier: str, *, limit: int | None, remaining: int | None, reset_seconds: float | None) -> None:
         """The platform's view of the tier's steady (longest) window after a response: a
