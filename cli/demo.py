@@ -63,14 +63,19 @@ def _demo_syncs(path: Path) -> None:
     from destinations import state
     from destinations.engine import run_sync
     from destinations.registry import destination_connector
+    from destinations.sandbox.klaviyo import KlaviyoEmulator
+    from destinations.sandbox.server import SandboxServer
     from destinations.sandbox.webhook import WebhookSandbox
 
     # the receiver is new each demo, so the syncs start from empty state too
     with connect(path) as con:
         state.reset(con)
-    with WebhookSandbox() as sandbox:
+    klaviyo = KlaviyoEmulator()
+    with WebhookSandbox() as sandbox, SandboxServer([klaviyo]) as platforms:
         os.environ["CDP_DEMO_WEBHOOK_URL"] = sandbox.url
         os.environ["CDP_DEMO_WEBHOOK_SECRET"] = sandbox.secret
+        os.environ["CDP_SANDBOX_URL"] = platforms.origin
+        os.environ["CDP_DEMO_KLAVIYO_API_KEY"] = klaviyo.api_key
         syncs = load_current_syncs()
         runs = table(f"Syncs (receiver {sandbox.url})")
         for column in ("sync", "mode", "run", "status", "add", "update", "remove", "excluded", "confirmed"):
@@ -92,7 +97,8 @@ def _demo_syncs(path: Path) -> None:
                 )
         print_table(runs)
         console().print(
-            f"The receiver holds {len(sandbox.state):,} records from {sandbox.applied:,} signed changes. "
+            f"The receiver holds {len(sandbox.state):,} records from {sandbox.applied:,} signed changes; "
+            f"the Klaviyo sandbox list holds {len(klaviyo.members()):,} profiles. "
             "Every run is in cdp_sync.runs, every change in cdp_sync.changes; `cdp syncs` lists them."
         )
 

@@ -46,7 +46,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -240,13 +240,14 @@ class KlaviyoOptions:
 
 
 @dataclass
-class _Upsert:
-    """One upsert on its way through the flow."""
+class _Record:
+    """One change on its way through the flow, with its Klaviyo profile id once known."""
 
     change: Change
-    profile: bytes
+    #: the import profile object, serialised (upserts)
+    profile: bytes = b""
     #: field names whose value is null (cleared on a profile the sync wrote before)
-    nulls: tuple[str, ...]
+    nulls: tuple[str, ...] = ()
     profile_id: str | None = None
 
 
@@ -262,7 +263,6 @@ class _Figures:
     list_removes: int = 0
     fields_cleared: int = 0
     requests: int = 0
-    throttled_waits: dict[str, float] = field(default_factory=dict)
 
 
 def _label(name: str) -> str:
@@ -481,14 +481,14 @@ class KlaviyoDestination:
     # -- upserts ---------------------------------------------------------------------------
 
     def _upsert(self, changes: Sequence[Change], outcomes: dict[str, Outcome]) -> None:
-        ready: list[_Upsert] = []
+        ready: list[_Record] = []
         for change in changes:
             upsert, problem = self._prepare(change)
             if upsert is None:
                 outcomes[change.change_id] = Outcome(change.change_id, "rejected", problem)
             else:
                 ready.append(upsert)
-        imported: list[_Upsert] = []
+        imported: list[_Record] = []
         for indexes in split_into_jobs([len(upsert.profile) for upsert in ready]):
             job = [ready[i] for i in indexes]
             imported += self._import(job, outcomes)
@@ -501,7 +501,7 @@ class KlaviyoDestination:
                     upsert.change.change_id, "confirmed", destination_id=upsert.profile_id
                 )
 
-    def _prepare(self, change: Change) -> tuple[_Upsert | None, str]:
+    def _prepare(self, change: Change) -> tuple[_Record | None, str]:
         """The change as an import profile object, or why Klaviyo could not take it."""
         attributes: dict[str, Any] = {
             attribute: str(change.identifiers[name]).strip()
@@ -529,9 +529,9 @@ class KlaviyoDestination:
             return None, (
                 f"the profile is {len(profile):,} bytes, above Klaviyo's limit of {MAX_PROFILE_BYTES:,} bytes per profile"
             )
-        return _Upsert(change, profile, tuple(nulls), change.destination_id), ""
+        return _Record(change, profile, tuple(nulls), change.destination_id), ""
 
-    def _import(self, job: list[_Upsert], outcomes: dict[str, Outcome]) -> list[_Upsert]:
+    def _import(self, job: list[_Record], outcomes: dict[str, Outcome]) -> list[_Record]:
         """One import job, polled to completion; the upserts it imported (the others get
         their outcome here)."""
         every_value = tuple(v for upsert in job for v in _pii(upsert.change))
@@ -592,7 +592,7 @@ class KlaviyoDestination:
                 )
             interval = min(interval * 1.5, MAX_POLL_INTERVAL)
 
-    def _import_errors(self, job_id: str, job: Sequence[_Upsert]) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    def _import_errors(self, job_id: str, job: Sequence[_Record]) -> Iterator[tuple[int, Mapping[str, Any]]]:
         """The job's import errors, each with the index of the profile it is about."""
         by_identifier: dict[tuple[str, str], int] = {}
         for index, upsert in enumerate(job):
@@ -611,7 +611,7 @@ class KlaviyoDestination:
             if index is not None:
                 yield index, attributes
 
-    def _resolve_imported(self, imported: Sequence[_Upsert], outcomes: dict[str, Outcome]) -> None:
+    def _resolve_imported(self, imported: Sequence[_Record], outcomes: dict[str, Outcome]) -> None:
         """Give every imported upsert its profile id: the cached one, else found by identifier,
         else created (or named by the 409 duplicate) with POST /profiles."""
         unresolved = [upsert for upsert in imported if upsert.profile_id is None]
@@ -646,15 +646,15 @@ class KlaviyoDestination:
         outcomes[change.change_id] = Outcome(change.change_id, "failed", reason)
         return None
 
-    def _add_to_list(self, upserts: Sequence[_Upsert], outcomes: dict[str, Outcome]) -> list[_Upsert]:
+    def _add_to_list(self, upserts: Sequence[_Record], outcomes: dict[str, Outcome]) -> list[_Record]:
         """Put every upsert's profile in the list; the upserts that are now members."""
-        members: list[_Upsert] = []
+        members: list[_Record] = []
         for chunk in _chunks(upserts, MAX_IDS_PER_LIST_CALL):
             members += self._list_call("add_profiles_to_list", list(chunk), outcomes)
         self._figures.list_adds += len(members)
         return members
 
-    def _clear_nulls(self, upserts: Sequence[_Upsert], outcomes: dict[str, Outcome]) -> None:
+    def _clear_nulls(self, upserts: Sequence[_Record], outcomes: dict[str, Outcome]) -> None:
         """PATCH away the fields that are now null on profiles this sync wrote before."""
         for upsert in upserts:
             if not upsert.nulls or upsert.change.destination_id is None:
@@ -687,14 +687,14 @@ class KlaviyoDestination:
         """Take each record's profile out of the list; consent and the profile are untouched."""
         unresolved = [change for change in changes if change.destination_id is None]
         members = self._find_members(unresolved)
-        leaving: list[_Upsert] = []
+        leaving: list[_Record] = []
         for change in changes:
             profile_id = change.destination_id or members.get(change.change_id)
             if profile_id is None:
                 # Klaviyo does not know this key, or its profile is not in the list
                 outcomes[change.change_id] = Outcome(change.change_id, "confirmed")
             else:
-                leaving.append(_Upsert(change, b"", (), profile_id))
+                leaving.append(_Record(change, profile_id=profile_id))
         removed = 0
         for chunk in _chunks(leaving, MAX_IDS_PER_LIST_CALL):
             for gone in self._list_call("remove_profiles_from_list", list(chunk), outcomes):
@@ -704,7 +704,7 @@ class KlaviyoDestination:
 
     # -- list calls and look-ups ---------------------------------------------------------------
 
-    def _list_call(self, endpoint: str, chunk: list[_Upsert], outcomes: dict[str, Outcome]) -> list[_Upsert]:
+    def _list_call(self, endpoint: str, chunk: list[_Record], outcomes: dict[str, Outcome]) -> list[_Record]:
         """One add or remove call for ``chunk`` (≤ 1,000 profiles); the records it settled.
 
         A 400 means an id Klaviyo no longer knows (a profile deleted since its id was
@@ -733,10 +733,10 @@ class KlaviyoDestination:
             outcomes[upsert.change.change_id] = Outcome(upsert.change.change_id, "failed", reason)
         return []
 
-    def _refresh_ids(self, chunk: list[_Upsert], endpoint: str, outcomes: dict[str, Outcome]) -> list[_Upsert]:
+    def _refresh_ids(self, chunk: list[_Record], endpoint: str, outcomes: dict[str, Outcome]) -> list[_Record]:
         """The chunk with every profile id looked up again by identifier."""
         found = self._find_profiles([upsert.change for upsert in chunk])
-        kept: list[_Upsert] = []
+        kept: list[_Record] = []
         for upsert in chunk:
             upsert.profile_id = found.get(upsert.change.change_id)
             change = upsert.change
@@ -757,8 +757,9 @@ class KlaviyoDestination:
         """change id -> profile id, for the changes whose profile is in the list. The list
         filters on email and phone number; an external id is found among all profiles (a
         profile outside the list then leaves it harmlessly)."""
-        by_list = [c for c in changes if (_lookup(c) or ("", ""))[0] in ("email", "phone_number")]
-        elsewhere = [c for c in changes if c not in by_list]
+        by_list, elsewhere = [], []
+        for change in changes:
+            (by_list if (_lookup(change) or ("", ""))[0] in ("email", "phone_number") else elsewhere).append(change)
         found = self._search("get_profiles_for_list", self.list_id, by_list, frozenset({"email", "phone_number"}))
         found.update(self._find_profiles(elsewhere))
         return found

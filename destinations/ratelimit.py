@@ -23,6 +23,9 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+#: waits shorter than this are none (float rounding must not spin a sleep loop forever)
+_EPSILON = 1e-6
+
 
 @dataclass(frozen=True)
 class Window:
@@ -50,8 +53,9 @@ class _Log:
 
     def wait(self, now: float) -> float:
         """Seconds until one more request fits."""
-        while self.tickets and now - self.tickets[0].at >= self.window.seconds:
-            self.tickets.popleft()
+        expiry = self.window.seconds - _EPSILON
+        if any(now - ticket.at >= expiry for ticket in self.tickets):
+            self.tickets = deque(ticket for ticket in self.tickets if now - ticket.at < expiry)
         if len(self.tickets) < self.window.limit:
             return 0.0
         latest = sorted(ticket.at for ticket in self.tickets)[-self.window.limit]
@@ -92,7 +96,7 @@ class RateLimiter:
             with self._lock:
                 now = self._clock()
                 wait = max([log.wait(now) for log in logs] + [self._paused_until.get(tier, 0.0) - now])
-                if wait <= 0:
+                if wait <= _EPSILON:
                     ticket = Ticket(now)
                     for log in logs:
                         log.tickets.append(ticket)
@@ -115,13 +119,23 @@ class RateLimiter:
                     log.tickets.append(ticket)
 
     def observe(self, tier: str, *, limit: int | None, remaining: int | None, reset_seconds: float | None) -> None:
-        """The platform's view of the tier's steady (longest) window after a response: a
-        lower limit than ours replaces ours; with nothing remaining, no request of this tier
-        is made until the window resets."""
+        """The platform's view of the tier's steady (longest) window after a response.
+
+        A lower limit than ours replaces ours. Fewer requests remaining than we counted
+        means others use the account too: their requests are counted as ours, leaving the
+        window when the platform says it resets; none remaining pauses the tier until then.
+        """
         with self._lock:
             steady = max(self._logs[tier], key=lambda log: log.window.seconds)
             if limit is not None and 0 < limit < steady.window.limit:
                 steady.window = Window(limit, steady.window.seconds)
-            if remaining is not None and reset_seconds is not None and remaining <= 0:
-                until = self._clock() + max(0.0, reset_seconds)
-                self._paused_until[tier] = max(self._paused_until.get(tier, 0.0), until)
+            if remaining is None or reset_seconds is None:
+                return
+            now = self._clock()
+            steady.wait(now)  # drop what has left the window
+            unseen = steady.window.limit - len(steady.tickets) - max(0, remaining)
+            if unseen > 0:
+                at = min(now, now + reset_seconds - steady.window.seconds)
+                steady.tickets.extend(Ticket(at) for _ in range(unseen))
+            if remaining <= 0:
+                self._paused_until[tier] = max(self._paused_until.get(tier, 0.0), now + max(0.0, reset_seconds))

@@ -771,3 +771,20 @@ def test_a_phone_keyed_sync_finds_and_removes_its_members_by_phone(world: World)
     world.set_people({k: replace(p, in_segment=k in ("p0", "p1")) for k, p in people.items()})
     assert world.run(sync, force=True).status == "succeeded"
     assert sorted(members_by(world.sandbox.emulator, "phone_number")) == ["+16505550000", "+16505550001"]
+
+
+def test_a_fault_while_clearing_a_field_is_recovered_next_run(world: World):
+    """The last step of an update whose field became empty: the run fails naming Klaviyo
+    as unavailable, and the next run clears the field."""
+    emulator = world.sandbox.emulator
+    sync = definition(harness=world.harness)
+    world.set_people({"p000": Person(email="person0@example.com")})
+    assert world.run(sync).status == "succeeded"
+    world.set_people({"p000": Person(email="person0@example.com", first_name=None)})
+    emulator.faults.on_route("PATCH", r"^/api/profiles/[^/]+$", Fault.status(503, title="injected"), times=3)
+    assert world.run(sync).status == "failed"
+    assert members_by(emulator, "email")["person0@example.com"]["first_name"] == "Ada"
+    emulator.faults.clear()
+    assert world.run(sync).status == "succeeded"
+    assert members_by(emulator, "email")["person0@example.com"]["first_name"] is None
+    assert len(emulator.profiles) == 1 and world.received() == {"person0@example.com": {"lifetime_value": 10.0}}

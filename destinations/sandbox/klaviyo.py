@@ -171,7 +171,6 @@ class KlaviyoEmulator(Emulator):
             name: (RateWindow(burst, burst_seconds), RateWindow(steady, steady_seconds))
             for name, (burst, steady) in limits.items()
         }
-        self.steady_seconds = steady_seconds
         #: requests answered 429 because a rate window was full, per tier
         self.violations: dict[str, int] = dict.fromkeys(limits, 0)
         self._rate_headers: dict[int, dict[str, str]] = {}
@@ -237,13 +236,6 @@ class KlaviyoEmulator(Emulator):
             profile_id = self._upsert_profile(attributes, created_by_import=False)
             self.profiles[profile_id]["subscriptions"]["email"]["marketing"]["consent"] = consent
             return profile_id
-
-    def complete_jobs(self) -> None:
-        """Let every queued job finish (Klaviyo would, given time)."""
-        with self.lock:
-            for job in list(self.jobs.values()):
-                if job.status != "complete":
-                    self._complete(job)
 
     # -- the server's hooks --------------------------------------------------------------------
 
