@@ -23,7 +23,7 @@ MANUAL_SEGMENTS_SELECTOR = "refresh_manual_segments"
 @warehouse_option
 def demo(people: int, seed: int, warehouse: str | None) -> None:
     """The main job end to end: generate a small data set, build every dbt model, show what
-    was built, and sync every audience to a local webhook sandbox."""
+    was built, and sync audiences to local emulators of every destination platform."""
     from cdp.dbt import DbtError, run_dbt
     from cdp.sample_data.generator import GeneratorConfig
     from cdp.sample_data.generator import generate as run_generator
@@ -49,13 +49,13 @@ def demo(people: int, seed: int, warehouse: str | None) -> None:
     out.rule("4. What was built")
     print_warehouse_tables(path, None, title=f"Demo warehouse {path}")
     _print_segments(path)
-    out.rule("5. Reverse ETL: every sync to the local webhook sandbox")
+    out.rule("5. Reverse ETL: every sync to the local platform sandboxes")
     _demo_syncs(path)
 
 
 def _demo_syncs(path: Path) -> None:
-    """Run every shipped sync twice against a local webhook receiver: the first run sends
-    the audience, the second finds nothing changed and sends nothing."""
+    """Run every shipped sync twice against the local sandboxes: the first run sends each
+    audience, the second finds nothing changed and sends nothing."""
     import os
 
     from cdp.warehouse import connect
@@ -63,44 +63,53 @@ def _demo_syncs(path: Path) -> None:
     from destinations import state
     from destinations.engine import run_sync
     from destinations.registry import destination_connector
-    from destinations.sandbox.klaviyo import KlaviyoEmulator
-    from destinations.sandbox.server import SandboxServer
-    from destinations.sandbox.webhook import WebhookSandbox
+    from destinations.sandbox import SandboxServer, demo_environment, emulators
 
-    # the receiver is new each demo, so the syncs start from empty state too
+    # the sandboxes are new each demo, so the syncs start from empty state too
     with connect(path) as con:
         state.reset(con)
-    klaviyo = KlaviyoEmulator()
-    with WebhookSandbox() as sandbox, SandboxServer([klaviyo]) as platforms:
-        os.environ["CDP_DEMO_WEBHOOK_URL"] = sandbox.url
-        os.environ["CDP_DEMO_WEBHOOK_SECRET"] = sandbox.secret
-        os.environ["CDP_SANDBOX_URL"] = platforms.origin
-        os.environ["CDP_DEMO_KLAVIYO_API_KEY"] = klaviyo.api_key
+    with SandboxServer(emulators()) as server:
+        os.environ.update(demo_environment(server.ready_document()))
         syncs = load_current_syncs()
-        runs = table(f"Syncs (receiver {sandbox.url})")
-        for column in ("sync", "mode", "run", "status", "add", "update", "remove", "excluded", "confirmed"):
-            runs.add_column(column, justify="left" if column in ("sync", "mode", "status") else "right")
+        runs = table(f"Syncs (sandboxes on {server.origin})")
+        columns = ("sync", "destination", "mode", "run", "status", "add", "update", "remove", "rejected", "excluded")
+        for column in (*columns, "confirmed", "coverage"):
+            runs.add_column(
+                column, justify="left" if column in ("sync", "destination", "mode", "status", "coverage") else "right"
+            )
         for name, sync in sorted(syncs.items()):
             for run in (1, 2):
                 result = run_sync(sync, warehouse=path, connect_destination=destination_connector())
                 plan = result.plan
                 runs.add_row(
                     name,
+                    sync.destination,
                     sync.mode,
                     str(run),
                     result.status,
                     f"{plan.adds:,}",
                     f"{plan.updates:,}",
                     f"{plan.removes:,}",
+                    f"{result.rejected:,}",
                     f"{plan.excluded_consent + plan.excluded_holdout:,}",
                     f"{result.confirmed:,}",
+                    "; ".join(plan.coverage_lines()) if run == 1 else "",
                 )
         print_table(runs)
-        console().print(
-            f"The receiver holds {len(sandbox.state):,} records from {sandbox.applied:,} signed changes; "
-            f"the Klaviyo sandbox list holds {len(klaviyo.members()):,} profiles. "
-            "Every run is in cdp_sync.runs, every change in cdp_sync.changes; `cdp syncs` lists them."
-        )
+        _print_audiences(server)
+        console().print("Every run is in cdp_sync.runs, every change in cdp_sync.changes; `cdp syncs` lists them.")
+
+
+def _print_audiences(server) -> None:
+    """What each sandbox now holds, per list or audience, as the platform stores it."""
+    holds = table("What each platform now holds")
+    holds.add_column("platform")
+    holds.add_column("list / audience")
+    holds.add_column("records", justify="right")
+    for prefix, emulator in server.emulators.items():
+        for audience, count in emulator.audience_sizes().items():
+            holds.add_row(prefix, audience, f"{count:,}")
+    print_table(holds)
 
 
 DEMO_VIP_SIZE = 10

@@ -188,23 +188,46 @@ def syncs_command(warehouse: str | None) -> None:
 
 
 @click.command("sandbox")
-@click.option("--port", type=int, default=8765, show_default=True, help="Port to listen on (127.0.0.1).")
-@click.option("--secret", default=None, help="whsec_<base64> signing secret (random if omitted).")
-def sandbox_command(port: int, secret: str | None) -> None:
-    """Run the local webhook receiver in the foreground, for `cdp sync` against demo_webhook.
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind. Loopback by default; every emulator still demands its platform's credentials.",
+)
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Once listening, write a JSON document here: each platform's base URL, the sandbox credentials, "
+    "and the lists and audiences it starts with.",
+)
+@click.option("--quiet", is_flag=True, help="Do not log requests.")
+def sandbox_command(port: int, host: str, ready_file: str | None, quiet: bool) -> None:
+    """Serve a local emulator of every destination platform, in the foreground.
 
-    It verifies Standard Webhooks signatures and holds the audience in memory. Export the
-    two variables it prints in another shell, then run `cdp sync NAME`.
+    Each platform answers under its own path prefix on one port (webhook, mailchimp, klaviyo,
+    meta, datamanager, googleads), enforcing the platform's rules. Export the variables it
+    prints in another shell (the demo connections in destinations.yml read them), then run
+    `cdp sync NAME`.
     """
+    import json
     import threading
+    from pathlib import Path
 
-    from destinations.sandbox.webhook import WebhookSandbox
+    from destinations.sandbox import SandboxServer, demo_environment, emulators
 
-    with WebhookSandbox(secret, port=port, quiet=False) as receiver:
-        click.echo(f"export CDP_DEMO_WEBHOOK_URL={receiver.url}")
-        click.echo(f"export CDP_DEMO_WEBHOOK_SECRET={receiver.secret}")
-        click.echo("Listening; Ctrl-C to stop.")
+    with SandboxServer(emulators(), host=host, port=port, quiet=quiet) as server:
+        ready = server.ready_document()
+        if ready_file:
+            target = Path(ready_file)
+            partial = target.with_name(target.name + ".partial")
+            partial.write_text(json.dumps(ready, indent=2))
+            partial.replace(target)  # appears whole: a reader polling for it never sees half a document
+        for variable, value in demo_environment(ready).items():
+            click.echo(f"export {variable}={value}")
+        click.echo(f"Serving {', '.join(ready['platforms'])} on {server.origin}; Ctrl-C to stop.")
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
-            click.echo(f"Stopped: {len(receiver.state):,} records held.")
+            click.echo("Stopped.")

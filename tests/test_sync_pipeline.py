@@ -27,7 +27,7 @@ def warehouse(built_warehouse: Path, tmp_path: Path) -> Path:
 def demo_webhook(monkeypatch: pytest.MonkeyPatch):
     """The demo destination of destinations.yml, served by a local sandbox."""
     with WebhookSandbox() as sandbox:
-        monkeypatch.setenv("CDP_DEMO_WEBHOOK_URL", sandbox.url)
+        monkeypatch.setenv("CDP_SANDBOX_URL", sandbox.origin)
         monkeypatch.setenv("CDP_DEMO_WEBHOOK_SECRET", sandbox.secret)
         yield sandbox
 

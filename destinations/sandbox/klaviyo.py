@@ -200,6 +200,11 @@ class KlaviyoEmulator(Emulator):
                 for profile_id, joined in self.lists[list_id]["members"].items()
             }
 
+    def audience_sizes(self) -> dict[str, int]:
+        """Members per list, named "<id> (<name>)"."""
+        with self.lock:
+            return {f"{list_id} ({entry['name']})": len(entry["members"]) for list_id, entry in self.lists.items()}
+
     def snapshot(self) -> dict[str, Any]:
         """Profiles, lists with their members, and each job's counts."""
         with self.lock:

@@ -126,6 +126,10 @@ class Emulator:
         """The emulator's state (members, lists, audiences — as hashes where the platform hashes)."""
         return {}
 
+    def audience_sizes(self) -> dict[str, int]:
+        """How many records each list or audience holds now (what the demo prints)."""
+        return {}
+
     def admit(self, request: Request) -> Reply | None:
         """Called before handling: a Reply refuses the request (a connection or rate limit)."""
         return None
@@ -140,9 +144,10 @@ class Emulator:
             self._count += 1
             return self._count
 
-    def record(self, number: int, method: str, path: str, status: int | None) -> None:
+    def record(self, request: Request, status: int | None) -> None:
+        """Log the request as answered (``status`` None: dropped without an answer)."""
         with self.lock:
-            self._log.append(Logged(number, method, path, status))
+            self._log.append(Logged(request.number, request.method, request.path, status))
 
     @property
     def requests(self) -> list[Logged]:
@@ -310,7 +315,7 @@ class _Handler(BaseHTTPRequestHandler):
             reply = refused if refused is not None else self._answer(emulator, request)
         finally:
             emulator.release(request)
-        emulator.record(request.number, request.method, request.path, None if reply is None else reply.status)
+        emulator.record(request, None if reply is None else reply.status)
         if reply is None:
             self.close_connection = True  # end the connection with no response at all
         else:
