@@ -92,6 +92,25 @@ def _mailchimp() -> Iterator[Any]:
         yield sandbox
 
 
+@dataclass
+class _Served:
+    """An emulator on the sandbox host, and the base URL a connector is given."""
+
+    emulator: Any
+    base_url: str
+
+
+@contextmanager
+def _klaviyo() -> Iterator[_Served]:
+    """Klaviyo's emulator with Klaviyo's own limits and windows (1 s burst, 60 s steady)."""
+    from destinations.sandbox.klaviyo import KlaviyoEmulator
+    from destinations.sandbox.server import SandboxServer
+
+    emulator = KlaviyoEmulator()
+    with SandboxServer([emulator]) as server:
+        yield _Served(emulator, f"{server.base_url(emulator)}/api")
+
+
 TARGETS: dict[str, Target] = {
     "webhook": Target(
         kind="webhook",
@@ -123,6 +142,27 @@ TARGETS: dict[str, Target] = {
         held=lambda sandbox: sandbox.emulator.held_count(),
         requests=lambda sandbox: len(sandbox.emulator.requests),
         note="removes: one DELETE per member, 5 in flight (no batch archive; 10 connections a key)",
+    ),
+    "klaviyo": Target(
+        kind="klaviyo",
+        sync={
+            "identifiers": {"email": "email"},
+            "fields": {"first_name": "first_name", "lifetime_value": "lifetime_value"},
+            "consent_purpose": "email_marketing",
+        },
+        start=_klaviyo,
+        options=lambda served: {
+            "base_url": served.base_url,
+            "api_key_env": "BENCH_KLAVIYO_API_KEY",
+            "list_id": "SbxL1s",
+        },
+        env=lambda served: {"BENCH_KLAVIYO_API_KEY": served.emulator.api_key},
+        held=lambda served: len(served.emulator.members()),
+        requests=lambda served: len(served.emulator.requests),
+        note=(
+            "bound by Klaviyo's rate limits: per 100k adds 1,000 profile look-ups (tier L, 700/min) and "
+            "100 list calls + 10 import jobs (tier M, 150/min); removals by cached id: 100 list calls (M)"
+        ),
     ),
 }
 

@@ -28,6 +28,7 @@ DEFAULT_DESTINATIONS_FILE = REPO_ROOT / "destinations.yml"
 #: connector type -> "module:Class", each a destinations.base.Destination. Adding a platform
 #: is adding a line here (and a harness in tests/contract/, or the contract suite fails).
 CONNECTORS: dict[str, str] = {
+    "klaviyo": "destinations.klaviyo:KlaviyoDestination",
     "webhook": "destinations.webhook:WebhookDestination",
     "mailchimp": "destinations.mailchimp:MailchimpDestination",
 }

@@ -15,6 +15,7 @@ from destinations.sandbox.server import Emulator, SandboxServer
 DEMO_ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CDP_DEMO_WEBHOOK_SECRET": ("webhook", "secret"),
     "CDP_DEMO_MAILCHIMP_API_KEY": ("mailchimp", "api_key"),
+    "CDP_DEMO_KLAVIYO_API_KEY": ("klaviyo", "api_key"),
 }
 #: the base URL every demo connection is relative to
 SANDBOX_URL_ENV = "CDP_SANDBOX_URL"
@@ -22,10 +23,11 @@ SANDBOX_URL_ENV = "CDP_SANDBOX_URL"
 
 def emulators() -> list[Emulator]:
     """A fresh emulator of every platform."""
+    from destinations.sandbox.klaviyo import KlaviyoEmulator
     from destinations.sandbox.mailchimp import MailchimpEmulator
     from destinations.sandbox.webhook import WebhookEmulator
 
-    return [WebhookEmulator(), MailchimpEmulator()]
+    return [WebhookEmulator(), MailchimpEmulator(), KlaviyoEmulator()]
 
 
 def demo_environment(ready: dict[str, Any]) -> dict[str, str]:

@@ -4,10 +4,12 @@ destinations.config.CONNECTORS without an entry here fails the contract suite.""
 from __future__ import annotations
 
 from contract.harness import ConnectorHarness
+from contract.klaviyo import KlaviyoHarness
 from contract.mailchimp import MailchimpHarness
 from contract.webhook import WebhookHarness
 
 HARNESSES: dict[str, type[ConnectorHarness]] = {
+    "klaviyo": KlaviyoHarness,
     "webhook": WebhookHarness,
     "mailchimp": MailchimpHarness,
 }
