@@ -4,8 +4,10 @@ destinations.config.CONNECTORS without an entry here fails the contract suite.""
 from __future__ import annotations
 
 from contract.harness import ConnectorHarness
+from contract.meta import MetaHarness
 from contract.webhook import WebhookHarness
 
 HARNESSES: dict[str, type[ConnectorHarness]] = {
     "webhook": WebhookHarness,
+    "meta_custom_audience": MetaHarness,
 }
