@@ -84,6 +84,23 @@ def _webhook() -> Iterator[Any]:
         yield sandbox
 
 
+@contextmanager
+def _meta() -> Iterator[Any]:
+    from destinations.sandbox.meta import MetaEmulator
+    from destinations.sandbox.server import SandboxServer
+
+    emulator = MetaEmulator()
+    with SandboxServer([emulator]) as server:
+        emulator.base_url = server.base_url(emulator)  # type: ignore[attr-defined]
+        yield emulator
+
+
+def _meta_options(emulator: Any) -> dict[str, Any]:
+    from destinations.sandbox.meta import DEFAULT_AUDIENCE_ID
+
+    return {"audience_id": DEFAULT_AUDIENCE_ID, "access_token_env": "BENCH_META_TOKEN", "base_url": emulator.base_url}
+
+
 TARGETS: dict[str, Target] = {
     "webhook": Target(
         kind="webhook",
@@ -97,6 +114,31 @@ TARGETS: dict[str, Target] = {
         env=lambda sandbox: {"BENCH_WEBHOOK_SECRET": sandbox.secret},
         held=lambda sandbox: len(sandbox.state),
         requests=lambda sandbox: len(sandbox.requests),
+    ),
+    "meta_custom_audience": Target(
+        kind="meta_custom_audience",
+        sync={
+            "identifiers": {
+                "email": "email",
+                "phone": "phone",
+                "first_name": "first_name",
+                "last_name": "last_name",
+                "city": "city",
+                "zip": "postal_code",
+                "country": "country",
+            },
+            "fields": {},
+            "consent_purpose": "ads_personalization",
+        },
+        start=_meta,
+        options=_meta_options,
+        env=lambda emulator: {"BENCH_META_TOKEN": emulator.access_token},
+        held=lambda emulator: len(emulator.emails()),
+        requests=lambda emulator: len(emulator.requests),
+        note=(
+            "adds: 10,000 rows a POST (Meta's limit), 7 hashed keys a row; removals travel in the "
+            "DELETE's query string, so they go ~390 rows a request (30,000-character URLs)"
+        ),
     ),
 }
 

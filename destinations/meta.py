@@ -106,6 +106,7 @@ SIZE_TOO_LOW_ERROR = (
 )
 
 Method = Literal["POST", "DELETE"]
+_FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def _label(name: str) -> str:
@@ -455,7 +456,12 @@ class MetaCustomAudienceDestination:
         try:
             if method == "POST":
                 return self._session.post(
-                    self._url, params=self._auth, data=params, timeout=self.timeout, allow_redirects=False
+                    self._url,
+                    params=self._auth,
+                    data=_form_body(params),
+                    headers=_FORM_HEADERS,
+                    timeout=self.timeout,
+                    allow_redirects=False,
                 )
             return self._session.delete(
                 self._url, params={**self._auth, **params}, timeout=self.timeout, allow_redirects=False
@@ -603,8 +609,21 @@ def _regain_access_minutes(response: requests.Response) -> int:
 
 
 def _json_text(value: Any) -> str:
-    """A param value as the SDK encodes it: JSON, sorted keys, compact separators."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """A param value as the SDK encodes it: JSON (ASCII, non-ASCII as \\u escapes), sorted
+    keys, compact separators."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+#: application/x-www-form-urlencoded for ASCII text, as urllib's quote_plus writes it, done
+#: by str.translate (urllib quotes byte by byte in Python: a second per 10,000-row payload)
+_FORM_ENCODE = str.maketrans(
+    {chr(c): f"%{c:02X}" for c in range(128) if not (chr(c).isalnum() or chr(c) in "_.-~")} | {" ": "+"}
+)
+
+
+def _form_body(params: Mapping[str, str]) -> str:
+    """The form-encoded body of ``params`` (ASCII values: our JSON text always is)."""
+    return "&".join(f"{name}={value.translate(_FORM_ENCODE)}" for name, value in params.items())
 
 
 def _json_body(response: requests.Response) -> Any:

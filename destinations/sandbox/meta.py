@@ -58,6 +58,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_plus
 
 from destinations.identifiers import EMPTY_SHA256, is_sha256_hex
 from destinations.sandbox.faults import Fault, RateWindow
@@ -475,7 +476,7 @@ class MetaEmulator(Emulator):
         if request.content_type != "application/x-www-form-urlencoded":
             raise _bad_parameter("The parameter payload is required (send params form-encoded)")
         try:
-            return request.form()
+            return _form(request.body)
         except UnicodeDecodeError:
             raise _bad_parameter("the request body is not UTF-8") from None
 
@@ -492,10 +493,10 @@ class MetaEmulator(Emulator):
         member: list[tuple[str, str]] = []
         invalid: tuple[str, str] | None = None
         for key, value in zip(schema, cells, strict=True):
-            if not isinstance(value, str):
+            if type(value) is not str:
                 raise _bad_parameter(f"values of {key} must be strings")
             if key in HASHED_KEYS:
-                if value in ("", EMPTY_SHA256):
+                if value == "" or value == EMPTY_SHA256:
                     continue
                 if not is_sha256_hex(value):
                     invalid = invalid or (value, f"Invalid {key} value: expected a lower-case SHA-256 hex hash")
@@ -503,8 +504,10 @@ class MetaEmulator(Emulator):
             elif not value.strip():
                 continue
             member.append((key, value))
-            if invalid is None and fault is not None and fault.rejects(value):
-                invalid = (value, _fault_reason(fault))
+        if fault is not None and invalid is None:
+            rejected = next((value for _, value in member if fault.rejects(value)), None)
+            if rejected is not None:
+                invalid = (rejected, _fault_reason(fault))
         if not member and invalid is None:
             invalid = (json.dumps(cells, separators=(",", ":")), "Row has no identifier to match on")
         return _Row(tuple(sorted(member)), invalid)
@@ -533,6 +536,34 @@ class MetaEmulator(Emulator):
         if known is None or seq > known.last_seq:
             audience.sessions[session_id] = _Session(seq, bool(last))
         return session_id
+
+
+#: the escapes a form-encoded JSON payload is mostly made of, decoded by str.replace (urllib's
+#: unquote works escape by escape in Python: a second per 10,000-row payload)
+_COMMON_ESCAPES = ("%22", "%2C", "%5B", "%5D", "%3A", "%7B", "%7D", "%5C")
+
+
+def _form(body: bytes) -> dict[str, str]:
+    """An application/x-www-form-urlencoded body as a mapping (last value wins), as
+    ``urllib.parse.parse_qs`` reads it, quicker for the large JSON params Meta receives."""
+    params: dict[str, str] = {}
+    for pair in body.decode("ascii" if body.isascii() else "utf-8").split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        params[unquote_plus(name)] = _unquote_form(value)
+    return params
+
+
+def _unquote_form(value: str) -> str:
+    value = value.replace("+", " ")
+    if "%" not in value:
+        return value
+    fast = value
+    for escape in _COMMON_ESCAPES:
+        fast = fast.replace(escape, bytes.fromhex(escape[1:]).decode("ascii"))
+    # a "%" left over starts some other escape: decode the original the standard way
+    return fast if "%" not in fast else unquote_plus(value.replace(" ", "+"))
 
 
 def _fault_reason(fault: Fault) -> str:
