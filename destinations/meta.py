@@ -51,7 +51,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
@@ -180,10 +180,6 @@ class _Answer:
     num_invalid: int
     #: the invalid value -> Meta's reason
     samples: dict[str, str]
-
-
-class _Throttled(Exception):
-    """Meta asked us to wait longer than the budget left (turned into DestinationUnavailable)."""
 
 
 class MetaCustomAudienceDestination:
@@ -404,13 +400,13 @@ class MetaCustomAudienceDestination:
         ``max_url_chars`` (every param travels in the query string)."""
         if method == "POST":
             return [indexes[first : first + MAX_ROWS] for first in range(0, len(indexes), MAX_ROWS)]
-        overhead = len(self._url) + sum(len(k) + len(quote(v, safe="")) + 2 for k, v in self._auth.items())
-        overhead += len(quote(json.dumps({"schema": schema, "data": [], "is_raw": True}), safe="")) + 300  # session
+        skeleton = {**self._auth, "payload": _json_text({"schema": schema, "data": [], "is_raw": True})}
+        overhead = len(self._url) + len(_form_body(skeleton)) + 300  # + the session param
         chunks: list[list[int]] = []
         current: list[int] = []
         size = overhead
         for i in indexes:
-            cost = len(quote(_json_text(rows[i]), safe="")) + 3  # + an encoded comma
+            cost = len(_json_text(rows[i]).translate(_FORM_ENCODE)) + 3  # + an encoded comma
             if current and (size + cost > self.max_url_chars or len(current) >= MAX_ROWS):
                 chunks.append(current)
                 current, size = [], overhead
