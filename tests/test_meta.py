@@ -284,6 +284,18 @@ def test_emulator_throttles_with_code_80003_in_http_400_and_counts_rate_violatio
         assert emulator.rate_violations == 1 and len(emulator.emails()) == 2
 
 
+def test_emulator_describes_itself_for_the_ready_file(meta):
+    """What `cdp sandbox --ready-file` tells a client: where, which token, which audience."""
+    document = meta.server.ready_document()["platforms"]["meta"]
+    assert document == {
+        "base_url": meta.base_url,
+        "api_version": "v27.0",
+        "api_versions": ["v27.0", "v26.0"],
+        "access_token": meta.emulator.access_token,
+        "audiences": [{"id": AUDIENCE, "name": "CDP sandbox audience"}],
+    }
+
+
 # ===================================================================== the connector
 
 
