@@ -71,6 +71,7 @@ from destinations.http import (
     build_session,
     check_response,
     error_from_exception,
+    hide_query_secrets,
     redact,
     unavailable_from_response,
 )
@@ -240,6 +241,7 @@ class MetaCustomAudienceDestination:
         if app_secret_env:
             self._token_hint += f" and the app secret in ${app_secret_env}"
         self._secret_hint = f"check the app secret in ${app_secret_env}" if app_secret_env else "check the app secret"
+        hide_query_secrets(*self._auth)
         self._session = build_session(
             user_agent=USER_AGENT,
             max_retries=max_retries,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -377,6 +378,19 @@ def test_wrong_credentials_name_the_connection_and_the_variables_never_the_secre
         with pytest.raises(DestinationConfigError, match=rf"error 190.*\${TOKEN_ENV}"):
             connector(sandbox, access_token="EAAwrong", app_secret=APP_SECRET).send([person(1)])
         assert emulator.emails() == set()
+
+
+def test_a_retried_request_is_logged_without_the_token_or_the_proof(caplog):
+    """urllib3 logs the URL of a request it retries; Meta's token travels in that URL."""
+    emulator = MetaEmulator(app_secret=APP_SECRET)
+    with SandboxServer([emulator]) as server:
+        sandbox = MetaSandbox(server, emulator)
+        emulator.faults.inject(Fault.drop())
+        with caplog.at_level(logging.WARNING, logger="urllib3"):
+            assert statuses(connector(sandbox, app_secret=APP_SECRET).send([person(1)])) == {"chg-1": "confirmed"}
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "Retrying" in logged and "access_token=[redacted]" in logged
+    assert emulator.access_token not in logged and emulator.appsecret_proof() not in logged
 
 
 def test_an_unknown_audience_is_a_configuration_error_naming_the_setting(meta):
