@@ -26,6 +26,7 @@ from destinations.definitions import SyncDefinitionError
 from destinations.http import Timeout
 from destinations.identifiers import EMPTY_SHA256
 from destinations.meta import MAX_ROWS, MetaCustomAudienceDestination
+from destinations.sandbox import demo_environment
 from destinations.sandbox.faults import Fault, RateWindow
 from destinations.sandbox.meta import DEFAULT_AUDIENCE_ID, MetaEmulator
 from destinations.sandbox.server import SandboxServer
@@ -295,6 +296,10 @@ def test_emulator_describes_itself_for_the_ready_file(meta):
         "access_token": meta.emulator.access_token,
         "audiences": [{"id": AUDIENCE, "name": "CDP sandbox audience"}],
     }
+    add(meta, ["EMAIL"], [[sha("a@b.co")], [sha("b@b.co")]])
+    assert meta.emulator.audience_sizes() == {f"{AUDIENCE} (CDP sandbox audience)": 2}
+    # the demo connection (destinations.yml) reads its token from the same document
+    assert demo_environment(meta.server.ready_document())["CDP_DEMO_META_TOKEN"] == meta.emulator.access_token
 
 
 # ===================================================================== the connector

@@ -304,6 +304,11 @@ class MetaEmulator(Emulator):
                 }
             return {"audiences": result}
 
+    def audience_sizes(self) -> dict[str, int]:
+        """Members per audience (the Graph API itself only shows approximate counts)."""
+        with self.lock:
+            return {f"{a.audience_id} ({a.name})": len(a.members) for a in self.audiences.values()}
+
     def admit(self, request: Request) -> Reply | None:
         if self.rate_limit is None:
             return None
