@@ -31,6 +31,7 @@ CONNECTORS: dict[str, str] = {
     "klaviyo": "destinations.klaviyo:KlaviyoDestination",
     "webhook": "destinations.webhook:WebhookDestination",
     "mailchimp": "destinations.mailchimp:MailchimpDestination",
+    "meta_custom_audience": "destinations.meta:MetaCustomAudienceDestination",
 }
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

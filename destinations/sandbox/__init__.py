@@ -16,6 +16,7 @@ DEMO_ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CDP_DEMO_WEBHOOK_SECRET": ("webhook", "secret"),
     "CDP_DEMO_MAILCHIMP_API_KEY": ("mailchimp", "api_key"),
     "CDP_DEMO_KLAVIYO_API_KEY": ("klaviyo", "api_key"),
+    "CDP_DEMO_META_TOKEN": ("meta", "access_token"),
 }
 #: the base URL every demo connection is relative to
 SANDBOX_URL_ENV = "CDP_SANDBOX_URL"
@@ -25,9 +26,10 @@ def emulators() -> list[Emulator]:
     """A fresh emulator of every platform."""
     from destinations.sandbox.klaviyo import KlaviyoEmulator
     from destinations.sandbox.mailchimp import MailchimpEmulator
+    from destinations.sandbox.meta import MetaEmulator
     from destinations.sandbox.webhook import WebhookEmulator
 
-    return [WebhookEmulator(), MailchimpEmulator(), KlaviyoEmulator()]
+    return [WebhookEmulator(), MailchimpEmulator(), KlaviyoEmulator(), MetaEmulator()]
 
 
 def demo_environment(ready: dict[str, Any]) -> dict[str, str]:

@@ -6,10 +6,12 @@ from __future__ import annotations
 from contract.harness import ConnectorHarness
 from contract.klaviyo import KlaviyoHarness
 from contract.mailchimp import MailchimpHarness
+from contract.meta import MetaHarness
 from contract.webhook import WebhookHarness
 
 HARNESSES: dict[str, type[ConnectorHarness]] = {
     "klaviyo": KlaviyoHarness,
     "webhook": WebhookHarness,
     "mailchimp": MailchimpHarness,
+    "meta_custom_audience": MetaHarness,
 }
