@@ -29,6 +29,7 @@ DEFAULT_DESTINATIONS_FILE = REPO_ROOT / "destinations.yml"
 #: is adding a line here (and a harness in tests/contract/, or the contract suite fails).
 CONNECTORS: dict[str, str] = {
     "webhook": "destinations.webhook:WebhookDestination",
+    "google_customer_match": "destinations.google_customer_match:GoogleCustomerMatchDestination",
 }
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
