@@ -61,6 +61,13 @@ class DestinationConfig:
     def accepts_fields(self) -> bool:
         return bool(self.connector_class.accepts_fields)
 
+    @property
+    def required_consent_purpose(self) -> str | None:
+        """The consent purpose a sync to this destination must filter by (None: any or none).
+        A connector that tells its platform every member consented (Google's consent
+        fields) declares it, so that statement is always true."""
+        return getattr(self.connector_class, "required_consent_purpose", None)
+
 
 def destinations_file() -> Path:
     configured = os.environ.get(DESTINATIONS_ENV_VAR)

@@ -52,7 +52,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -435,11 +435,12 @@ class GoogleCustomerMatchDestination:
         delivery = _Delivery()
         if not members:
             return delivery
-        groups: list[list[_Member]] = [list(members)]
+        # breadth first: under a request budget both halves of a split get their chance
+        groups: deque[list[_Member]] = deque([list(members)])
         budget = self.max_isolation_requests
         first = True
         while groups:
-            group = groups.pop()
+            group = groups.popleft()
             if budget == 0:
                 for member in group:
                     delivery.refused[member.position] = Outcome(
@@ -494,7 +495,7 @@ class GoogleCustomerMatchDestination:
                 )
             else:
                 middle = len(rest) // 2
-                groups += [rest[middle:], rest[:middle]]
+                groups += [rest[:middle], rest[middle:]]
         return delivery
 
     def _refusal(
@@ -599,14 +600,14 @@ class GoogleCustomerMatchDestination:
         return {kind: hex_to_base64(digest)}
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        self._pacer.wait()
         headers = {"Content-Type": "application/json"} if "data" in kwargs else {}
-        try:
-            return self._session.request(
-                method, self.base_url + path, headers=headers, timeout=self.timeout, allow_redirects=False, **kwargs
-            )
-        except requests.RequestException as exc:
-            raise error_from_exception(exc, destination=self.label, max_attempts=self.max_retries + 1) from None
+        with self._pacer.slot():
+            try:
+                return self._session.request(
+                    method, self.base_url + path, headers=headers, timeout=self.timeout, allow_redirects=False, **kwargs
+                )
+            except requests.RequestException as exc:
+                raise error_from_exception(exc, destination=self.label, max_attempts=self.max_retries + 1) from None
 
     def _stale(self, members: Any) -> list[_Member]:
         """For updates: the identifiers a person had before and no longer has, as removals

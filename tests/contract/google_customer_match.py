@@ -186,8 +186,6 @@ class GoogleCustomerMatchHarness(ConnectorHarness):
     def clear_faults(self, sandbox: GoogleSandbox) -> None:
         sandbox.emulator.faults.clear()
 
-    def reject(
-        self, sandbox: GoogleSandbox, keys: Iterable[str], *, retryable: bool, error: str | None = None
-    ) -> None:
+    def reject(self, sandbox: GoogleSandbox, keys: Iterable[str], *, retryable: bool, error: str | None = None) -> None:
         hashes = frozenset(email_hash(key) for key in keys)
         self._on_members(sandbox, Fault.reject(keys=hashes, retryable=retryable, error=error))
