@@ -201,8 +201,8 @@ class GoogleCustomerMatchOptions:
 
 
 @dataclass
-class _Member:
-    """One change as a Data Manager audience member (identifiers kept in hex)."""
+class Member:
+    """One change as a Customer Match member (identifiers in Data Manager's form, hex)."""
 
     position: int
     change: Change
@@ -353,32 +353,15 @@ class GoogleCustomerMatchDestination:
         refuse_oversized_batch(self.label, changes, self.batch_size)
         if not changes:
             return []
-        outcomes: dict[int, Outcome] = {}
-        upserts: list[_Member] = []
-        removals: list[_Member] = []
-        for position, change in enumerate(changes):
-            if change.op == "upsert":
-                identifiers = google_user_identifiers(change.identifiers)
-                problem = _member_problem(identifiers)
-                if problem:
-                    self._figures["members_set_aside"] += 1
-                    outcomes[position] = Outcome(change.change_id, "rejected", problem)
-                    continue
-                upserts.append(_Member(position, change, identifiers, _sent(change.destination_id)))
-            else:
-                identifiers = _sent(change.destination_id) or google_user_identifiers(change.identifiers)
-                if not identifiers:
-                    # nothing Google could hold for this person: there is nothing to remove
-                    outcomes[position] = Outcome(change.change_id, "confirmed")
-                    continue
-                removals.append(_Member(position, change, identifiers))
+        outcomes, upserts, removals = members_of(changes)
+        self._figures["members_set_aside"] += sum(1 for o in outcomes.values() if o.status == "rejected")
 
         pending: dict[str, list[int]] = {}
         ingested = self._deliver("ingest", upserts)
         outcomes.update(ingested.refused)
         pending.update(ingested.accepted)
         accepted = {p for positions in ingested.accepted.values() for p in positions}
-        stale = self._stale(m for m in upserts if m.position in accepted)
+        stale = stale_members([m for m in upserts if m.position in accepted])
         if stale:
             dropped = self._deliver("remove", stale)
             for position, refused in dropped.refused.items():
@@ -392,7 +375,7 @@ class GoogleCustomerMatchDestination:
         pending.update(removed.accepted)
 
         statuses = self._await([request_id.split("#")[0] for request_id in pending])
-        sent_ids = {m.position: _destination_id(m.identifiers) for m in upserts}
+        sent_ids = {m.position: sent_record(m.identifiers) for m in upserts}
         for request_id, positions in pending.items():
             status = statuses.get(request_id.split("#")[0])
             failed = status is not None and status.status == "FAILED"
@@ -429,14 +412,14 @@ class GoogleCustomerMatchDestination:
 
     # -- delivering, with the invalid members isolated ----------------------------------------
 
-    def _deliver(self, kind: str, members: Sequence[_Member]) -> _Delivery:
+    def _deliver(self, kind: str, members: Sequence[Member]) -> _Delivery:
         """Send ``members`` in one request; when Data Manager refuses it for some members,
         set those aside (named, or found by bisection) and send the others again."""
         delivery = _Delivery()
         if not members:
             return delivery
         # breadth first: under a request budget both halves of a split get their chance
-        groups: deque[list[_Member]] = deque([list(members)])
+        groups: deque[list[Member]] = deque([list(members)])
         budget = self.max_isolation_requests
         first = True
         while groups:
@@ -471,7 +454,7 @@ class GoogleCustomerMatchDestination:
                 member = group[index]
                 status = "failed" if reason in TRANSIENT_REASONS else "rejected"
                 self._figures["members_rejected_by_google" if status == "rejected" else "members_failed"] += 1
-                text = redact(description or "invalid audience member", *_raw_values(member.change))
+                text = redact(description or "invalid audience member", *raw_values(member.change))
                 delivery.refused[member.position] = Outcome(
                     member.change.change_id,
                     status,
@@ -485,7 +468,7 @@ class GoogleCustomerMatchDestination:
             elif len(rest) == 1:
                 reason, description = unnamed
                 self._figures["members_rejected_by_google"] += 1
-                text = redact(description or "invalid audience member", *_raw_values(rest[0].change))
+                text = redact(description or "invalid audience member", *raw_values(rest[0].change))
                 delivery.refused[rest[0].position] = Outcome(
                     rest[0].change.change_id,
                     "failed" if reason in TRANSIENT_REASONS else "rejected",
@@ -499,13 +482,13 @@ class GoogleCustomerMatchDestination:
         return delivery
 
     def _refusal(
-        self, response: requests.Response, kind: str, group: Sequence[_Member]
+        self, response: requests.Response, kind: str, group: Sequence[Member]
     ) -> tuple[dict[int, tuple[str, str]], tuple[str, str]]:
         """For a refused request: the members it names (index -> (reason, description)) and,
         when it blames members without naming them, the first (reason, description).
         Anything that is not about members raises the destination error it means."""
         status = response.status_code
-        every_value = tuple(v for m in group for v in _raw_values(m.change))
+        every_value = tuple(v for m in group for v in raw_values(m.change))
         if status == 403:
             title = error_title(response, *every_value)
             login = f" through login account {self.login_account_id}" if self.login_account_id else ""
@@ -559,7 +542,7 @@ class GoogleCustomerMatchDestination:
             f"{description}): {fix}"[: MAX_ERROR_CHARS * 2]
         )
 
-    def _post(self, kind: str, members: Sequence[_Member]) -> requests.Response:
+    def _post(self, kind: str, members: Sequence[Member]) -> requests.Response:
         body: dict[str, Any] = {
             "destinations": [self._destination()],
             "audienceMembers": [
@@ -608,18 +591,6 @@ class GoogleCustomerMatchDestination:
                 )
             except requests.RequestException as exc:
                 raise error_from_exception(exc, destination=self.label, max_attempts=self.max_retries + 1) from None
-
-    def _stale(self, members: Any) -> list[_Member]:
-        """For updates: the identifiers a person had before and no longer has, as removals
-        (one not also carried by someone else in this batch)."""
-        members = list(members)
-        current = {json.dumps(entry, sort_keys=True) for member in members for entry in member.identifiers}
-        stale = []
-        for member in members:
-            gone = [entry for entry in member.previous if json.dumps(entry, sort_keys=True) not in current]
-            if gone:
-                stale.append(_Member(member.position, member.change, gone))
-        return stale
 
     # -- request status -----------------------------------------------------------------------
 
@@ -699,7 +670,7 @@ def _require(parsed: GoogleCustomerMatchOptions, names: Sequence[str], mode: str
             raise DestinationConfigError(f"{label}: option {name} is required in mode {mode}")
 
 
-def _member_problem(identifiers: list[dict[str, Any]]) -> str | None:
+def member_problem(identifiers: list[dict[str, Any]]) -> str | None:
     """Why Data Manager would refuse this member (and with it the whole request), or None."""
     if not identifiers:
         return NO_IDENTIFIER
@@ -714,7 +685,45 @@ def _member_problem(identifiers: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def _sent(destination_id: str | None) -> list[dict[str, Any]]:
+def members_of(changes: Sequence[Change]) -> tuple[dict[int, Outcome], list[Member], list[Member]]:
+    """The batch as Customer Match members: (outcomes already decided by position, upserts,
+    removals). An upsert without a usable identifier is rejected here, before any request (it
+    would make Data Manager refuse the whole request); a removal of someone Google could not
+    hold is confirmed (there is nothing to remove). A removal names what its confirmed upsert
+    sent (``destination_id``), else what its key gives."""
+    outcomes: dict[int, Outcome] = {}
+    upserts: list[Member] = []
+    removals: list[Member] = []
+    for position, change in enumerate(changes):
+        if change.op == "upsert":
+            identifiers = google_user_identifiers(change.identifiers)
+            problem = member_problem(identifiers)
+            if problem:
+                outcomes[position] = Outcome(change.change_id, "rejected", problem)
+            else:
+                upserts.append(Member(position, change, identifiers, sent_identifiers(change.destination_id)))
+            continue
+        identifiers = sent_identifiers(change.destination_id) or google_user_identifiers(change.identifiers)
+        if identifiers:
+            removals.append(Member(position, change, identifiers))
+        else:
+            outcomes[position] = Outcome(change.change_id, "confirmed")
+    return outcomes, upserts, removals
+
+
+def stale_members(members: Sequence[Member]) -> list[Member]:
+    """For updates: the identifiers each person had before and no longer has, as removals
+    (leaving out any that someone in this batch still carries)."""
+    current = {json.dumps(entry, sort_keys=True) for member in members for entry in member.identifiers}
+    stale = []
+    for member in members:
+        gone = [entry for entry in member.previous if json.dumps(entry, sort_keys=True) not in current]
+        if gone:
+            stale.append(Member(member.position, member.change, gone))
+    return stale
+
+
+def sent_identifiers(destination_id: str | None) -> list[dict[str, Any]]:
     """The identifiers a confirmed upsert sent (its ``destination_id``), or [] if unknown."""
     if not destination_id:
         return []
@@ -722,16 +731,16 @@ def _sent(destination_id: str | None) -> list[dict[str, Any]]:
         identifiers = json.loads(destination_id)
     except ValueError:
         return []
-    return identifiers if isinstance(identifiers, list) and _member_problem(identifiers) is None else []
+    return identifiers if isinstance(identifiers, list) and member_problem(identifiers) is None else []
 
 
-def _destination_id(identifiers: list[dict[str, Any]]) -> str:
+def sent_record(identifiers: list[dict[str, Any]]) -> str:
     """What Google holds for the person: their identifiers as sent (hashes; region and postal
     code in the clear, as Customer Match takes them)."""
     return json.dumps(identifiers, separators=(",", ":"), sort_keys=True)
 
 
-def _raw_values(change: Change) -> tuple[str, ...]:
+def raw_values(change: Change) -> tuple[str, ...]:
     return tuple(str(v) for v in change.identifiers.values() if v is not None and len(str(v)) >= 3)
 
 

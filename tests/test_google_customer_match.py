@@ -575,7 +575,9 @@ def test_options_are_checked_per_mode():
     )
     assert "write 123-456-7890 as 1234567890" in error({**base, "operating_account_id": "123-456-7890"})
     assert "option user_list_id applies only to mode google_ads_legacy" in error({**base, "user_list_id": "1"})
-    assert "option audience_id applies only to mode data_manager" in error({**base, "mode": "google_ads_legacy"})
+    assert "option operating_account_id applies only to mode data_manager" in error(
+        {**base, "mode": "google_ads_legacy"}
+    )
     assert "option encoding must be one of 'HEX', 'BASE64'" in error({**base, "encoding": "hex"})
     built = GoogleCustomerMatchDestination.from_config(DEST, base, env)
     assert built.base_url == "https://datamanager.googleapis.com/v1" and built.batch_size == MAX_MEMBERS

@@ -23,11 +23,13 @@ from typing import Any
 
 from contract.harness import ConnectorHarness
 from destinations.base import Change
+from destinations.google_ads_legacy import GoogleAdsLegacyDestination
 from destinations.google_customer_match import GoogleCustomerMatchDestination
 from destinations.http import Timeout
 from destinations.identifiers import google_email
 from destinations.sandbox.datamanager import DEFAULT_ACCOUNT_ID, DEFAULT_AUDIENCE_ID, DataManagerEmulator
 from destinations.sandbox.faults import Fault
+from destinations.sandbox.googleads import DEFAULT_CUSTOMER_ID, DEFAULT_USER_LIST_ID, GoogleAdsEmulator
 from destinations.sandbox.server import SandboxServer
 
 TOKEN_ENV = "CONTRACT_GOOGLE_ACCESS_TOKEN"
@@ -189,3 +191,84 @@ class GoogleCustomerMatchHarness(ConnectorHarness):
     def reject(self, sandbox: GoogleSandbox, keys: Iterable[str], *, retryable: bool, error: str | None = None) -> None:
         hashes = frozenset(email_hash(key) for key in keys)
         self._on_members(sandbox, Fault.reject(keys=hashes, retryable=retryable, error=error))
+
+
+# -- the legacy mode (Google Ads OfflineUserDataJob), not registered: the same connector type ---------
+
+LEGACY_TOKEN_ENV = "CONTRACT_GOOGLE_ADS_ACCESS_TOKEN"
+LEGACY_USER_LIST = f"customers/{DEFAULT_CUSTOMER_ID}/userLists/{DEFAULT_USER_LIST_ID}"
+OPERATIONS_ROUTE = r":addOperations$"
+
+
+@dataclass
+class GoogleAdsSandbox:
+    server: SandboxServer
+    emulator: GoogleAdsEmulator
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.server.base_url(self.emulator)}/v26"
+
+
+class GoogleAdsLegacyHarness(GoogleCustomerMatchHarness):
+    """The same connector in ``mode: google_ads_legacy`` against the Google Ads emulator.
+    Faults go to ``:addOperations``, the request that carries the batch."""
+
+    @contextmanager
+    def sandbox(self) -> Iterator[GoogleAdsSandbox]:  # type: ignore[override]
+        emulator = GoogleAdsEmulator()
+        with SandboxServer([emulator]) as server:
+            yield GoogleAdsSandbox(server, emulator)
+
+    def options(self, sandbox: GoogleAdsSandbox) -> dict[str, Any]:  # type: ignore[override]
+        return {
+            "mode": "google_ads_legacy",
+            "base_url": sandbox.base_url,
+            "access_token_env": LEGACY_TOKEN_ENV,
+            "customer_id": DEFAULT_CUSTOMER_ID,
+            "user_list_id": DEFAULT_USER_LIST_ID,
+            "status_poll_seconds": 0.01,
+        }
+
+    def env(self, sandbox: GoogleAdsSandbox) -> dict[str, str]:  # type: ignore[override]
+        return {LEGACY_TOKEN_ENV: sandbox.emulator.token}
+
+    def wrong_credentials_env(self, sandbox: GoogleAdsSandbox) -> dict[str, str]:  # type: ignore[override]
+        return {LEGACY_TOKEN_ENV: WRONG_TOKEN}
+
+    def build(  # type: ignore[override]
+        self,
+        sandbox: GoogleAdsSandbox,
+        *,
+        batch_size: int | None = None,
+        max_retries: int = 2,
+        max_retry_after: float = 2.0,
+        read_timeout: float = 2.0,
+    ) -> GoogleAdsLegacyDestination:
+        tuning: dict[str, Any] = {} if batch_size is None else {"batch_size": batch_size}
+        return GoogleAdsLegacyDestination(
+            self.name,
+            access_token=sandbox.emulator.token,
+            customer_id=DEFAULT_CUSTOMER_ID,
+            user_list_id=DEFAULT_USER_LIST_ID,
+            base_url=sandbox.base_url,
+            sync_name="contract",
+            timeout=Timeout(connect=1.0, read=read_timeout),
+            max_retries=max_retries,
+            backoff_factor=0.0,
+            max_retry_after=max_retry_after,
+            status_poll_seconds=0.01,
+            status_wait_seconds=3.0,
+            token_env=LEGACY_TOKEN_ENV,
+            **tuning,
+        )
+
+    def held(self, sandbox: GoogleAdsSandbox) -> dict[str, dict[str, Any]]:  # type: ignore[override]
+        emails = sandbox.emulator.snapshot()["user_lists"][LEGACY_USER_LIST]["emails"]
+        return {self._keys.get(d, d): dict(self._fields.get(self._keys.get(d, d), {})) for d in emails}
+
+    def requests(self, sandbox: GoogleAdsSandbox) -> int:  # type: ignore[override]
+        return sum(1 for r in sandbox.emulator.requests if r.path.endswith(":addOperations"))
+
+    def _on_members(self, sandbox: GoogleAdsSandbox, fault: Fault, times: int = 1) -> None:  # type: ignore[override]
+        sandbox.emulator.faults.on_route("POST", OPERATIONS_ROUTE, fault, times=times)
