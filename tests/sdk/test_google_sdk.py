@@ -174,3 +174,145 @@ def test_the_official_client_reads_throttling_as_resource_exhausted(datamanager)
         client_for(server).ingest_audience_members(request=ingest_request([ann_lee()]), retry=None)
     assert raised.value.reason == "RATE_LIMIT_EXCEEDED"
     assert requests.get(server.origin, timeout=2).status_code == 404  # still serving
+
+
+# -- Google Ads (legacy OfflineUserDataJob flow): library messages over the REST bindings -----------
+
+
+@pytest.fixture(scope="module")
+def ads():
+    """The google-ads library (its protobuf types; it speaks gRPC only, so no transport)."""
+    pytest.importorskip("google.ads.googleads")
+    from google.ads.googleads.client import GoogleAdsClient
+
+    return GoogleAdsClient(
+        credentials=credentials_module.Credentials(token="unused"), developer_token="", version="v26"
+    )
+
+
+@pytest.fixture
+def googleads():
+    from destinations.sandbox.googleads import GoogleAdsEmulator
+
+    emulator = GoogleAdsEmulator()
+    with SandboxServer([emulator]) as server:
+        yield server, emulator
+
+
+def rest(server: SandboxServer, path: str, message, *, drop: str = ""):
+    """POST a library request message to its REST binding (the path parameter left out of the body)."""
+    from google.protobuf import json_format
+
+    from destinations.sandbox.googleads import DEFAULT_TOKEN
+
+    body = json_format.MessageToDict(message)
+    body.pop(drop, None)
+    return requests.post(
+        f"{server.base_url('googleads')}/v26/{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"},
+        timeout=10,
+    )
+
+
+def parse(response, message):
+    """The answer parsed strictly (an unknown field fails) into the library's response type."""
+    from google.protobuf import json_format
+
+    assert response.status_code == 200, response.text
+    return json_format.Parse(response.text, message, ignore_unknown_fields=False)
+
+
+def test_the_google_ads_job_flow_round_trips_through_the_library_types(ads, googleads):
+    from google.longrunning import operations_pb2
+    from google.protobuf import json_format
+
+    server, emulator = googleads
+    customer = "1234567890"
+    enums = ads.enums
+
+    create = ads.get_type("CreateOfflineUserDataJobRequest")
+    create.customer_id = customer
+    create.job.type_ = enums.OfflineUserDataJobTypeEnum.CUSTOMER_MATCH_USER_LIST
+    metadata = create.job.customer_match_user_list_metadata
+    metadata.user_list = f"customers/{customer}/userLists/555"
+    metadata.consent.ad_user_data = enums.ConsentStatusEnum.GRANTED
+    metadata.consent.ad_personalization = enums.ConsentStatusEnum.GRANTED
+    created = parse(
+        rest(server, f"customers/{customer}/offlineUserDataJobs:create", create, drop="customerId"),
+        ads.get_type("CreateOfflineUserDataJobResponse"),
+    )
+    job = created.resource_name
+    assert job.startswith(f"customers/{customer}/offlineUserDataJobs/")
+
+    add = ads.get_type("AddOfflineUserDataJobOperationsRequest")
+    add.resource_name = job
+    add.enable_partial_failure = True
+    for email in ("ann@example.com", "not-hashed@example.com", "bob@example.com"):
+        operation = ads.get_type("OfflineUserDataJobOperation")
+        identifier = ads.get_type("UserIdentifier")
+        identifier.hashed_email = email if email.startswith("not-hashed") else h(email)
+        operation.create.user_identifiers.append(identifier)
+        add.operations.append(operation)
+    address = ads.get_type("UserIdentifier")
+    address.address_info.hashed_first_name = h("ann")
+    address.address_info.hashed_last_name = h("lee")
+    address.address_info.country_code = "US"
+    address.address_info.postal_code = "94025"
+    add.operations[0].create.user_identifiers.append(address)
+    added = parse(
+        rest(server, f"{job}:addOperations", add, drop="resourceName"),
+        ads.get_type("AddOfflineUserDataJobOperationsResponse"),
+    )
+    failure = ads.get_type("GoogleAdsFailure")
+    assert added.partial_failure_error.details[0].Unpack(failure)
+    (error,) = failure.errors
+    job_errors = ads.get_type("OfflineUserDataJobErrorEnum").OfflineUserDataJobError
+    assert job_errors.Name(error.error_code.offline_user_data_job_error) == "INVALID_SHA256_FORMAT"
+    assert (error.location.field_path_elements[0].field_name, error.location.field_path_elements[0].index) == (
+        "operations",
+        1,
+    )
+
+    run = ads.get_type("RunOfflineUserDataJobRequest")
+    run.resource_name = job
+    operation = parse(rest(server, f"{job}:run", run, drop="resourceName"), operations_pb2.Operation())
+    assert operation.name.startswith(f"customers/{customer}/operations/")
+
+    search = ads.get_type("SearchGoogleAdsRequest")
+    search.customer_id = customer
+    search.query = (
+        "SELECT offline_user_data_job.resource_name, offline_user_data_job.status "
+        f"FROM offline_user_data_job WHERE offline_user_data_job.resource_name = '{job}'"
+    )
+    statuses = []
+    for _ in range(2):
+        answer = parse(
+            rest(server, f"customers/{customer}/googleAds:search", search, drop="customerId"),
+            ads.get_type("SearchGoogleAdsResponse"),
+        )
+        (row,) = answer.results
+        assert row.offline_user_data_job.resource_name == job
+        assert list(answer.field_mask.paths) == ["offline_user_data_job.resource_name", "offline_user_data_job.status"]
+        statuses.append(row.offline_user_data_job.status)
+    status_enum = enums.OfflineUserDataJobStatusEnum
+    assert statuses == [status_enum.RUNNING, status_enum.SUCCESS]
+
+    held = emulator.snapshot()["user_lists"][f"customers/{customer}/userLists/555"]
+    assert held["emails"] == sorted([h("ann@example.com"), h("bob@example.com")])
+    assert held["addresses"] == [[h("ann"), h("lee"), "US", "94025"]]
+
+    # an account Google no longer allowlists: the error body parses as a Status whose detail is a GoogleAdsFailure
+    from google.rpc import status_pb2
+
+    create.customer_id = "2222222222"
+    create.job.customer_match_user_list_metadata.user_list = "customers/2222222222/userLists/556"
+    refused = rest(server, "customers/2222222222/offlineUserDataJobs:create", create, drop="customerId")
+    assert refused.status_code == 403
+    error_body = {k: v for k, v in refused.json()["error"].items() if k != "status"}
+    status = json_format.ParseDict(error_body, status_pb2.Status(), ignore_unknown_fields=False)
+    assert status.details[0].Unpack(failure)
+    not_allowlisted = ads.get_type("NotAllowlistedErrorEnum").NotAllowlistedError
+    assert not_allowlisted.Name(failure.errors[0].error_code.not_allowlisted_error) == (
+        "CUSTOMER_NOT_ALLOWLISTED_FOR_THIS_FEATURE"
+    )
