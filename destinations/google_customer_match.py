@@ -133,6 +133,7 @@ _MEMBER_FIELD = re.compile(r"^(?:audience_members\.)?audience_members\[(\d+)\]")
 #: options that belong to one mode only
 DATA_MANAGER_ONLY = ("operating_account_id", "account_type", "login_account_id", "audience_id", "encoding")
 LEGACY_ONLY = ("customer_id", "login_customer_id", "user_list_id")
+ID_OPTIONS = frozenset({"operating_account_id", "login_account_id", "audience_id", *LEGACY_ONLY})
 
 
 def _label(name: str) -> str:
@@ -301,6 +302,11 @@ class GoogleCustomerMatchDestination:
         """The connector for a named connection: Data Manager, or the legacy Google Ads job flow
         when ``mode: google_ads_legacy``. Problems name the destination and the option."""
         label = _label(name)
+        # account and list ids are digits: an unquoted YAML number means the same id
+        options = {
+            key: str(value) if key in ID_OPTIONS and isinstance(value, int) and not isinstance(value, bool) else value
+            for key, value in options.items()
+        }
         parsed = parse_options(
             GoogleCustomerMatchOptions, options, env, label=label, connector_type="google_customer_match"
         )

@@ -581,6 +581,18 @@ def test_options_are_checked_per_mode():
     assert "option encoding must be one of 'HEX', 'BASE64'" in error({**base, "encoding": "hex"})
     built = GoogleCustomerMatchDestination.from_config(DEST, base, env)
     assert built.base_url == "https://datamanager.googleapis.com/v1" and built.batch_size == MAX_MEMBERS
+    unquoted = GoogleCustomerMatchDestination.from_config(DEST, {**base, "operating_account_id": 1234567890}, env)
+    assert unquoted.operating_account_id == "1234567890"  # an unquoted YAML number is the same id
+
+
+def test_the_demo_connection_in_destinations_yml_points_at_the_sandbox(monkeypatch: pytest.MonkeyPatch):
+    from destinations.config import connect, load_destinations
+
+    monkeypatch.delenv("CDP_SANDBOX_URL", raising=False)
+    config = load_destinations()["demo_google_ads"]
+    destination = connect(config, env={"CDP_DEMO_GOOGLE_ACCESS_TOKEN": DEFAULT_TOKEN})
+    assert destination.base_url == "http://127.0.0.1:8765/datamanager/v1"
+    assert (destination.operating_account_id, destination.audience_id) == (DEFAULT_ACCOUNT_ID, DEFAULT_AUDIENCE_ID)
 
 
 def test_base64_encoding_lands_the_same_hashes(dm: GoogleSandbox):

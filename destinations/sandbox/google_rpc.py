@@ -9,6 +9,7 @@ token and, from the official clients, ``$alt=json;enum-encoding=int`` (enums as 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -137,11 +138,13 @@ def _seconds(value: str) -> int:
 _CAMEL_PART = re.compile(r"_([a-z0-9])")
 
 
+@functools.lru_cache(maxsize=512)
 def camel(name: str) -> str:
     """``audience_members`` -> ``audienceMembers`` (proto3 JSON accepts both spellings)."""
     return _CAMEL_PART.sub(lambda m: m.group(1).upper(), name)
 
 
+@functools.lru_cache(maxsize=512)
 def snake(name: str) -> str:
     """``audienceMembers`` -> ``audience_members`` (the spelling field paths use)."""
     return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
