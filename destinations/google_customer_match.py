@@ -49,6 +49,7 @@ identifier counts and the match-rate range Google returns.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -63,6 +64,7 @@ import requests
 from destinations.base import (
     Change,
     DestinationConfigError,
+    DestinationError,
     DestinationUnavailable,
     Outcome,
     refuse_oversized_batch,
@@ -401,7 +403,9 @@ class GoogleCustomerMatchDestination:
         """Data Manager's own figures for this connector's requests (re-reading any request
         still processing once, without waiting)."""
         if self._unfinished:
-            self._poll_once(sorted(self._unfinished), {})
+            # the figures so far still stand if this read fails; the run's outcome does not depend on it
+            with contextlib.suppress(DestinationError):
+                self._poll_once(sorted(self._unfinished), {})
         report: dict[str, int | str] = {key: value for key, value in sorted(self._figures.items()) if value}
         if self._last_status:
             report["request_status"] = self._last_status
