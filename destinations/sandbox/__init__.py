@@ -14,6 +14,7 @@ from destinations.sandbox.server import Emulator, SandboxServer
 #: sandbox's ready document holds its value: (platform prefix, key in its description)
 DEMO_ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CDP_DEMO_WEBHOOK_SECRET": ("webhook", "secret"),
+    "CDP_DEMO_GOOGLE_ACCESS_TOKEN": ("datamanager", "access_token"),
 }
 #: the base URL every demo connection is relative to
 SANDBOX_URL_ENV = "CDP_SANDBOX_URL"
@@ -21,9 +22,11 @@ SANDBOX_URL_ENV = "CDP_SANDBOX_URL"
 
 def emulators() -> list[Emulator]:
     """A fresh emulator of every platform."""
+    from destinations.sandbox.datamanager import DataManagerEmulator
+    from destinations.sandbox.googleads import GoogleAdsEmulator
     from destinations.sandbox.webhook import WebhookEmulator
 
-    return [WebhookEmulator()]
+    return [WebhookEmulator(), DataManagerEmulator(), GoogleAdsEmulator()]
 
 
 def demo_environment(ready: dict[str, Any]) -> dict[str, str]:

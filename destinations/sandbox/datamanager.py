@@ -337,6 +337,11 @@ class DataManagerEmulator(Emulator):
                 "rate_violations": self.rate_violations,
             }
 
+    def audience_sizes(self) -> dict[str, int]:
+        """Email hashes each audience holds (the demo's count of people)."""
+        with self.lock:
+            return {f"audience {key}": len(audience.emails) for key, audience in self.audiences.items()}
+
     def admit(self, request: Request) -> Reply | None:
         allowed, wait = self.minute.admit()
         if allowed:

@@ -192,6 +192,12 @@ class GoogleAdsEmulator(Emulator):
                 },
             }
 
+    def audience_sizes(self) -> dict[str, int]:
+        """Email hashes each user list holds (the demo's count of people)."""
+        with self.lock:
+            self._advance()
+            return {name: len(user_list.emails) for name, user_list in self.user_lists.items()}
+
     def fault_reply(self, fault: Fault, request: Request) -> Reply:
         return rpc.fault_reply(fault, service=SERVICE)
 
