@@ -32,6 +32,7 @@ CONNECTORS: dict[str, str] = {
     "webhook": "destinations.webhook:WebhookDestination",
     "mailchimp": "destinations.mailchimp:MailchimpDestination",
     "meta_custom_audience": "destinations.meta:MetaCustomAudienceDestination",
+    "google_customer_match": "destinations.google_customer_match:GoogleCustomerMatchDestination",
 }
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -62,6 +63,13 @@ class DestinationConfig:
     @property
     def accepts_fields(self) -> bool:
         return bool(self.connector_class.accepts_fields)
+
+    @property
+    def required_consent_purpose(self) -> str | None:
+        """The consent purpose a sync to this destination must filter by (None: any or none).
+        A connector that tells its platform every member consented (Google's consent
+        fields) declares it, so that statement is always true."""
+        return getattr(self.connector_class, "required_consent_purpose", None)
 
 
 def destinations_file() -> Path:

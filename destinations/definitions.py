@@ -186,6 +186,14 @@ def parse_sync_definition(
         if consent_purpose not in purposes:
             raise fail("consent_purpose", f"'{consent_purpose}' is not one of {', '.join(purposes)}")
 
+    required_purpose = destination.required_consent_purpose
+    if required_purpose and consent_purpose != required_purpose:
+        raise fail(
+            "consent_purpose",
+            f"destination '{destination_name}' ({destination.type}) tells the platform that every member it "
+            f"sends consented to {required_purpose}: set consent_purpose: {required_purpose}",
+        )
+
     holdout = spec.get("holdout_percent", 0)
     if isinstance(holdout, bool) or not isinstance(holdout, int) or not 0 <= holdout <= 99:
         raise fail("holdout_percent", f"must be a whole number from 0 to 99, got {holdout!r}")

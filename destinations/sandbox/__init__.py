@@ -17,6 +17,7 @@ DEMO_ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CDP_DEMO_MAILCHIMP_API_KEY": ("mailchimp", "api_key"),
     "CDP_DEMO_KLAVIYO_API_KEY": ("klaviyo", "api_key"),
     "CDP_DEMO_META_TOKEN": ("meta", "access_token"),
+    "CDP_DEMO_GOOGLE_ACCESS_TOKEN": ("datamanager", "access_token"),
 }
 #: the base URL every demo connection is relative to
 SANDBOX_URL_ENV = "CDP_SANDBOX_URL"
@@ -24,12 +25,21 @@ SANDBOX_URL_ENV = "CDP_SANDBOX_URL"
 
 def emulators() -> list[Emulator]:
     """A fresh emulator of every platform."""
+    from destinations.sandbox.datamanager import DataManagerEmulator
+    from destinations.sandbox.googleads import GoogleAdsEmulator
     from destinations.sandbox.klaviyo import KlaviyoEmulator
     from destinations.sandbox.mailchimp import MailchimpEmulator
     from destinations.sandbox.meta import MetaEmulator
     from destinations.sandbox.webhook import WebhookEmulator
 
-    return [WebhookEmulator(), MailchimpEmulator(), KlaviyoEmulator(), MetaEmulator()]
+    return [
+        WebhookEmulator(),
+        MailchimpEmulator(),
+        KlaviyoEmulator(),
+        MetaEmulator(),
+        DataManagerEmulator(),
+        GoogleAdsEmulator(),
+    ]
 
 
 def demo_environment(ready: dict[str, Any]) -> dict[str, str]:

@@ -3,6 +3,7 @@ destinations.config.CONNECTORS without an entry here fails the contract suite.""
 
 from __future__ import annotations
 
+from contract.google_customer_match import GoogleCustomerMatchHarness
 from contract.harness import ConnectorHarness
 from contract.klaviyo import KlaviyoHarness
 from contract.mailchimp import MailchimpHarness
@@ -14,4 +15,5 @@ HARNESSES: dict[str, type[ConnectorHarness]] = {
     "webhook": WebhookHarness,
     "mailchimp": MailchimpHarness,
     "meta_custom_audience": MetaHarness,
+    "google_customer_match": GoogleCustomerMatchHarness,
 }
