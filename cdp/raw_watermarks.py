@@ -61,16 +61,18 @@ def read_watermarks(path: Path, tables: Mapping[str, RawTable]) -> Watermarks:
     A table missing from the warehouse is left out (it has no data to notice yet).
     """
     with connect(path, read_only=True) as con:
-        present = {
-            name
-            for (name,) in con.execute(
-                "select table_name from information_schema.tables where table_schema = ?", [RAW_SCHEMA]
+        # fully qualified (catalog.raw.table): a file named raw.duckdb makes a bare `raw` ambiguous
+        present = dict(
+            con.execute(
+                "select table_name, table_catalog from information_schema.tables "
+                "where table_schema = ? and table_catalog = current_database()",
+                [RAW_SCHEMA],
             ).fetchall()
-        }
+        )
         selects = [
             f"select '{table.name}' as table_name, count(*) as row_count, "
             + (f'cast(max("{table.timestamp_column}") as varchar)' if table.timestamp_column else "null")
-            + f' as newest from {RAW_SCHEMA}."{table.name}"'
+            + f' as newest from "{present[name]}".{RAW_SCHEMA}."{table.name}"'
             for name, table in sorted(tables.items())
             if name in present
         ]
