@@ -4,6 +4,8 @@
 Every tool — the CLI, dbt (through ``dbt_project/profiles.yml``), Dagster, the tests
 and the benchmarks — reads the warehouse path from here, so setting that one
 variable moves everything.
+
+``CDP_BUILD_SCHEDULE``  cron expression of the Dagster build-and-sync schedule (default hourly).
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 WAREHOUSE_ENV_VAR = "CDP_WAREHOUSE"
 DEFAULT_WAREHOUSE = REPO_ROOT / "warehouse" / "cdp.duckdb"
+
+#: cron expression of the Dagster build-and-sync schedule (orchestration/automation.py)
+BUILD_SCHEDULE_ENV_VAR = "CDP_BUILD_SCHEDULE"
+DEFAULT_BUILD_SCHEDULE = "0 * * * *"
 
 RAW_SCHEMA = "raw"
 GROUND_TRUTH_SCHEMA = "ground_truth"
@@ -37,3 +43,8 @@ def export_warehouse_env() -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     os.environ[WAREHOUSE_ENV_VAR] = str(path)
     return path
+
+
+def build_schedule() -> str:
+    """When the build-and-sync schedule runs: ``CDP_BUILD_SCHEDULE``, or hourly."""
+    return os.environ.get(BUILD_SCHEDULE_ENV_VAR, "").strip() or DEFAULT_BUILD_SCHEDULE

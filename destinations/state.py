@@ -9,7 +9,8 @@ change to this module and the SQL beside it (``destinations/sql/state.sql`` for 
 - ``runs``: one row per run, with the counts of destinations.summary;
 - ``changes``: every change attempted and every invalid row reported, per run;
 - ``failures``: records the destination did not take, with their attempts;
-- ``in_flight``: changes sent whose answer has not arrived (they may have landed).
+- ``in_flight``: changes sent whose answer has not arrived (they may have landed);
+- ``controls``: pauses and resumes, one row per change; a sync's latest row is in force.
 
 The plan table of a sync (``plan__<sync>``) lives in the same schema but belongs to
 destinations.plan, which rebuilds it every run; the statements here that read it are
@@ -60,6 +61,21 @@ class LastRun:
     identifier_coverage: dict[str, int]
     #: the platform's own figures for the run (Destination.report())
     destination_report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A sync paused from the CLI: its runs record `paused` and send nothing."""
+
+    sync_name: str
+    reason: str | None
+    changed_by: str
+    changed_at: datetime
+
+    def describe(self) -> str:
+        """ "since 2026-11-25 10:00 UTC by alice: campaign on hold" """
+        because = f": {self.reason}" if self.reason else ""
+        return f"since {self.changed_at:%Y-%m-%d %H:%M} UTC by {self.changed_by}{because}"
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -216,6 +232,48 @@ def commit_batch(
         con.unregister("batch_outcomes")
 
 
+# -- pause and resume ---------------------------------------------------------------------
+
+
+def set_paused(
+    con: duckdb.DuckDBPyConnection,
+    sync_name: str,
+    *,
+    paused: bool,
+    reason: str | None,
+    changed_by: str,
+    now: datetime,
+) -> Pause | None:
+    """Pause or resume a sync (a new row in controls); returns the pause that was in force before."""
+    ensure_tables(con)
+    before = pause_of(con, sync_name)
+    con.execute(
+        f"insert into {STATE_SCHEMA}.controls (sync_name, paused, reason, changed_by, changed_at) "
+        "values (?, ?, ?, ?, ?)",
+        [sync_name, paused, reason, changed_by, now],
+    )
+    return before
+
+
+def pauses(con: duckdb.DuckDBPyConnection) -> dict[str, Pause]:
+    """Every sync paused now, by name; works on a read-only connection and a fresh warehouse."""
+    if not _has_tables(con, "controls"):
+        return {}
+    rows = con.execute(
+        f"""
+        select sync_name, paused, reason, changed_by, changed_at
+        from {STATE_SCHEMA}.controls
+        qualify row_number() over (partition by sync_name order by changed_at desc) = 1
+        """
+    ).fetchall()
+    return {name: Pause(name, reason, by, at) for name, paused, reason, by, at in rows if paused}
+
+
+def pause_of(con: duckdb.DuckDBPyConnection, sync_name: str) -> Pause | None:
+    """The pause in force for one sync, or None."""
+    return pauses(con).get(sync_name)
+
+
 # -- reads -------------------------------------------------------------------------------
 
 
@@ -251,10 +309,10 @@ def last_runs(con: duckdb.DuckDBPyConnection) -> dict[str, LastRun]:
     }
 
 
-def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether a run ever created the tables (a fresh warehouse has none)."""
+def _has_tables(con: duckdb.DuckDBPyConnection, table: str = "runs") -> bool:
+    """Whether a run ever created the tables (a fresh warehouse has none; an older one may lack ``table``)."""
     (found,) = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = 'runs'",
-        [STATE_SCHEMA],
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [STATE_SCHEMA, table],
     ).fetchall()[0]
     return found > 0
