@@ -7,6 +7,7 @@ location. Tests call `defs()` the same way.
 
 import dagster as dg
 
+from orchestration.alerts import build_alert_sensors
 from orchestration.dbt_assets import cdp_dbt_assets
 from orchestration.project import dbt_resource
 from orchestration.sync_assets import SyncEngine, build_sync_definitions
@@ -18,10 +19,13 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[cdp_dbt_assets(), *sync_assets],
         schedules=sync_schedules,
+        # alerts.yml's rules: after builds, and on runs that fail outside a sync (orchestration/alerts.py)
+        sensors=build_alert_sensors(sync_assets),
         resources={
             # the dbt installed beside this Python, so an un-activated virtualenv works too
             "dbt": dbt_resource(),
-            # warehouse from CDP_WAREHOUSE, connections from destinations.yml (secrets from env)
+            # warehouse from CDP_WAREHOUSE, connections from destinations.yml, alert rules from
+            # alerts.yml (secrets from env)
             "sync_engine": SyncEngine(),
         },
     )

@@ -3,7 +3,7 @@ one schedule per sync that names a cron expression.
 
 Thin wiring: destinations/engine.py does the work. The asset's materialisation metadata
 shows the plan and the outcome counts and a short preview of profile ids (never keys or
-other personal data).
+other personal data). After each run the sync's alert rules judge it (orchestration/alerts.py).
 
 (No `from __future__ import annotations` here: Dagster reads the asset function's
 annotations to find its config and resources.)
@@ -15,8 +15,10 @@ import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
 from cdp.settings import warehouse_path
+from destinations.alerts import utc_now
 from destinations.definitions import SyncDefinition
 from destinations.registry import load_syncs
+from orchestration.alerts import evaluate_after_sync
 from orchestration.dbt_assets import WAREHOUSE_POOL, cdp_dbt_assets
 from orchestration.project import cdp_dbt_project
 
@@ -30,10 +32,15 @@ class SyncRunConfig(dg.Config):
 
 
 class SyncEngine(dg.ConfigurableResource):
-    """Where syncs read and write: the warehouse file and the destinations file."""
+    """Where syncs read and write: the warehouse file, the destinations file and the alerts
+    file (empty: CDP_WAREHOUSE, CDP_DESTINATIONS, CDP_ALERTS or their defaults)."""
 
     warehouse: str = ""
     destinations_file: str = ""
+    alerts_file: str = ""
+
+    def warehouse_file(self) -> Path:
+        return Path(self.warehouse) if self.warehouse else warehouse_path()
 
     def run(self, sync: SyncDefinition, config: SyncRunConfig):
         from destinations.engine import run_sync
@@ -41,7 +48,7 @@ class SyncEngine(dg.ConfigurableResource):
 
         return run_sync(
             sync,
-            warehouse=Path(self.warehouse) if self.warehouse else warehouse_path(),
+            warehouse=self.warehouse_file(),
             connect_destination=destination_connector(Path(self.destinations_file) if self.destinations_file else None),
             dry_run=config.dry_run,
             force=config.force,
@@ -71,7 +78,17 @@ def _sync_asset(sync: SyncDefinition, dbt_models: dg.AssetsDefinition) -> dg.Ass
     def _asset(
         context: dg.AssetExecutionContext, config: SyncRunConfig, sync_engine: SyncEngine
     ) -> dg.MaterializeResult:
-        result = sync_engine.run(sync, config)
+        since = utc_now()
+        try:
+            result = sync_engine.run(sync, config)
+        finally:  # the sync's alert rules judge whatever run it recorded, failed or not
+            evaluate_after_sync(
+                context,
+                sync.name,
+                warehouse=sync_engine.warehouse_file(),
+                alerts_file=sync_engine.alerts_file,
+                since=since,
+            )
         metadata = _metadata(result)
         if result.status in {"failed", "stopped"}:
             raise dg.Failure(description=result.message, metadata=metadata)

@@ -1,4 +1,5 @@
-"""Local emulators of every destination platform, with fault injection, for tests and the demo.
+"""Local emulators of every destination platform (and of the alert receivers: a Slack-compatible
+incoming webhook, a signed generic webhook), with fault injection, for tests and the demo.
 
 ``cdp sandbox`` (and the demo) serve all of them on one loopback port, each under its own
 path prefix (:mod:`destinations.sandbox.server`); tests start the ones they need.
@@ -14,6 +15,8 @@ from destinations.sandbox.server import Emulator, SandboxServer
 #: sandbox's ready document holds its value: (platform prefix, key in its description)
 DEMO_ENVIRONMENT: dict[str, tuple[str, str]] = {
     "CDP_DEMO_WEBHOOK_SECRET": ("webhook", "secret"),
+    # alerts.yml's generic alert channel (its Slack channel needs no variable: a fixed sandbox hook)
+    "CDP_DEMO_ALERTS_SECRET": ("alerts", "secret"),
 }
 #: the base URL every demo connection is relative to
 SANDBOX_URL_ENV = "CDP_SANDBOX_URL"
@@ -21,9 +24,11 @@ SANDBOX_URL_ENV = "CDP_SANDBOX_URL"
 
 def emulators() -> list[Emulator]:
     """A fresh emulator of every platform."""
+    from destinations.sandbox.alerts import AlertReceiverEmulator
+    from destinations.sandbox.slack import SlackEmulator
     from destinations.sandbox.webhook import WebhookEmulator
 
-    return [WebhookEmulator()]
+    return [WebhookEmulator(), SlackEmulator(), AlertReceiverEmulator()]
 
 
 def demo_environment(ready: dict[str, Any]) -> dict[str, str]:
