@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from cli.console import console as _console
 from cli.console import table as _table
@@ -35,14 +36,14 @@ def evaluate_alerts(
             config.check_syncs(known_syncs)
         report = evaluate(Alerter(config, warehouse))
     except AlertConfigError as error:
-        console.print(f"[red]alerts not evaluated:[/] {error}")
+        console.print(f"[red]alerts not evaluated:[/] {escape(str(error))}")
         return
     except WarehouseBusyError:
         console.print("[yellow]alerts not evaluated:[/] another process is writing the warehouse; the next run judges")
         return
     for line in report.lines():
         style = "yellow" if line.startswith("alert pending") else "magenta"
-        console.print(f"[{style}]{line}[/]")
+        console.print(f"[{style}]{escape(line)}[/]")
 
 
 @click.command("alerts")
@@ -103,5 +104,7 @@ def alerts_command(warehouse: str | None) -> None:
     for column in ("rule", "subject", "since", "last seen", "summary"):
         listing.add_column(column)
     for rule_name, subject, summary, first_seen, last_seen in open_alerts:
-        listing.add_row(rule_name, subject, f"{first_seen:%Y-%m-%d %H:%M}", f"{last_seen:%Y-%m-%d %H:%M}", summary)
+        listing.add_row(
+            rule_name, subject, f"{first_seen:%Y-%m-%d %H:%M}", f"{last_seen:%Y-%m-%d %H:%M}", escape(summary)
+        )
     console.print(listing)

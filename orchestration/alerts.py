@@ -65,9 +65,9 @@ def _load(alerts_file: str) -> AlertConfig:
     return load_alerts(Path(alerts_file) if alerts_file else None)
 
 
-def _waiting_for_the_warehouse(evaluate: Callable[[], T], seconds: float = BUSY_WAIT_SECONDS) -> T:
-    """``evaluate()``, tried again for up to ``seconds`` while another process writes the warehouse."""
-    deadline = time.monotonic() + seconds
+def _waiting_for_the_warehouse(evaluate: Callable[[], T]) -> T:
+    """``evaluate()``, tried again for up to BUSY_WAIT_SECONDS while another process writes the warehouse."""
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
     while True:
         try:
             return evaluate()
@@ -150,7 +150,6 @@ def record_run_failure(
     *,
     warehouse: Path,
     alerts_file: str,
-    busy_wait: float = BUSY_WAIT_SECONDS,
 ) -> dg.SkipReason:
     """Judge a failed run and record what it raises; if the warehouse stays busy, mark the run
     so ``alert_evaluations`` records it later. A broken alerts.yml raises (a failed tick)."""
@@ -164,7 +163,7 @@ def record_run_failure(
     if not observations:
         return dg.SkipReason("no run_failed rule watches this run")
     try:
-        report = _waiting_for_the_warehouse(lambda: _alerter(config, warehouse).record(observations), busy_wait)
+        report = _waiting_for_the_warehouse(lambda: _alerter(config, warehouse).record(observations))
     except WarehouseBusyError:
         instance.add_run_tags(run.run_id, {FAILURE_ALERT_TAG: "pending"})
         return dg.SkipReason("the warehouse is busy: alert_evaluations records this failure at a later tick")

@@ -6,19 +6,21 @@ option parser of destinations/options.py) and optionally the syncs or segments i
 Judging yields :class:`Observation` records — "rule R's condition for subject S holds (or
 not)" — that destinations/alerts/alerter.py turns into alerts, once per condition.
 
-Every text here is built from names and counts; a run's own message (already free of
-personal data by the engine's rule) is passed through destinations.http.redact again.
+Every text here is built from names and counts, in our own words: a failed run's message
+is not forwarded (:func:`failure_reason`: a platform's error text or an exception's text may
+quote a record), and every text passes through destinations.http.redact again.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from destinations.http import redact
 from destinations.options import option
-from destinations.state import RunRecord
+from destinations.state import STATE_SCHEMA, RunRecord
 
 #: what a rule watches: one sync's runs, or a segment's size after a build
 SYNC_SCOPE = "sync"
@@ -201,10 +203,42 @@ def _count(run: RunRecord, name: str) -> int | None:
     return None if value is None else int(value)
 
 
+#: the HTTP status an engine message names ("(HTTP 503: …)")
+_HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
+#: an engine message that is an exception's text: "DestinationConfigError: …"
+_EXCEPTION_TEXT = re.compile(r"^([A-Z]\w*(?:Error|Exception|Unavailable|Timeout)): ")
+
+
+def failure_reason(message: str | None) -> str:
+    """Why a run failed, in our own words only: the exception's class, or that the destination
+    became unavailable (with the HTTP status it answered).
+
+    The engine's failure messages quote a platform's error title or an exception's text,
+    which may quote a record — and a name is not something redact can recognise — so an
+    alert never forwards them; the full message stays in cdp_sync.runs.
+    """
+    if not message:
+        return "no reason recorded"
+    exception = _EXCEPTION_TEXT.match(message)
+    if exception:
+        return exception.group(1)
+    status = _HTTP_STATUS.search(message)
+    if "Stopped:" in message:
+        return "the destination became unavailable" + (f" (HTTP {status.group(1)})" if status else "")
+    return "see the run's message"
+
+
 def _judge_failed(rule: Rule, run: RunRecord) -> Observation:
-    verb = "was stopped by its guard" if run.status == "stopped" else "failed"
-    summary = f"Sync {run.sync_name} {verb} (run {run.run_id}): {redact(run.message or 'no message')}"
     counts = {name: _count(run, name) or 0 for name in ("sent", "confirmed", "failed", "rejected")}
+    if run.status == "stopped":  # the guard's message: the engine's own words, names and counts
+        summary = f"Sync {run.sync_name} was stopped by its guard (run {run.run_id}): {redact(run.message or '')}"
+    else:
+        summary = (
+            f"Sync {run.sync_name} failed (run {run.run_id}, destination {run.destination}): "
+            f"{failure_reason(run.message)}; sent {counts['sent']:,}: {counts['confirmed']:,} confirmed, "
+            f"{counts['failed']:,} failed, {counts['rejected']:,} rejected. "
+            f"The full message is in {STATE_SCHEMA}.runs (cdp syncs)."
+        )
     return _observe(rule, run, run.status in FAILED_STATUSES, summary, **counts)
 
 
