@@ -106,7 +106,7 @@ def evaluate_after_sync(
     for line in report.lines():
         (context.log.warning if "pending" in line else context.log.info)(line)
     if report.runs:
-        context.instance.add_run_tags(context.run_id, {SYNC_ALERTS_TAG_PREFIX + context.op_def.name: "evaluated"})
+        context.instance.add_run_tags(context.run.run_id, {SYNC_ALERTS_TAG_PREFIX + context.op_def.name: "evaluated"})
 
 
 # -- a Dagster run's end ------------------------------------------------------------------------------
