@@ -19,7 +19,8 @@ holds the warehouse while it talks to a channel, opens it only when it has somet
 record, and skips (trying again next tick) when another process is writing it.
 
 (No `from __future__ import annotations` here: Dagster reads the sensor functions'
-annotations to find their resources.)
+annotations to find their resources. destinations.alerts is imported inside the functions,
+as the sync assets import the engine: importing the definitions loads no database driver.)
 """
 
 import json
@@ -27,22 +28,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import dagster as dg
 from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 
-from cdp.warehouse import WarehouseBusyError
-from destinations.alerts import (
-    AlertConfig,
-    AlertConfigError,
-    Alerter,
-    AlertReport,
-    FailedStep,
-    judge_failed_dagster_run,
-    judge_succeeded_dagster_run,
-    load_alerts,
-)
+if TYPE_CHECKING:  # imported where used: importing the definitions must not load DuckDB
+    from destinations.alerts import AlertConfig, Alerter, AlertReport, FailedStep
 
 #: run tag (one per step) saying a sync step's own alert rules judged the run it made
 SYNC_ALERTS_TAG_PREFIX = "cdp/sync_alerts."
@@ -57,16 +49,22 @@ FAILURE_MEMORY_RUNS = 50
 T = TypeVar("T")
 
 
-def _alerter(config: AlertConfig, warehouse: Path) -> Alerter:
+def _alerter(config: "AlertConfig", warehouse: Path) -> "Alerter":
+    from destinations.alerts import Alerter
+
     return Alerter(config, warehouse)
 
 
-def _load(alerts_file: str) -> AlertConfig:
+def _load(alerts_file: str) -> "AlertConfig":
+    from destinations.alerts import load_alerts
+
     return load_alerts(Path(alerts_file) if alerts_file else None)
 
 
 def _waiting_for_the_warehouse(evaluate: Callable[[], T]) -> T:
     """``evaluate()``, tried again for up to BUSY_WAIT_SECONDS while another process writes the warehouse."""
+    from cdp.warehouse import WarehouseBusyError
+
     deadline = time.monotonic() + BUSY_WAIT_SECONDS
     while True:
         try:
@@ -77,7 +75,7 @@ def _waiting_for_the_warehouse(evaluate: Callable[[], T]) -> T:
             time.sleep(1.0)
 
 
-def _summary(report: AlertReport, nothing: str) -> str:
+def _summary(report: "AlertReport", nothing: str) -> str:
     return "; ".join(report.lines()) or nothing
 
 
@@ -89,6 +87,9 @@ def evaluate_after_sync(
 ) -> None:
     """Judge the runs this step made of ``sync_name``; never raises (an alert problem never
     fails a sync: it is logged, and a channel that is down keeps its notice pending)."""
+    from cdp.warehouse import WarehouseBusyError
+    from destinations.alerts import AlertConfigError
+
     try:
         config = _load(alerts_file)
         if not config.enabled:
@@ -112,11 +113,13 @@ def evaluate_after_sync(
 # -- a Dagster run's end ------------------------------------------------------------------------------
 
 
-def failed_steps(instance: dg.DagsterInstance, run: dg.DagsterRun, sync_steps: Mapping[str, str]) -> list[FailedStep]:
+def failed_steps(instance: dg.DagsterInstance, run: dg.DagsterRun, sync_steps: Mapping[str, str]) -> list["FailedStep"]:
     """The failed steps of ``run`` that a sync's own rules did not already judge.
 
     A run that failed with no failed step (it never started one) is the step "run".
     """
+    from destinations.alerts import FailedStep
+
     judged = {key.removeprefix(SYNC_ALERTS_TAG_PREFIX) for key in run.tags if key.startswith(SYNC_ALERTS_TAG_PREFIX)}
     steps = []
     failures = instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_FAILURE)
@@ -153,6 +156,9 @@ def record_run_failure(
 ) -> dg.SkipReason:
     """Judge a failed run and record what it raises; if the warehouse stays busy, mark the run
     so ``alert_evaluations`` records it later. A broken alerts.yml raises (a failed tick)."""
+    from cdp.warehouse import WarehouseBusyError
+    from destinations.alerts import judge_failed_dagster_run
+
     steps = failed_steps(instance, run, sync_steps)
     if not steps:
         return dg.SkipReason("the failed steps were syncs whose own alert rules judged their runs")
@@ -188,6 +194,9 @@ def _failed_lately(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
 def resolve_after_success(
     instance: dg.DagsterInstance, run: dg.DagsterRun, *, warehouse: Path, alerts_file: str
 ) -> dg.SkipReason:
+    from cdp.warehouse import WarehouseBusyError
+    from destinations.alerts import judge_succeeded_dagster_run
+
     if not _failed_lately(instance, run):
         return dg.SkipReason("the job has not failed lately: no failure alert to resolve")
     config = _load(alerts_file)
@@ -223,6 +232,9 @@ def evaluate_pending(
 
     The cursor moves on only once they are recorded: a busy warehouse is tried next tick.
     """
+    from cdp.warehouse import WarehouseBusyError
+    from destinations.alerts import judge_failed_dagster_run
+
     instance = context.instance
     cursor = json.loads(context.cursor) if context.cursor else {}
     latest = instance.fetch_materializations(segments_key, limit=1).records

@@ -15,7 +15,6 @@ import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
 from cdp.settings import warehouse_path
-from destinations.alerts import utc_now
 from destinations.definitions import SyncDefinition
 from destinations.registry import load_syncs
 from orchestration.alerts import evaluate_after_sync
@@ -78,6 +77,8 @@ def _sync_asset(sync: SyncDefinition, dbt_models: dg.AssetsDefinition) -> dg.Ass
     def _asset(
         context: dg.AssetExecutionContext, config: SyncRunConfig, sync_engine: SyncEngine
     ) -> dg.MaterializeResult:
+        from destinations.alerts import utc_now
+
         since = utc_now()
         try:
             result = sync_engine.run(sync, config)
