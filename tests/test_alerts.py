@@ -385,3 +385,51 @@ def test_cdp_sync_sends_alerts_and_a_channel_down_never_changes_its_exit_code(
         assert third.exit_code == 0, third.output
         assert "alerts not evaluated" in third.output and "$TEST_ALERTS_SLACK_URL is not set" in third.output
         assert receivers.hooks.secret not in third.output
+
+
+def test_cdp_alerts_checks_the_file_and_lists_rules_and_open_alerts(
+    dbt_manifest, world: World, receivers: Receivers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from cli.main import main
+
+    rules = "failed:\n  kind: run_failed\nslow:\n  kind: slow_run\n  max_seconds: 600\n  notify_resolved: false"
+    path = receivers.write(tmp_path / "alerts.yml", rules)
+    for name, value in receivers.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CDP_ALERTS", str(path))
+    alerter = receivers.alerter(tmp_path / "same.yml", rules, world.path)
+    world.set_people(people(2))
+    world.sandbox.inject(*[Fault.status(503)] * 3)
+    _judged(world, alerter, definition())
+
+    listing = CliRunner().invoke(main, ["alerts", "--warehouse", str(world.path)])
+    assert listing.exit_code == 0, listing.output
+    assert f"alerts file: {path} — OK" in listing.output
+    assert "max_seconds 600" in listing.output and "every sync" in listing.output
+    assert "Open alerts (1)" in listing.output and "sync test_sync" in listing.output
+    assert receivers.hooks.secret not in listing.output
+
+    path.write_text(path.read_text().replace("kind: slow_run", "kind: slow_runs"))
+    broken = CliRunner().invoke(main, ["alerts", "--warehouse", str(world.path)])
+    assert broken.exit_code == 1 and "rule 'slow': field 'kind': unknown rule kind 'slow_runs'" in broken.output
+
+
+def test_the_shipped_alerts_file_reaches_both_receivers_of_cdp_sandbox(world: World):
+    """What `cdp sandbox` + `cdp sync` show: the demo channels of alerts.yml, with the variables
+    the sandbox prints, deliver to its Slack hook and its signed alert receiver."""
+    from destinations.alerts import Alerter
+    from destinations.sandbox import SandboxServer, demo_environment, emulators
+
+    with SandboxServer(emulators()) as server:
+        env = demo_environment(server.ready_document())
+        config = load_alerts(alerts_file({}), env)
+        world.set_people(people(2))
+        world.sandbox.inject(*[Fault.status(503)] * 3)
+        since = utc_now()
+        assert world.run(definition()).status == "failed"
+        report = Alerter(config, world.path).after_sync("test_sync", since)
+        assert report.opened == ["sync_failed on sync test_sync"] and report.pending == []
+        (message,) = server.emulators["slack"].messages()
+        assert message["hook"] == DEMO_HOOK and "Sync test_sync failed" in message["text"]
+        (alert,) = server.emulators["alerts"].alerts
+        assert alert["type"] == "alert.fired" and alert["alert"]["rule"] == "sync_failed"
