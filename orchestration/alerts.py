@@ -7,8 +7,8 @@ remembering and delivering are destinations/alerts/'s.
 - ``alert_on_run_failure`` (a run-failure sensor): a Dagster run that failed outside a
   sync's own verdict — a dbt build, a sync asset raising before it recorded a run — raises
   a run_failed alert naming the job, the step and the error's class (never its text);
-- ``resolve_run_failure_alerts`` (a run-success sensor): the next success of that job
-  clears it (the warehouse is opened only when the job failed since its last success);
+- ``resolve_run_failure_alerts`` (a run-success sensor): the next success of that job's
+  failed step clears it (the warehouse is opened only when the job has failed lately);
 - ``alert_evaluations`` (a sensor): after each new materialisation of ``segments``, the
   segment-size rules; and failures the failure sensor found the warehouse too busy to
   record (it marks them on the run), so none is lost.
