@@ -91,12 +91,15 @@ def prepare(force: bool) -> None:
 def build(dbt_args: tuple[str, ...], warehouse: str | None) -> None:
     """Run `dbt build` (seeds, models, tests) on the warehouse. Extra arguments go to dbt, e.g. `cdp build --select staging`."""
     from cdp.dbt import DbtError, run_dbt
+    from cli.alerts import evaluate_alerts
 
-    _use_warehouse(warehouse)
+    path = _use_warehouse(warehouse)
     try:
         run_dbt(["build", *dbt_args])
     except DbtError as error:
         raise click.ClickException(str(error)) from None
+    # alerts.yml's segment rules on the sizes the build left (printed; never changes the exit code)
+    evaluate_alerts(console(), path, lambda alerter: alerter.after_build())
 
 
 @main.command()
@@ -178,6 +181,7 @@ def identity_report(warehouse: str | None) -> None:
 
 def _register_subcommands() -> None:
     """Commands that live in their own modules."""
+    from cli.alerts import alerts_command
     from cli.demo import demo
     from cli.segments import segments
     from cli.syncs import sandbox_command, sync_command, syncs_command
@@ -187,6 +191,7 @@ def _register_subcommands() -> None:
     main.add_command(sync_command)
     main.add_command(syncs_command)
     main.add_command(sandbox_command)
+    main.add_command(alerts_command)
 
 
 _register_subcommands()

@@ -76,6 +76,7 @@ def sync_command(
     retried by the next run. With --pause or --resume, record that instead of running.
     """
     from cdp.warehouse import WarehouseBusyError
+    from destinations.alerts import utc_now
     from destinations.base import DestinationError
     from destinations.definitions import SyncDefinitionError
     from destinations.engine import SyncError, run_sync
@@ -89,8 +90,10 @@ def sync_command(
         )
     path = _use_warehouse(warehouse)
     console = _console()
+    since, syncs = utc_now(), None
     try:
-        definition = get_sync(load_current_syncs(), name)
+        syncs = load_current_syncs()
+        definition = get_sync(syncs, name)
         if pause is not None:
             _set_paused(console, definition, path, pause == "pause", reason)
             return
@@ -106,8 +109,11 @@ def sync_command(
                 on_plan=lambda plan: _print_coverage(console, plan),
             )
     except (SyncDefinitionError, SyncError, DestinationError, WarehouseBusyError) as error:
+        if syncs is not None and name in syncs:  # the run may have recorded its failure: judge it
+            _evaluate_alerts(console, name, path, since, syncs)
         raise click.ClickException(str(error)) from None
     _print_result(console, result)
+    _evaluate_alerts(console, name, path, since, syncs)
     raise SystemExit(EXIT_CODES.get(result.status, 1))
 
 
@@ -152,6 +158,13 @@ def _operator() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def _evaluate_alerts(console: Console, name: str, path, since, syncs) -> None:
+    """The sync's alert rules on the runs this command made (printed; never changes the exit code)."""
+    from cli.alerts import evaluate_alerts
+
+    evaluate_alerts(console, path, lambda alerter: alerter.after_sync(name, since), known_syncs=syncs)
 
 
 class _ProgressBar:
@@ -301,7 +314,7 @@ def sandbox_command(port: int, host: str, ready_file: str | None, quiet: bool) -
     """Serve a local emulator of every destination platform, in the foreground.
 
     Each platform answers under its own path prefix on one port (webhook, mailchimp, klaviyo,
-    meta, datamanager, googleads), enforcing the platform's rules. Export the variables it
+    meta, datamanager, googleads; slack and alerts receive alerts), enforcing the platform's rules. Export the variables it
     prints in another shell (the demo connections in destinations.yml read them), then run
     `cdp sync NAME`.
     """

@@ -109,11 +109,15 @@ def connector_class(kind: str) -> type[Destination]:
 def connect(config: DestinationConfig, *, sync_name: str = "", env: Mapping[str, str] | None = None) -> Destination:
     """A live connector for ``config``; configuration problems raise DestinationConfigError."""
     env = os.environ if env is None else env
-    options = {key: _expand(value, env) for key, value in config.options.items()}
+    options = {key: expand_env(value, env) for key, value in config.options.items()}
     return config.connector_class.from_config(config.name, options, env, sync_name=sync_name)
 
 
-def _expand(value: Any, env: Mapping[str, str]) -> Any:
+def expand_env(value: Any, env: Mapping[str, str]) -> Any:
+    """``value`` with every ``${VAR}`` / ``${VAR:-default}`` replaced from ``env`` (non-text as is).
+
+    An unset variable without a default raises DestinationConfigError naming the variable
+    (never a value); alerts.yml is read with the same rule (destinations/alerts/config.py)."""
     if not isinstance(value, str):
         return value
 

@@ -11,7 +11,8 @@ check passed, the sync runs — no second schedule to keep in step. The automati
 evaluates these conditions is orchestration/automation.py's.
 
 Thin wiring: destinations/engine.py does the work. The metadata shows the plan and the
-outcome counts (never keys or other personal data).
+outcome counts (never keys or other personal data). After each run the sync's alert rules
+judge it (orchestration/alerts.py).
 
 (No `from __future__ import annotations` here: Dagster reads the asset function's
 annotations to find its config and resources.)
@@ -27,6 +28,7 @@ from cdp.settings import warehouse_path
 from destinations.definitions import SyncDefinition
 from destinations.plan import plan_table
 from destinations.registry import load_syncs
+from orchestration.alerts import evaluate_after_sync
 from orchestration.dbt_assets import WAREHOUSE_POOL, cdp_dbt_assets
 from orchestration.project import cdp_dbt_project
 from orchestration.sync_checks import audience_check_results, audience_check_specs
@@ -50,10 +52,15 @@ class SyncRunConfig(dg.Config):
 
 
 class SyncEngine(dg.ConfigurableResource):
-    """Where syncs read and write: the warehouse file and the destinations file."""
+    """Where syncs read and write: the warehouse file, the destinations file and the alerts
+    file (empty: CDP_WAREHOUSE, CDP_DESTINATIONS, CDP_ALERTS or their defaults)."""
 
     warehouse: str = ""
     destinations_file: str = ""
+    alerts_file: str = ""
+
+    def warehouse_file(self) -> Path:
+        return Path(self.warehouse) if self.warehouse else warehouse_path()
 
     def run(self, sync: SyncDefinition, config: SyncRunConfig, *, enforce_audience_checks: bool = False):
         from cdp.warehouse import connect
@@ -62,7 +69,7 @@ class SyncEngine(dg.ConfigurableResource):
 
         return run_sync(
             sync,
-            warehouse=Path(self.warehouse) if self.warehouse else warehouse_path(),
+            warehouse=self.warehouse_file(),
             connect_destination=destination_connector(Path(self.destinations_file) if self.destinations_file else None),
             dry_run=config.dry_run,
             force=config.force,
@@ -149,9 +156,21 @@ def _sync_asset(sync: SyncDefinition, upstream: Sequence[dg.AssetKey]) -> dg.Ass
     def _asset(
         context: dg.AssetExecutionContext, config: SyncRunConfig, sync_engine: SyncEngine
     ) -> dg.MaterializeResult:
-        # the audience was checked upstream; the engine checks its own plan again, so a change in
-        # between (another run's build between the two steps) cannot slip through
-        result = sync_engine.run(sync, config, enforce_audience_checks=True)
+        from destinations.alerts import utc_now
+
+        since = utc_now()
+        try:
+            # the audience was checked upstream; the engine checks its own plan again, so a change in
+            # between (another run's build between the two steps) cannot slip through
+            result = sync_engine.run(sync, config, enforce_audience_checks=True)
+        finally:  # the sync's alert rules judge whatever run it recorded, failed or not
+            evaluate_after_sync(
+                context,
+                sync.name,
+                warehouse=sync_engine.warehouse_file(),
+                alerts_file=sync_engine.alerts_file,
+                since=since,
+            )
         metadata = _metadata(result)
         if result.status in {"failed", "stopped"}:
             raise dg.Failure(description=result.message, metadata=metadata)
