@@ -78,7 +78,7 @@ from destinations.http import (
     redact,
 )
 from destinations.options import check_option
-from destinations.pacing import RequestPacer
+from destinations.ratelimit import REQUESTS, one_window
 
 #: Google Ads' limit of user identifiers per addOperations request
 MAX_IDENTIFIERS_PER_REQUEST = 100_000
@@ -149,7 +149,7 @@ class GoogleAdsLegacyDestination:
         self.status_wait_seconds = status_wait_seconds
         self.max_identifiers_per_request = max_identifiers_per_request
         self._token_hint = f"check the access token in ${token_env}" if token_env else "check the access token"
-        self._pacer = RequestPacer(requests_per_minute)
+        self._pacer = one_window(requests_per_minute)
         self._sleep = sleep
         self._session = build_session(
             user_agent="composable-cdp-google-ads-legacy/0.1",
@@ -318,7 +318,7 @@ class GoogleAdsLegacyDestination:
 
     def _post(self, path: str, body: dict[str, Any]) -> requests.Response:
         data = json.dumps(body, separators=(",", ":")).encode("utf-8")
-        with self._pacer.slot():
+        with self._pacer.slot(REQUESTS):
             try:
                 return self._session.post(
                     self.base_url + path,

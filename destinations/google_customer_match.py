@@ -86,7 +86,7 @@ from destinations.identifiers import (
     is_sha256_hex,
 )
 from destinations.options import Secret, check_option, option, parse_options, secret_option
-from destinations.pacing import RequestPacer
+from destinations.ratelimit import REQUESTS, one_window
 
 DATA_MANAGER_URL = "https://datamanager.googleapis.com/v1"
 GOOGLE_ADS_URL = "https://googleads.googleapis.com/v26"
@@ -284,7 +284,7 @@ class GoogleCustomerMatchDestination:
         self.status_wait_seconds = status_wait_seconds
         self.max_isolation_requests = max(1, max_isolation_requests)
         self._token_hint = f"check the access token in ${token_env}" if token_env else "check the access token"
-        self._pacer = RequestPacer(requests_per_minute, pacing_window_seconds)
+        self._pacer = one_window(requests_per_minute, pacing_window_seconds)
         self._sleep = sleep
         self._session = build_session(
             user_agent=USER_AGENT,
@@ -594,7 +594,7 @@ class GoogleCustomerMatchDestination:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = {"Content-Type": "application/json"} if "data" in kwargs else {}
-        with self._pacer.slot():
+        with self._pacer.slot(REQUESTS):
             try:
                 return self._session.request(
                     method, self.base_url + path, headers=headers, timeout=self.timeout, allow_redirects=False, **kwargs

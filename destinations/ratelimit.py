@@ -20,7 +20,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 #: waits shorter than this are none (float rounding must not spin a sleep loop forever)
@@ -104,6 +105,15 @@ class RateLimiter:
             self.waited[tier] += wait
             self._sleep(wait)
 
+    @contextmanager
+    def slot(self, tier: str) -> Iterator[None]:
+        """One request of ``tier``: wait for room, then count it from when its answer arrived."""
+        ticket = self.acquire(tier)
+        try:
+            yield
+        finally:
+            self.settle(ticket)
+
     def settle(self, ticket: Ticket) -> None:
         """The answer arrived: the request counts from now (the platform counted it no later)."""
         with self._lock:
@@ -139,3 +149,16 @@ class RateLimiter:
                 steady.tickets.extend(Ticket(at) for _ in range(unseen))
             if remaining <= 0:
                 self._paused_until[tier] = max(self._paused_until.get(tier, 0.0), now + max(0.0, reset_seconds))
+
+
+#: the tier of a platform that publishes one quota for every request (:func:`one_window`)
+REQUESTS = "requests"
+
+
+def one_window(limit: int | None, seconds: float = 60.0, **clock: Callable[..., object]) -> RateLimiter:
+    """A limiter for one quota on every request (Data Manager: 300 a minute per project),
+    used as ``with limiter.slot(REQUESTS):``; ``limit`` None paces nothing (a tier with no
+    window never waits)."""
+    if limit is not None and limit < 1:
+        raise ValueError("a rate limit allows at least one request per window")
+    return RateLimiter({REQUESTS: (Window(limit, seconds),) if limit is not None else ()}, **clock)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ RateLimit-* view tightens the pacing when others share the account."""
 
 from __future__ import annotations
 
-from destinations.ratelimit import RateLimiter, Window
+from destinations.ratelimit import REQUESTS, RateLimiter, Window, one_window
 
 
 class Clock:
@@ -80,3 +80,24 @@ def test_nothing_remaining_pauses_the_tier_until_the_reset():
     pacing.observe("M", limit=150, remaining=0, reset_seconds=7)
     pacing.acquire("M")
     assert clock.now == 7.0 and pacing.waited["M"] == 7.0
+
+
+def test_one_quota_for_every_request_paces_slots_by_their_answers():
+    """Data Manager's kind of quota (one window for every request): two a second here, each
+    request dated by its answer, so a slow answer delays the next window; no limit never waits."""
+    clock = Clock()
+    pacing = one_window(2, 1.0, sleep=clock.sleep, clock=clock)
+    starts = []
+    for answer_takes in (0.0, 0.5, 0.0, 0.0):
+        with pacing.slot(REQUESTS):
+            starts.append(clock.now)
+            clock.now += answer_takes
+    # the second answer came at 0.5, so the fourth request waits for 1.5, not 1.0
+    assert starts == [0.0, 0.0, 1.0, 1.5]
+
+    unpaced = one_window(None, sleep=clock.sleep, clock=clock)
+    before = list(clock.slept)
+    for _ in range(100):
+        with unpaced.slot(REQUESTS):
+            pass
+    assert clock.slept == before
