@@ -163,17 +163,22 @@ def test_the_sensor_waits_quietly_for_a_warehouse_that_does_not_exist_yet(
 
 
 def test_every_schedule_and_sensor_starts_in_the_status_chosen_for_it(loaded_defs):
-    """Only what reads the warehouse and builds it starts running; everything that sends to
-    platforms (the automation of the syncs, the schedules) is switched on by a person."""
+    """Only what reads the warehouse and builds it, and what only notifies, starts running;
+    everything that sends to platforms (the automation of the syncs, every schedule) is
+    switched on by a person."""
     repository = loaded_defs.get_repository_def()
     statuses = {schedule.name: schedule.default_status.value for schedule in repository.schedule_defs}
     statuses.update({sensor.name: sensor.default_status.value for sensor in repository.sensor_defs})
-    assert statuses == {
+    sync_schedules = {name for name in statuses if name.startswith("sync_") and name.endswith("_schedule")}
+    assert len(sync_schedules) >= 2 and {statuses[name] for name in sync_schedules} == {"STOPPED"}
+    assert {name: status for name, status in statuses.items() if name not in sync_schedules} == {
         "raw_data_sensor": "RUNNING",
         "sync_automation": "STOPPED",
         "build_and_sync_schedule": "STOPPED",
-        "sync_champions_to_webhook_schedule": "STOPPED",
-        "sync_churn_risk_to_webhook_schedule": "STOPPED",
+        # alerts only notify a person
+        "alert_on_run_failure": "RUNNING",
+        "resolve_run_failure_alerts": "RUNNING",
+        "alert_evaluations": "RUNNING",
     }
 
 
