@@ -157,11 +157,12 @@ def test_importing_the_definitions_changes_no_environment_and_opens_no_file(unde
 
 
 def _asset_graph(defs) -> dict[str, dict]:
-    """Every asset key with its group and its upstream keys, as plain data."""
+    """Every asset key with its group, owners and upstream keys, as plain data."""
     graph = defs.get_repository_def().asset_graph
     return {
         key.to_user_string(): {
             "group": graph.get(key).group_name,
+            "owners": list(graph.get(key).owners),
             "deps": sorted(parent.to_user_string() for parent in graph.get(key).parent_keys),
         }
         for key in sorted(graph.get_all_asset_keys())
@@ -189,6 +190,70 @@ def test_asset_keys_groups_and_dependencies_match_the_snapshot(loaded_defs):
         "  UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/test_orchestration.py -k snapshot\n"
         + _describe_difference(live, snapshot)
     )
+
+
+def test_every_model_seed_and_sync_shows_a_group_an_owner_and_a_description(loaded_defs, dbt_manifest: Path):
+    """What `cdp dev` shows on each asset: dbt models and seeds take group and owner from their dbt
+    group (models/_groups.yml, `+group` per folder), segment models add their team
+    (meta.segment.owner), sync assets their exposure's owner.email."""
+    import dagster as dg
+    from dagster_dbt import get_asset_key_for_model
+
+    from orchestration.dbt_assets import cdp_dbt_assets
+
+    manifest = json.loads(dbt_manifest.read_text())
+    ungrouped = sorted(
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] in {"model", "seed"} and not node["config"].get("group")
+    )
+    assert not ungrouped, f"give these a group (+group in dbt_project.yml, owner in models/_groups.yml): {ungrouped}"
+
+    graph = loaded_defs.get_repository_def().asset_graph
+    dbt_models = cdp_dbt_assets()
+    dbt_keys = set(dbt_models.keys)
+    sync_keys = {key for key in graph.get_all_asset_keys() if graph.get(key).group_name == "syncs"} - dbt_keys
+    assert len(sync_keys) >= 2 * 6, sorted(key.to_user_string() for key in sync_keys)
+    for key in sorted(dbt_keys | sync_keys):
+        node = graph.get(key)
+        assert node.group_name not in {None, "default"}, f"{key.to_user_string()} has no group"
+        assert node.owners, f"{key.to_user_string()} has no owner"
+        assert node.description, f"{key.to_user_string()} has no description"
+
+    lapsed = graph.get(get_asset_key_for_model([dbt_models], "lapsed_customers"))
+    assert (lapsed.group_name, list(lapsed.owners)) == (
+        "segments",
+        ["marketing-analytics@example.com", "team:retention-team"],
+    )
+    assert lapsed.description.startswith("Customers in the lapsed lifecycle stage")
+    profiles = graph.get(get_asset_key_for_model([dbt_models], "profiles"))
+    assert list(profiles.owners) == ["data-engineering@example.com"]
+    manual = graph.get(get_asset_key_for_model([dbt_models], "manual_segments"))
+    assert list(manual.owners) == ["marketing-analytics@example.com"], "manual lists name their owners per list"
+    for key in ("audience_lapsed_to_meta", "sync_lapsed_to_meta"):
+        assert list(graph.get(dg.AssetKey(key)).owners) == ["retention@example.com"], key
+
+
+def test_every_check_schedule_and_sensor_is_defined(loaded_defs):
+    """The UI's Automation page lists these; the checks sit on their assets."""
+    import dagster as dg
+
+    from destinations.audience_checks import CHECKS
+
+    repository = loaded_defs.get_repository_def()
+    schedules = {schedule.name for schedule in repository.schedule_defs}
+    sensors = {sensor.name for sensor in repository.sensor_defs}
+    assert {"build_and_sync_schedule", "sync_champions_to_webhook_schedule"} <= schedules, schedules
+    assert {
+        "raw_data_sensor",
+        "sync_automation",
+        "alert_on_run_failure",
+        "resolve_run_failure_alerts",
+        "alert_evaluations",
+    } <= sensors, sensors
+    checks = repository.asset_graph.asset_check_keys
+    audience_checks = {check.name for check in checks if check.asset_key == dg.AssetKey("audience_lapsed_to_meta")}
+    assert audience_checks == set(CHECKS), audience_checks
 
 
 def test_every_segment_model_is_upstream_of_each_registry_view(loaded_defs, dbt_manifest: Path):
