@@ -119,8 +119,8 @@ _STATUS_LEAD = {
     "partial": "Partly sent",
     "failed": "Failed",
     "stopped": "Stopped before sending",
-    "paused": "Paused: nothing planned or sent",
-    "dry_run": "Dry run: nothing sent",
+    "paused": "Paused (nothing planned or sent)",
+    "dry_run": "Dry run (nothing sent)",
 }
 #: a web address or anything like one (scheme://…, www.…): a summary carries none
 _LINK = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]*://|www\.)\S*")
