@@ -26,7 +26,6 @@ from dagster_dbt import get_asset_key_for_model
 
 from cdp.settings import warehouse_path
 from destinations.definitions import SyncDefinition
-from destinations.plan import plan_table
 from destinations.registry import load_syncs
 from orchestration.alerts import evaluate_after_sync
 from orchestration.dbt_assets import WAREHOUSE_POOL, cdp_dbt_assets
@@ -115,6 +114,8 @@ def _paused_note(sync: SyncDefinition) -> str:
 
 
 def _audience_asset(sync: SyncDefinition, upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    from destinations.plan import plan_table  # here: importing the definitions must not load DuckDB
+
     key = audience_key(sync)
 
     @dg.asset(
