@@ -21,6 +21,7 @@ from cdp.contract import RAW_TABLES
 from cdp.settings import BUILD_SCHEDULE_ENV_VAR, WAREHOUSE_ENV_VAR
 from cdp.warehouse import connect
 from cli.main import main
+from destinations.sandbox import SandboxServer, demo_environment, emulators
 from destinations.sandbox.webhook import WebhookSandbox
 
 
@@ -294,9 +295,10 @@ def test_new_raw_data_reaches_the_destination_through_the_sensor_and_automation(
     warehouse = tmp_path / "automation.duckdb"
     shutil.copy(generated_warehouse, warehouse)
     monkeypatch.setenv(WAREHOUSE_ENV_VAR, str(warehouse))
-    with WebhookSandbox() as sandbox:
-        monkeypatch.setenv("CDP_SANDBOX_URL", sandbox.origin)
-        monkeypatch.setenv("CDP_DEMO_WEBHOOK_SECRET", sandbox.secret)
+    with SandboxServer(emulators()) as server:  # every platform the shipped syncs reach, as `cdp demo` runs them
+        for variable, value in demo_environment(server.ready_document()).items():
+            monkeypatch.setenv(variable, value)
+        sandbox = server.emulators["webhook"]
         definitions = defs()
         instance = dg.DagsterInstance.ephemeral()
 
@@ -352,16 +354,12 @@ def test_new_raw_data_reaches_the_destination_through_the_sensor_and_automation(
 
         # 5. declarative automation asks for every sync whose segment or fields were rebuilt
         automation = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=automation.cursor)
-        keys = [
-            dg.AssetKey(name)
-            for name in (
-                "audience_champions_to_webhook",
-                "sync_champions_to_webhook",
-                "audience_churn_risk_to_webhook",
-                "sync_churn_risk_to_webhook",
-            )
-        ]
-        assert [automation.get_num_requested(key) for key in keys] == [1, 1, 1, 1]
+        # (consent and deletion feed sync_profile_fields, which every sync reads: all of them follow)
+        keys = [spec.key for assets in definitions.assets for spec in assets.specs if spec.group_name == "syncs"]
+        assert {"audience_champions_to_webhook", "sync_champions_to_webhook", "sync_lapsed_to_meta"} <= {
+            key.path[-1] for key in keys
+        }
+        assert [automation.get_num_requested(key) for key in keys] == [1] * len(keys)
         assert automation.total_requested == len(keys)
         assert sandbox.state.get(revoker) is not None, "nothing may be sent before automation runs the syncs"
         run(selection=keys)
