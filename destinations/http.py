@@ -43,8 +43,9 @@ MAX_ERROR_CHARS = 300
 
 _EMAIL = re.compile(r"[\w.%+'\-]+@[\w\-]+(?:\.[\w\-]+)*")
 #: 7+ digits, optionally led by +, with spaces, dashes or parentheses between them;
-#: not glued to letters or digits on either side (so ids like "ab1234567" survive).
-_PHONE = re.compile(r"(?<![\w+])\+?\(?[0-9](?:[ \-()]{0,2}[0-9]){6,}(?!\w)")
+#: not glued to letters, digits or dashes on either side (so ids like "ab1234567" and the
+#: groups of a UUID such as a Dagster run id survive).
+_PHONE = re.compile(r"(?<![\w+\-])\+?\(?[0-9](?:[ \-()]{0,2}[0-9]){6,}(?![\w\-])")
 
 
 class Timeout(NamedTuple):

@@ -356,6 +356,8 @@ def test_connect_hands_the_sync_name_to_from_config(sandbox: WebhookSandbox) -> 
         ("code 123456 and id ab12345678", (), "code 123456 and id ab12345678"),
         ("name Jane Doe is taken", ("Jane Doe",), "name [redacted] is taken"),
         ("HTTP 503 after 3 attempts", (), "HTTP 503 after 3 attempts"),
+        # a Dagster run id is not a phone number (it was redacted as one: d1a6f472-bae7-[redacted]-…)
+        ("run d1a6f472-bae7-4817-8288-7406bc7e8a83 failed", (), "run d1a6f472-bae7-4817-8288-7406bc7e8a83 failed"),
     ],
 )
 def test_redact(text: str, extra: tuple[str, ...], expected: str) -> None:
