@@ -231,18 +231,24 @@ def test_archiving_answers_204_then_404_and_adding_again_restores_the_member(san
 
 def test_at_most_10_requests_of_one_key_are_in_flight_and_the_11th_is_a_429(sandbox):
     emulator = sandbox.emulator
-    emulator.faults.inject(*[Fault.timeout(0.6)] * 11)  # each admitted request holds its connection
+    emulator.faults.inject(*[Fault.timeout(4.0)] * 10)  # each admitted request holds its connection
     answers: list[int] = []
 
     def ping() -> None:
         answers.append(call(sandbox, "GET", "/ping").status_code)
 
-    threads = [threading.Thread(target=ping) for _ in range(11)]
+    threads = [threading.Thread(target=ping) for _ in range(10)]
     for thread in threads:
         thread.start()
+    # The 11th goes only once all ten hold a connection, so a slow thread start on a
+    # loaded machine cannot let one of the ten finish first.
+    deadline = time.monotonic() + 10
+    while emulator.peak_connections < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    eleventh = call(sandbox, "GET", "/ping").status_code
     for thread in threads:
-        thread.join(5)
-    assert sorted(answers) == [200] * 10 + [429]
+        thread.join(10)
+    assert eleventh == 429 and answers == [200] * 10
     assert emulator.rate_violations == 1 and emulator.peak_connections == 10
     emulator.faults.clear()
     assert_problem(call(sandbox, "GET", "/ping", key="f" * 32 + "-us19"), 401, "API Key Invalid")
