@@ -16,8 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.console import console as _console
 from cli.console import table as _table
+from cli.options import require_duckdb_target, warehouse_option
 from cli.options import use_warehouse as _use_warehouse
-from cli.options import warehouse_option
 
 EXIT_CODES = {"succeeded": 0, "dry_run": 0, "partial": 1, "failed": 1, "stopped": 3}
 
@@ -60,6 +60,7 @@ def sync_command(name: str, dry_run: bool, force: bool, full_resync: bool, quiet
     from destinations.engine import SyncError, run_sync
     from destinations.registry import destination_connector, get_sync
 
+    require_duckdb_target("sync")
     path = _use_warehouse(warehouse)
     console = _console()
     try:
@@ -154,6 +155,7 @@ def syncs_command(warehouse: str | None) -> None:
     from destinations.definitions import SyncDefinitionError
     from destinations.summary import OUTCOME_COUNTS, format_report
 
+    require_duckdb_target("syncs")
     path = _use_warehouse(warehouse)
     try:
         syncs = load_current_syncs()
