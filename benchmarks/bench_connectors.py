@@ -84,6 +84,77 @@ def _webhook() -> Iterator[Any]:
         yield sandbox
 
 
+@contextmanager
+def _mailchimp() -> Iterator[Any]:
+    from destinations.sandbox.mailchimp import MailchimpSandbox
+
+    with MailchimpSandbox() as sandbox:
+        yield sandbox
+
+
+@dataclass
+class _Served:
+    """An emulator on the sandbox host, and the base URL a connector is given."""
+
+    emulator: Any
+    base_url: str
+
+
+@contextmanager
+def _klaviyo() -> Iterator[_Served]:
+    """Klaviyo's emulator with Klaviyo's own limits and windows (1 s burst, 60 s steady)."""
+    from destinations.sandbox.klaviyo import KlaviyoEmulator
+    from destinations.sandbox.server import SandboxServer
+
+    emulator = KlaviyoEmulator()
+    with SandboxServer([emulator]) as server:
+        yield _Served(emulator, f"{server.base_url(emulator)}/api")
+
+
+@contextmanager
+def _meta() -> Iterator[Any]:
+    from destinations.sandbox.meta import MetaEmulator
+    from destinations.sandbox.server import SandboxServer
+
+    emulator = MetaEmulator()
+    with SandboxServer([emulator]) as server:
+        emulator.base_url = server.base_url(emulator)  # type: ignore[attr-defined]
+        yield emulator
+
+
+def _meta_options(emulator: Any) -> dict[str, Any]:
+    from destinations.sandbox.meta import DEFAULT_AUDIENCE_ID
+
+    return {"audience_id": DEFAULT_AUDIENCE_ID, "access_token_env": "BENCH_META_TOKEN", "base_url": emulator.base_url}
+
+
+@contextmanager
+def _google_customer_match() -> Iterator[Any]:
+    from destinations.sandbox.datamanager import DataManagerEmulator
+    from destinations.sandbox.server import SandboxServer
+
+    emulator = DataManagerEmulator()
+    with SandboxServer([emulator]) as server:
+        yield server, emulator
+
+
+def _google_held(running: Any) -> int:
+    from destinations.sandbox.datamanager import DEFAULT_AUDIENCE_ID
+
+    return len(running[1].snapshot()["audiences"][DEFAULT_AUDIENCE_ID]["emails"])
+
+
+def _google_options(running: Any) -> dict[str, Any]:
+    from destinations.sandbox.datamanager import DEFAULT_ACCOUNT_ID, DEFAULT_AUDIENCE_ID
+
+    return {
+        "base_url": f"{running[0].base_url(running[1])}/v1",
+        "access_token_env": "BENCH_GOOGLE_ACCESS_TOKEN",
+        "operating_account_id": DEFAULT_ACCOUNT_ID,
+        "audience_id": DEFAULT_AUDIENCE_ID,
+    }
+
+
 TARGETS: dict[str, Target] = {
     "webhook": Target(
         kind="webhook",
@@ -97,6 +168,94 @@ TARGETS: dict[str, Target] = {
         env=lambda sandbox: {"BENCH_WEBHOOK_SECRET": sandbox.secret},
         held=lambda sandbox: len(sandbox.state),
         requests=lambda sandbox: len(sandbox.requests),
+    ),
+    "mailchimp": Target(
+        kind="mailchimp",
+        sync={
+            "identifiers": {"email": "email"},
+            "fields": {"FNAME": "first_name", "LNAME": "last_name"},
+            "consent_purpose": "email_marketing",
+        },
+        start=_mailchimp,
+        options=lambda sandbox: {
+            "base_url": sandbox.base_url,
+            "api_key_env": "BENCH_MAILCHIMP_API_KEY",
+            "list_id": sandbox.list_id,
+        },
+        env=lambda sandbox: {"BENCH_MAILCHIMP_API_KEY": sandbox.api_key},
+        held=lambda sandbox: sandbox.emulator.held_count(),
+        requests=lambda sandbox: len(sandbox.emulator.requests),
+        note="removes: one DELETE per member, 5 in flight (no batch archive; 10 connections a key)",
+    ),
+    "klaviyo": Target(
+        kind="klaviyo",
+        sync={
+            "identifiers": {"email": "email"},
+            "fields": {"first_name": "first_name", "lifetime_value": "lifetime_value"},
+            "consent_purpose": "email_marketing",
+        },
+        start=_klaviyo,
+        options=lambda served: {
+            "base_url": served.base_url,
+            "api_key_env": "BENCH_KLAVIYO_API_KEY",
+            "list_id": "SbxL1s",
+        },
+        env=lambda served: {"BENCH_KLAVIYO_API_KEY": served.emulator.api_key},
+        held=lambda served: len(served.emulator.members()),
+        requests=lambda served: len(served.emulator.requests),
+        note=(
+            "bound by Klaviyo's rate limits: per 100k adds 1,000 profile look-ups (tier L, 700/min) and "
+            "100 list calls + 10 import jobs (tier M, 150/min); removals by cached id: 100 list calls (M)"
+        ),
+    ),
+    "meta_custom_audience": Target(
+        kind="meta_custom_audience",
+        sync={
+            "identifiers": {
+                "email": "email",
+                "phone": "phone",
+                "first_name": "first_name",
+                "last_name": "last_name",
+                "city": "city",
+                "zip": "postal_code",
+                "country": "country",
+            },
+            "fields": {},
+            "consent_purpose": "ads_personalization",
+        },
+        start=_meta,
+        options=_meta_options,
+        env=lambda emulator: {"BENCH_META_TOKEN": emulator.access_token},
+        held=lambda emulator: len(emulator.emails()),
+        requests=lambda emulator: len(emulator.requests),
+        note=(
+            "adds: 10,000 rows a POST (Meta's limit); normalising and hashing 7 keys a row is ~40% of send (phone "
+            "parsing half of that); removals ride in the DELETE's query string as the SDK sends them, "
+            "~370 rows a 30,000-character URL, which urllib3 re-checks byte by byte"
+        ),
+    ),
+    "google_customer_match": Target(
+        kind="google_customer_match",
+        sync={
+            "identifiers": {
+                "email": "email",
+                "phone": "phone",
+                "first_name": "first_name",
+                "last_name": "last_name",
+                "zip": "postal_code",
+                "country": "country",
+            },
+            "consent_purpose": "ads_personalization",
+        },
+        start=_google_customer_match,
+        options=_google_options,
+        env=lambda running: {"BENCH_GOOGLE_ACCESS_TOKEN": running[1].token},
+        held=_google_held,
+        requests=lambda running: len(running[1].requests),
+        note=(
+            "Data Manager: 10,000 members a request; every request polled until done (PROCESSING at the first "
+            "poll, then 0.5 s to the next); email, phone and name+ZIP hashed per member"
+        ),
     ),
 }
 

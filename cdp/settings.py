@@ -5,6 +5,7 @@
 ``CDP_WAREHOUSE``  path of the DuckDB file (default: ``<repo>/warehouse/cdp.duckdb``); on other targets
                    the sample generator writes it first and ``cdp load-raw`` copies its raw tables over.
 ``CDP_SPARK_DIR``  the local Spark target's tables and metastore (default: ``<repo>/warehouse/spark``).
+``CDP_BUILD_SCHEDULE``  cron expression of the Dagster build-and-sync schedule (default hourly).
 
 Every tool — the CLI, dbt (through ``dbt_project/profiles.yml``), Dagster, the tests and the
 benchmarks — reads these from here, so setting one variable moves everything.
@@ -25,6 +26,10 @@ DEFAULT_TARGET = "duckdb"
 
 SPARK_DIR_ENV_VAR = "CDP_SPARK_DIR"
 DEFAULT_SPARK_DIR = REPO_ROOT / "warehouse" / "spark"
+
+#: cron expression of the Dagster build-and-sync schedule (orchestration/automation.py)
+BUILD_SCHEDULE_ENV_VAR = "CDP_BUILD_SCHEDULE"
+DEFAULT_BUILD_SCHEDULE = "0 * * * *"
 
 RAW_SCHEMA = "raw"
 GROUND_TRUTH_SCHEMA = "ground_truth"
@@ -68,3 +73,8 @@ def spark_dir() -> Path:
     configured = os.environ.get(SPARK_DIR_ENV_VAR)
     path = Path(configured).expanduser() if configured else DEFAULT_SPARK_DIR
     return path.resolve()
+
+
+def build_schedule() -> str:
+    """When the build-and-sync schedule runs: ``CDP_BUILD_SCHEDULE``, or hourly."""
+    return os.environ.get(BUILD_SCHEDULE_ENV_VAR, "").strip() or DEFAULT_BUILD_SCHEDULE

@@ -5,6 +5,7 @@ DuckDB allows one writer process at a time; open read-only wherever you only rea
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import duckdb
@@ -16,21 +17,36 @@ class WarehouseBusyError(RuntimeError):
     """Another process holds the DuckDB file's write lock."""
 
 
-def connect(path: Path | str | None = None, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse. A file another process is writing raises WarehouseBusyError."""
+#: how often a waiting writer tries the file lock again
+_RETRY_SECONDS = 0.2
+
+
+def connect(
+    path: Path | str | None = None, *, read_only: bool = False, wait_seconds: float = 0.0
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse. A file another process is writing raises WarehouseBusyError.
+
+    ``wait_seconds`` tries the lock again for that long first: a sensor's read-only glance
+    holds the file for milliseconds, and a writer that arrives in that moment should wait,
+    not fail. A long build still ends in WarehouseBusyError once the wait is over.
+    """
     target = Path(path) if path is not None else warehouse_path()
     if not read_only:
         target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return duckdb.connect(str(target), read_only=read_only)
-    except duckdb.IOException as error:
-        if "lock" in str(error).lower():
-            raise WarehouseBusyError(
-                f"The warehouse {target} is busy: another process (a dbt build, a Dagster run, another "
-                "cdp command) is writing to it. DuckDB allows one writer at a time; nothing was changed — "
-                "retry when it has finished."
-            ) from None
-        raise
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return duckdb.connect(str(target), read_only=read_only)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusyError(
+                    f"The warehouse {target} is busy: another process (a dbt build, a Dagster run, another "
+                    "cdp command) is writing to it. DuckDB allows one writer at a time; nothing was changed — "
+                    "retry when it has finished."
+                ) from None
+        time.sleep(_RETRY_SECONDS)
 
 
 def table_row_counts(con: duckdb.DuckDBPyConnection, schemas: list[str] | None = None) -> list[tuple[str, str, int]]:

@@ -3,9 +3,9 @@
 Thin wiring: the engine (destinations/engine.py) does the work and writes every run to
 the warehouse (destinations/state.py: runs, changes); this module shows progress and the outcome.
 
-Exit codes of `cdp sync`: 0 succeeded or dry run; 1 failed or partly failed (the failed
-records are retried next run); 3 stopped by the safety guard (nothing sent; review the
-plan, then --force).
+Exit codes of `cdp sync`: 0 succeeded or dry run (and a pause or resume recorded); 1 failed
+or partly failed (the failed records are retried next run); 3 stopped by the safety guard
+(nothing sent; review the plan, then --force); 4 the sync is paused (nothing sent).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from cli.console import table as _table
 from cli.options import require_duckdb_target, warehouse_option
 from cli.options import use_warehouse as _use_warehouse
 
-EXIT_CODES = {"succeeded": 0, "dry_run": 0, "partial": 1, "failed": 1, "stopped": 3}
+EXIT_CODES = {"succeeded": 0, "dry_run": 0, "partial": 1, "failed": 1, "stopped": 3, "paused": 4}
+#: how long a pause or resume waits for a writer that holds the warehouse before giving up
+PAUSE_WAIT_SECONDS = 10.0
 
 
 def load_current_syncs():
@@ -46,25 +48,56 @@ def load_current_syncs():
     help="Re-send every desired record, not only the changes (destination state drifted).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--pause",
+    "pause",
+    flag_value="pause",
+    default=None,
+    help="Pause the sync instead of running it: every run (CLI, Dagster, schedules) records `paused` and sends "
+    "nothing until --resume.",
+)
+@click.option("--resume", "pause", flag_value="resume", help="Resume a paused sync (it runs again from the next run).")
+@click.option("--reason", default=None, help="Why it is paused or resumed (kept with the change; no personal data).")
 @warehouse_option
-def sync_command(name: str, dry_run: bool, force: bool, full_resync: bool, quiet: bool, warehouse: str | None) -> None:
+def sync_command(
+    name: str,
+    dry_run: bool,
+    force: bool,
+    full_resync: bool,
+    quiet: bool,
+    pause: str | None,
+    reason: str | None,
+    warehouse: str | None,
+) -> None:
     """Run the sync NAME once: plan the changes in the warehouse, send them, record the outcome.
 
     A sync is a dbt exposure with a `meta.sync` block (dbt_project/models/syncs/).
     Only records the destination confirms advance the sync's state; failed records are
-    retried by the next run.
+    retried by the next run. With --pause or --resume, record that instead of running.
     """
     from cdp.warehouse import WarehouseBusyError
+    from destinations.alerts import utc_now
     from destinations.base import DestinationError
     from destinations.definitions import SyncDefinitionError
     from destinations.engine import SyncError, run_sync
     from destinations.registry import destination_connector, get_sync
 
+    if pause is None and reason is not None:
+        raise click.UsageError("--reason goes with --pause or --resume")
+    if pause is not None and (dry_run or force or full_resync):
+        raise click.UsageError(
+            f"--{pause} records a {pause}; it does not run the sync (drop --dry-run/--force/--full-resync)"
+        )
     require_duckdb_target("sync")
     path = _use_warehouse(warehouse)
     console = _console()
+    since, syncs = utc_now(), None
     try:
-        definition = get_sync(load_current_syncs(), name)
+        syncs = load_current_syncs()
+        definition = get_sync(syncs, name)
+        if pause is not None:
+            _set_paused(console, definition, path, pause == "pause", reason)
+            return
         with _ProgressBar(console, quiet, f"{name}") as progress:
             result = run_sync(
                 definition,
@@ -77,9 +110,62 @@ def sync_command(name: str, dry_run: bool, force: bool, full_resync: bool, quiet
                 on_plan=lambda plan: _print_coverage(console, plan),
             )
     except (SyncDefinitionError, SyncError, DestinationError, WarehouseBusyError) as error:
+        if syncs is not None and name in syncs:  # the run may have recorded its failure: judge it
+            _evaluate_alerts(console, name, path, since, syncs)
         raise click.ClickException(str(error)) from None
     _print_result(console, result)
+    _evaluate_alerts(console, name, path, since, syncs)
     raise SystemExit(EXIT_CODES.get(result.status, 1))
+
+
+def _set_paused(console: Console, definition, path, paused: bool, reason: str | None) -> None:
+    """Record a pause or resume in the warehouse (destinations.state owns the table)."""
+    from datetime import UTC, datetime
+
+    from cdp.warehouse import connect
+    from destinations import state
+
+    name = definition.name
+    with connect(path, wait_seconds=PAUSE_WAIT_SECONDS) as con:
+        before = state.set_paused(
+            con,
+            name,
+            paused=paused,
+            reason=reason,
+            changed_by=_operator(),
+            now=datetime.now(UTC).replace(tzinfo=None),
+        )
+    if paused:
+        console.print(
+            f"[yellow]{name}: paused[/]"
+            + (" (it was already paused; reason updated)" if before else "")
+            + f" — every run records `paused` and sends nothing until `cdp sync {name} --resume`."
+        )
+    else:
+        console.print(
+            f"[green]{name}: resumed[/]" + ("" if before else " (it was not paused)") + " — the next run sends."
+        )
+    if definition.paused:
+        console.print(
+            f"[yellow]note:[/] {name} also has `paused: true` in its definition; that pause stays until removed."
+        )
+
+
+def _operator() -> str:
+    """Who made the change: the login name, as an audit trail."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _evaluate_alerts(console: Console, name: str, path, since, syncs) -> None:
+    """The sync's alert rules on the runs this command made (printed; never changes the exit code)."""
+    from cli.alerts import evaluate_alerts
+
+    evaluate_alerts(console, path, lambda alerter: alerter.after_sync(name, since), known_syncs=syncs)
 
 
 class _ProgressBar:
@@ -163,13 +249,27 @@ def syncs_command(warehouse: str | None) -> None:
         raise click.ClickException(str(error)) from None
     last_runs: dict[str, state.LastRun] = {}
     held: dict[str, int] = {}
+    pauses: dict[str, state.Pause] = {}
     if path.exists():
         with connect(path, read_only=True) as con:
             last_runs = state.last_runs(con)
             held = state.held_counts(con)
+            pauses = state.pauses(con)
     outcomes = "/".join(count.name for count in OUTCOME_COUNTS)
     table = _table("Syncs")
-    columns = ("sync", "segment", "destination", "mode", "schedule", "held", "last run", "status", outcomes, "platform")
+    columns = (
+        "sync",
+        "segment",
+        "destination",
+        "mode",
+        "schedule",
+        "paused",
+        "held",
+        "last run",
+        "status",
+        outcomes,
+        "platform",
+    )
     for column in columns:
         table.add_column(column, justify="right" if column == "held" else "left")
     for name, definition in sorted(syncs.items()):
@@ -180,6 +280,7 @@ def syncs_command(warehouse: str | None) -> None:
             definition.destination,
             definition.mode,
             definition.schedule or "manual",
+            _paused_cell(definition, pauses.get(name)),
             f"{held.get(name, 0):,}",
             f"{run.started_at:%Y-%m-%d %H:%M}" if run else "never",
             run.status if run else "",
@@ -187,6 +288,12 @@ def syncs_command(warehouse: str | None) -> None:
             format_report(run.destination_report) if run else "",
         )
     _console().print(table)
+
+
+def _paused_cell(definition, pause) -> str:
+    """'' when the sync runs; otherwise why it is paused."""
+    reasons = (["in definition"] if definition.paused else []) + ([pause.describe()] if pause else [])
+    return "paused " + "; ".join(reasons) if reasons else ""
 
 
 @click.command("sandbox")
@@ -209,7 +316,7 @@ def sandbox_command(port: int, host: str, ready_file: str | None, quiet: bool) -
     """Serve a local emulator of every destination platform, in the foreground.
 
     Each platform answers under its own path prefix on one port (webhook, mailchimp, klaviyo,
-    meta, datamanager, googleads), enforcing the platform's rules. Export the variables it
+    meta, datamanager, googleads; slack and alerts receive alerts), enforcing the platform's rules. Export the variables it
     prints in another shell (the demo connections in destinations.yml read them), then run
     `cdp sync NAME`.
     """

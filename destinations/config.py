@@ -28,7 +28,11 @@ DEFAULT_DESTINATIONS_FILE = REPO_ROOT / "destinations.yml"
 #: connector type -> "module:Class", each a destinations.base.Destination. Adding a platform
 #: is adding a line here (and a harness in tests/contract/, or the contract suite fails).
 CONNECTORS: dict[str, str] = {
+    "klaviyo": "destinations.klaviyo:KlaviyoDestination",
     "webhook": "destinations.webhook:WebhookDestination",
+    "mailchimp": "destinations.mailchimp:MailchimpDestination",
+    "meta_custom_audience": "destinations.meta:MetaCustomAudienceDestination",
+    "google_customer_match": "destinations.google_customer_match:GoogleCustomerMatchDestination",
 }
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -59,6 +63,13 @@ class DestinationConfig:
     @property
     def accepts_fields(self) -> bool:
         return bool(self.connector_class.accepts_fields)
+
+    @property
+    def required_consent_purpose(self) -> str | None:
+        """The consent purpose a sync to this destination must filter by (None: any or none).
+        A connector that tells its platform every member consented (Google's consent
+        fields) declares it, so that statement is always true."""
+        return getattr(self.connector_class, "required_consent_purpose", None)
 
 
 def destinations_file() -> Path:
@@ -98,11 +109,15 @@ def connector_class(kind: str) -> type[Destination]:
 def connect(config: DestinationConfig, *, sync_name: str = "", env: Mapping[str, str] | None = None) -> Destination:
     """A live connector for ``config``; configuration problems raise DestinationConfigError."""
     env = os.environ if env is None else env
-    options = {key: _expand(value, env) for key, value in config.options.items()}
+    options = {key: expand_env(value, env) for key, value in config.options.items()}
     return config.connector_class.from_config(config.name, options, env, sync_name=sync_name)
 
 
-def _expand(value: Any, env: Mapping[str, str]) -> Any:
+def expand_env(value: Any, env: Mapping[str, str]) -> Any:
+    """``value`` with every ``${VAR}`` / ``${VAR:-default}`` replaced from ``env`` (non-text as is).
+
+    An unset variable without a default raises DestinationConfigError naming the variable
+    (never a value); alerts.yml is read with the same rule (destinations/alerts/config.py)."""
     if not isinstance(value, str):
         return value
 

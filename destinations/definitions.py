@@ -29,6 +29,10 @@ from destinations.base import MODES
 from destinations.config import DestinationConfig
 
 DEFAULT_MAX_REMOVAL_SHARE = 0.2
+#: the audience checks (destinations/audience_checks.py); README "Checks that guard a sync" says why these
+DEFAULT_MAX_MISSING_KEY_SHARE = 0.5
+DEFAULT_MAX_SHRINK_SHARE = 0.2
+DEFAULT_MAX_GROWTH_SHARE = 1.0
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-]+$")
 _KNOWN_FIELDS = {
@@ -42,6 +46,10 @@ _KNOWN_FIELDS = {
     "holdout_percent",
     "schedule",
     "max_removal_share",
+    "max_missing_key_share",
+    "max_shrink_share",
+    "max_growth_share",
+    "paused",
 }
 
 
@@ -64,6 +72,13 @@ class SyncDefinition:
     holdout_percent: int = 0
     schedule: str | None = None
     max_removal_share: float = DEFAULT_MAX_REMOVAL_SHARE
+    #: the audience checks: share of the audience that may lack a usable key, and how far the
+    #: audience may shrink or grow against what the destination holds (shares of that)
+    max_missing_key_share: float = DEFAULT_MAX_MISSING_KEY_SHARE
+    max_shrink_share: float = DEFAULT_MAX_SHRINK_SHARE
+    max_growth_share: float = DEFAULT_MAX_GROWTH_SHARE
+    #: paused in its definition: runs record `paused` and send nothing (`cdp sync NAME --pause` does the same)
+    paused: bool = False
     description: str = ""
     owner: str = ""
     #: dbt models the exposure depends on (the segment's model), for lineage
@@ -186,13 +201,28 @@ def parse_sync_definition(
         if consent_purpose not in purposes:
             raise fail("consent_purpose", f"'{consent_purpose}' is not one of {', '.join(purposes)}")
 
+    required_purpose = destination.required_consent_purpose
+    if required_purpose and consent_purpose != required_purpose:
+        raise fail(
+            "consent_purpose",
+            f"destination '{destination_name}' ({destination.type}) tells the platform that every member it "
+            f"sends consented to {required_purpose}: set consent_purpose: {required_purpose}",
+        )
+
     holdout = spec.get("holdout_percent", 0)
     if isinstance(holdout, bool) or not isinstance(holdout, int) or not 0 <= holdout <= 99:
         raise fail("holdout_percent", f"must be a whole number from 0 to 99, got {holdout!r}")
 
-    share = spec.get("max_removal_share", DEFAULT_MAX_REMOVAL_SHARE)
-    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
-        raise fail("max_removal_share", f"must be a number above 0 and at most 1, got {share!r}")
+    share = _share(spec, "max_removal_share", DEFAULT_MAX_REMOVAL_SHARE, fail)
+    missing_key_share = _share(spec, "max_missing_key_share", DEFAULT_MAX_MISSING_KEY_SHARE, fail)
+    shrink_share = _share(spec, "max_shrink_share", DEFAULT_MAX_SHRINK_SHARE, fail)
+    growth_share = spec.get("max_growth_share", DEFAULT_MAX_GROWTH_SHARE)
+    if isinstance(growth_share, bool) or not isinstance(growth_share, int | float) or not growth_share > 0:
+        raise fail("max_growth_share", f"must be a number above 0 (1 = the audience may double), got {growth_share!r}")
+
+    paused = spec.get("paused", False)
+    if not isinstance(paused, bool):
+        raise fail("paused", f"must be true or false, got {paused!r}")
 
     schedule = spec.get("schedule")
     if schedule is not None:
@@ -212,11 +242,23 @@ def parse_sync_definition(
         consent_purpose=consent_purpose,
         holdout_percent=holdout,
         schedule=str(schedule) if schedule is not None else None,
-        max_removal_share=float(share),
+        max_removal_share=share,
+        max_missing_key_share=missing_key_share,
+        max_shrink_share=shrink_share,
+        max_growth_share=float(growth_share),
+        paused=paused,
         description=exposure.get("description") or "",
         owner=owner.get("name") or owner.get("email") or "",
         models=tuple(node.split(".")[-1] for node in exposure.get("depends_on", {}).get("nodes", [])),
     )
+
+
+def _share(spec: Mapping[str, Any], field_name: str, default: float, fail) -> float:
+    """A share setting: a number above 0 and at most 1."""
+    share = spec.get(field_name, default)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+        raise fail(field_name, f"must be a number above 0 and at most 1, got {share!r}")
+    return float(share)
 
 
 def _text(value: Any, fail, field_name: str) -> str:

@@ -4,11 +4,15 @@ One run of one sync:
 
 1. take the sync's lock (one run per sync at a time, across processes);
 2. mark runs a crash left "running" as crashed (the lock proves they are dead);
-3. check the definition against the warehouse, then plan in SQL (destinations/plan.py);
-4. dry run: stop here — the plan table is the reviewable output, no state changes;
-5. the safety guard: an empty source or removals above ``max_removal_share`` of what
-   the destination holds stop the run before anything is sent, unless forced;
-6. stream the plan in the destination's batch size (one batch in memory), send, and in
+3. a paused sync (in its definition, or `cdp sync NAME --pause`) stops here: the run is
+   recorded as `paused` and nothing is planned or sent (a dry run still plans);
+4. check the definition against the warehouse, then plan in SQL (destinations/plan.py),
+   and weigh the planned audience (destinations/audience_checks.py);
+5. dry run: stop here — the plan table is the reviewable output, no state changes;
+6. the safety guard: an empty source or removals above ``max_removal_share`` of what
+   the destination holds stop the run before anything is sent, unless forced; so do
+   failed audience checks when the caller enforces them (Dagster's send does);
+7. stream the plan in the destination's batch size (one batch in memory), send, and in
    one transaction per batch: log every change, advance the confirmed state only for
    records the destination confirmed, record failures (retried next run) and rejections
    (skipped until their payload changes).
@@ -37,10 +41,18 @@ from filelock import FileLock, Timeout
 
 from cdp.warehouse import connect
 from destinations import state
+from destinations.audience_checks import AudienceCheck, check_audience, failures
 from destinations.base import Change, Destination, DestinationConfigError, DestinationUnavailable, Outcome
 from destinations.definitions import SyncDefinition
 from destinations.http import redact
-from destinations.plan import SyncSources, build_plan, check_against_warehouse, plan_table, planned_changes
+from destinations.plan import (
+    SyncSources,
+    build_plan,
+    check_against_warehouse,
+    plan_table,
+    planned_changes,
+    segment_min_size,
+)
 from destinations.summary import PlanSummary
 
 #: a record that failed this many runs in a row is treated as rejected until its payload changes
@@ -63,10 +75,14 @@ class SyncAlreadyRunning(SyncError):
 class SyncRunResult:
     run_id: str
     sync_name: str
-    #: dry_run | stopped | succeeded | partial | failed
+    #: dry_run | paused | stopped | succeeded | partial | failed
     status: str
     message: str
     plan: PlanSummary | None = None
+    #: the audience checks' verdicts on the plan (empty when the run did not plan)
+    checks: tuple[AudienceCheck, ...] = ()
+    #: why the sync is paused ("in its definition", or the CLI's pause), when it is
+    paused: str | None = None
     #: the outcome counts (destinations.summary.OUTCOME_COUNTS)
     sent: int = 0
     confirmed: int = 0
@@ -95,8 +111,13 @@ def run_sync(
     after_send: Callable[[int], None] | None = None,
     open_warehouse: OpenWarehouse = connect,
     on_plan: Callable[[PlanSummary], None] | None = None,
+    enforce_audience_checks: bool = False,
 ) -> SyncRunResult:
     """Run ``sync`` once against the DuckDB file ``warehouse``.
+
+    Every run that plans weighs the audience (``result.checks``); with
+    ``enforce_audience_checks`` a failed check stops the run before anything is sent, as
+    the mass-removal guard does (``force`` overrides both).
 
     ``after_send(batch_number)`` is called after each batch is sent and before its
     outcomes are committed (tests use it to simulate a crash at the worst moment).
@@ -109,7 +130,15 @@ def run_sync(
     with _SyncLock(warehouse, sync.name):
         con = open_warehouse(warehouse)  # another writer: WarehouseBusyError, before anything is planned
         try:
-            run = _Run(con, sync, sources, dry_run=dry_run, force=force, full_resync=full_resync)
+            run = _Run(
+                con,
+                sync,
+                sources,
+                dry_run=dry_run,
+                force=force,
+                full_resync=full_resync,
+                enforce_audience_checks=enforce_audience_checks,
+            )
             return run.execute(connect_destination, progress, after_send, on_plan)
         finally:
             con.close()
@@ -151,7 +180,15 @@ def _now() -> datetime:
 
 class _Run:
     def __init__(
-        self, con, sync: SyncDefinition, sources: SyncSources, *, dry_run: bool, force: bool, full_resync: bool
+        self,
+        con,
+        sync: SyncDefinition,
+        sources: SyncSources,
+        *,
+        dry_run: bool,
+        force: bool,
+        full_resync: bool,
+        enforce_audience_checks: bool = False,
     ):
         self.con = con
         self.sync = sync
@@ -159,6 +196,7 @@ class _Run:
         self.dry_run = dry_run
         self.force = force
         self.full_resync = full_resync
+        self.enforce_audience_checks = enforce_audience_checks
         self.run_id = f"{_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         self.table = plan_table(sync)
         self.started = time.perf_counter()
@@ -167,7 +205,9 @@ class _Run:
     def execute(self, connect_destination, progress, after_send, on_plan=None) -> SyncRunResult:
         state.ensure_tables(self.con)
         state.mark_crashed_runs(self.con, self.sync.name)  # the lock we hold proves they are dead
-        check_against_warehouse(self.con, self.sync, self.sources)
+        self.result.paused = self._paused()
+        if not (self.result.paused and not self.dry_run):
+            check_against_warehouse(self.con, self.sync, self.sources)
         state.insert_run(
             self.con,
             run_id=self.run_id,
@@ -179,19 +219,32 @@ class _Run:
             full_resync=self.full_resync,
             now=_now(),
         )
+        if self.result.paused and not self.dry_run:
+            return self._finish(
+                "paused",
+                f"sync '{self.sync.name}' is paused ({self.result.paused}); nothing was planned or sent. "
+                f"{self._how_to_resume()}",
+            )
         plan = build_plan(self.con, self.sync, self.sources, full_resync=self.full_resync, run_id=self.run_id)
         self.result.plan = plan
         state.record_plan(self.con, self.run_id, plan, _now())
+        self.result.checks = check_audience(self.sync, plan, segment_min_size(self.con, self.sync, self.sources))
         if on_plan is not None:
             on_plan(plan)
 
         if self.dry_run:
+            failed = [check.name for check in self.result.checks if not check.passed]
             return self._finish(
                 "dry_run",
                 f"dry run: {plan.adds} to add, {plan.updates} to update, {plan.removes} to remove, "
-                f"{plan.invalid} invalid; review {self.table}. Nothing was sent and state is unchanged.",
+                f"{plan.invalid} invalid; review {self.table}. Nothing was sent and state is unchanged."
+                + (f" Failed audience checks: {', '.join(failed)}." if failed else "")
+                + (f" The sync is paused ({self.result.paused})." if self.result.paused else ""),
             )
         stop_reason = None if self.force else self._guard(plan)
+        if stop_reason is None and self.enforce_audience_checks and not self.force:
+            failed = failures(self.result.checks)
+            stop_reason = f"stopped before sending: {failed}" if failed else None
         if stop_reason:
             return self._finish("stopped", stop_reason)
 
@@ -213,6 +266,18 @@ class _Run:
         finally:
             destination.close()
         return self._finish(*self._verdict(plan, unavailable))
+
+    def _paused(self) -> str | None:
+        """Why this sync is paused, or None: its definition first, then the CLI's pause."""
+        if self.sync.paused:
+            return "paused: true in its definition"
+        pause = state.pause_of(self.con, self.sync.name)
+        return pause.describe() if pause else None
+
+    def _how_to_resume(self) -> str:
+        if self.sync.paused:
+            return "Remove `paused: true` from its meta.sync block to resume."
+        return f"Resume with `cdp sync {self.sync.name} --resume`."
 
     def _guard(self, plan: PlanSummary) -> str | None:
         """Why this run must not send anything without --force, or None."""

@@ -10,6 +10,7 @@ raises :class:`DestinationUnavailable` and the engine plans the batch again next
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, NamedTuple
 
@@ -135,6 +136,41 @@ def build_session(
     session.mount("http://", adapter)
     session.headers["User-Agent"] = user_agent
     return session
+
+
+class _QuerySecretFilter(logging.Filter):
+    """Blanks the values of named query parameters in a log record's message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+        self.pattern: re.Pattern[str] | None = None
+
+    def add(self, names: tuple[str, ...]) -> None:
+        self.names.update(names)
+        alternatives = "|".join(re.escape(name) for name in sorted(self.names))
+        self.pattern = re.compile(rf"(?<![\w])({alternatives})=[^&\s'\"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.pattern is not None:
+            message = record.getMessage()
+            cleaned = self.pattern.sub(rf"\1={REDACTED}", message)
+            if cleaned != message:
+                record.msg, record.args = cleaned, ()
+        return True
+
+
+_QUERY_SECRETS = _QuerySecretFilter()
+
+
+def hide_query_secrets(*names: str) -> None:
+    """Keep the values of these query parameters out of urllib3's log (it logs the full URL of
+    a request it retries): for platforms that take a credential in the query string, as Meta's
+    Graph API takes ``access_token``."""
+    logger = logging.getLogger("urllib3.connectionpool")
+    _QUERY_SECRETS.add(names)
+    if _QUERY_SECRETS not in logger.filters:
+        logger.addFilter(_QUERY_SECRETS)
 
 
 def redact(text: str, *extra: str) -> str:

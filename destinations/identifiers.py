@@ -34,6 +34,8 @@ pages publish are the cases in ``tests/test_identifiers.py``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 import unicodedata
@@ -59,9 +61,42 @@ def is_sha256_hex(value: Any) -> bool:
     return isinstance(value, str) and _SHA256_HEX.fullmatch(value) is not None
 
 
-def mailchimp_subscriber_hash(email: str) -> str:
-    """Mailchimp addresses a member by the MD5 hex of the lower-cased email."""
-    return hashlib.md5(email.strip().lower().encode("utf-8")).hexdigest()
+def mailchimp_email(email: Any) -> str:
+    """The form Mailchimp matches a member by: the email trimmed and lower-cased (a member
+    is the same person whatever the case of the address sent). Not validated: Mailchimp
+    judges the address itself and answers per member."""
+    return str(email).strip().lower()
+
+
+def mailchimp_subscriber_hash(email: Any) -> str:
+    """Mailchimp addresses a member by the MD5 hex of the lower-cased email
+    (``Urist.McVankab@freddiesjokes.com`` → ``62eeb292278cc15f5817cb78f7790b08``)."""
+    return hashlib.md5(mailchimp_email(email).encode("utf-8")).hexdigest()
+
+
+def sha256_base64(value: str) -> str:
+    """Standard base64 of the SHA-256 digest of ``value`` (Data Manager's ``BASE64`` encoding)."""
+    return base64.b64encode(hashlib.sha256(value.encode("utf-8")).digest()).decode("ascii")
+
+
+def is_sha256_base64(value: Any) -> bool:
+    """True for standard base64 (with padding) of exactly 32 bytes: a SHA-256 digest."""
+    if not isinstance(value, str) or len(value) != 44:
+        return False
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def hex_to_base64(digest_hex: str) -> str:
+    """A hex SHA-256 digest re-encoded as base64 (the same hash, Data Manager's other encoding)."""
+    return base64.b64encode(bytes.fromhex(digest_hex)).decode("ascii")
+
+
+def base64_to_hex(digest_base64: str) -> str:
+    """A base64 SHA-256 digest as lower-case hex."""
+    return base64.b64decode(digest_base64, validate=True).hex()
 
 
 # --------------------------------------------------------------------------- shared rules
@@ -359,7 +394,7 @@ def google_user_identifiers(identifiers: Mapping[str, Any], *, encoding: str = "
     ``address`` with hashed given and family names, an unhashed region and postal code —
     sent only when all four are known, as Customer Match requires.
     """
-    digest = sha256_hex if encoding == "HEX" else _sha256_base64
+    digest = sha256_hex if encoding == "HEX" else sha256_base64
     country = country_code(identifiers.get("country"))
     out: list[dict[str, Any]] = []
     if (normalised := google_email(identifiers.get("email"))) is not None:
@@ -381,12 +416,6 @@ def google_user_identifiers(identifiers: Mapping[str, Any], *, encoding: str = "
             }
         )
     return out
-
-
-def _sha256_base64(value: str) -> str:
-    import base64
-
-    return base64.b64encode(hashlib.sha256(value.encode("utf-8")).digest()).decode("ascii")
 
 
 #: identifier names each ad platform can match on (a sync maps these to sync_profile_fields columns)

@@ -75,10 +75,13 @@ def option(
     return field(default=default, metadata=metadata)
 
 
-def secret_option(*, help: str, hint: str) -> Any:
-    """An option naming the environment variable that holds a secret (always required).
-    ``hint`` tells the user what to export when the variable is not set."""
-    return field(metadata={"help": help, "secret": True, "hint": hint})
+def secret_option(*, help: str, hint: str, required: bool = True) -> Any:
+    """An option naming the environment variable that holds a secret. ``hint`` tells the
+    user what to export when the variable is not set. An optional one (``required=False``,
+    e.g. an app secret only some accounts enforce) is None when the option is left out; when
+    it is given, its variable must be set like any other."""
+    metadata = {"help": help, "secret": True, "hint": hint}
+    return field(metadata=metadata) if required else field(default=None, metadata=metadata)
 
 
 def option_specs(record_type: type) -> list[OptionSpec]:
@@ -114,7 +117,7 @@ def parse_options(
     for name, spec in fields_by_name.items():
         raw = options.get(name)
         if _is_empty(raw):
-            if spec.metadata.get("secret") or spec.default is dataclasses.MISSING:
+            if spec.default is dataclasses.MISSING:
                 raise DestinationConfigError(f"{label}: option {name} is required ({_expectation(spec, hints[name])})")
             continue  # the record's default
         if spec.metadata.get("secret"):

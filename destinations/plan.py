@@ -24,9 +24,17 @@ from destinations import state
 from destinations.base import Change
 from destinations.definitions import SyncDefinition, SyncDefinitionError
 from destinations.sql_templates import execute_bound, render
-from destinations.summary import PlanSummary
+from destinations.summary import INVALID_REASONS, PlanSummary
 
-__all__ = ["PlanSummary", "SyncSources", "build_plan", "check_against_warehouse", "plan_table", "planned_changes"]
+__all__ = [
+    "PlanSummary",
+    "SyncSources",
+    "build_plan",
+    "check_against_warehouse",
+    "plan_table",
+    "planned_changes",
+    "segment_min_size",
+]
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,18 @@ def check_against_warehouse(con: duckdb.DuckDBPyConnection, sync: SyncDefinition
             )
 
 
+def segment_min_size(con: duckdb.DuckDBPyConnection, sync: SyncDefinition, sources: SyncSources) -> int | None:
+    """The minimum size the segment's YAML gives it (``segments.min_size``), or None where
+    none is set (or the segments table has no such column, as in a hand-made warehouse)."""
+    cursor = con.execute(f"select * from {sources.segments} where segment_name = ? limit 1", [sync.segment])
+    columns = [column[0].lower() for column in cursor.description]
+    rows = cursor.fetchall()
+    if not rows or "min_size" not in columns:
+        return None
+    value = rows[0][columns.index("min_size")]
+    return None if value is None else int(value)
+
+
 def build_plan(
     con: duckdb.DuckDBPyConnection,
     sync: SyncDefinition,
@@ -119,6 +139,11 @@ def build_plan(
         from sync_desired
         """
     ).fetchall()[0]
+    invalid_by_reason = dict(
+        con.execute(
+            "select invalid_reason, count(*) from sync_desired where invalid_reason is not null group by 1"
+        ).fetchall()
+    )
     ops = dict(con.execute(f"select op, count(*) from {plan_table(sync)} group by op").fetchall())
     # skipped rows that would have been adds or updates: still desired, but not unchanged
     (skipped_upserts,) = con.execute(
@@ -131,6 +156,7 @@ def build_plan(
         excluded_consent=counts[2],
         excluded_holdout=counts[3],
         invalid=counts[4],
+        **{field: invalid_by_reason.get(reason, 0) for reason, field in INVALID_REASONS.items()},
         desired=desired,
         confirmed_before=state.held_count(con, sync.name),
         adds=adds,

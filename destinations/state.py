@@ -9,7 +9,10 @@ change to this module and the SQL beside it (``destinations/sql/state.sql`` for 
 - ``runs``: one row per run, with the counts of destinations.summary;
 - ``changes``: every change attempted and every invalid row reported, per run;
 - ``failures``: records the destination did not take, with their attempts;
-- ``in_flight``: changes sent whose answer has not arrived (they may have landed).
+- ``in_flight``: changes sent whose answer has not arrived (they may have landed);
+- ``controls``: pauses and resumes, one row per change; a sync's latest row is in force.
+- ``alerts`` and ``alert_deliveries``: each alert raised (once per open condition) and the
+  notices owed to its channels (``sql/alerts.sql``; destinations/alerts/ decides what to raise).
 
 The plan table of a sync (``plan__<sync>``) lives in the same schema but belongs to
 destinations.plan, which rebuilds it every run; the statements here that read it are
@@ -60,6 +63,21 @@ class LastRun:
     identifier_coverage: dict[str, int]
     #: the platform's own figures for the run (Destination.report())
     destination_report: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A sync paused from the CLI: its runs record `paused` and send nothing."""
+
+    sync_name: str
+    reason: str | None
+    changed_by: str
+    changed_at: datetime
+
+    def describe(self) -> str:
+        """ "since 2026-11-25 10:00 UTC by alice: campaign on hold" """
+        because = f": {self.reason}" if self.reason else ""
+        return f"since {self.changed_at:%Y-%m-%d %H:%M} UTC by {self.changed_by}{because}"
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -216,6 +234,48 @@ def commit_batch(
         con.unregister("batch_outcomes")
 
 
+# -- pause and resume ---------------------------------------------------------------------
+
+
+def set_paused(
+    con: duckdb.DuckDBPyConnection,
+    sync_name: str,
+    *,
+    paused: bool,
+    reason: str | None,
+    changed_by: str,
+    now: datetime,
+) -> Pause | None:
+    """Pause or resume a sync (a new row in controls); returns the pause that was in force before."""
+    ensure_tables(con)
+    before = pause_of(con, sync_name)
+    con.execute(
+        f"insert into {STATE_SCHEMA}.controls (sync_name, paused, reason, changed_by, changed_at) "
+        "values (?, ?, ?, ?, ?)",
+        [sync_name, paused, reason, changed_by, now],
+    )
+    return before
+
+
+def pauses(con: duckdb.DuckDBPyConnection) -> dict[str, Pause]:
+    """Every sync paused now, by name; works on a read-only connection and a fresh warehouse."""
+    if not _has_table(con, "controls"):
+        return {}
+    rows = con.execute(
+        f"""
+        select sync_name, paused, reason, changed_by, changed_at
+        from {STATE_SCHEMA}.controls
+        qualify row_number() over (partition by sync_name order by changed_at desc) = 1
+        """
+    ).fetchall()
+    return {name: Pause(name, reason, by, at) for name, paused, reason, by, at in rows if paused}
+
+
+def pause_of(con: duckdb.DuckDBPyConnection, sync_name: str) -> Pause | None:
+    """The pause in force for one sync, or None."""
+    return pauses(con).get(sync_name)
+
+
 # -- reads -------------------------------------------------------------------------------
 
 
@@ -253,8 +313,181 @@ def last_runs(con: duckdb.DuckDBPyConnection) -> dict[str, LastRun]:
 
 def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether a run ever created the tables (a fresh warehouse has none)."""
+    return _has_table(con, "runs")
+
+
+# -- alerts (destinations/alerts/: rules judge, these statements remember) ------------------------
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of a sync as cdp_sync.runs holds it, for the alert rules."""
+
+    run_id: str
+    sync_name: str
+    destination: str
+    status: str
+    message: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    #: every count of destinations.summary by name (None where the run never planned)
+    counts: dict[str, int | None]
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds() if self.finished_at else 0.0
+
+
+class PendingNotice(NamedTuple):
+    """A notice owed to a channel, with what its alert says."""
+
+    alert_id: str
+    channel: str
+    #: fired | resolved
+    notice: str
+    rule_name: str
+    rule_kind: str
+    subject: str
+    summary: str
+    facts: dict[str, Any]
+    first_seen_at: datetime
+    resolved_at: datetime | None
+    attempts: int
+
+
+def ensure_alert_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(render("alerts.sql", schema=STATE_SCHEMA))
+
+
+def runs_started_since(con: duckdb.DuckDBPyConnection, sync_name: str, since: datetime) -> list[RunRecord]:
+    """The runs of one sync started at or after ``since``, oldest first (none before any run)."""
+    if not _has_tables(con):
+        return []
+    counts = PLAN_COUNTS + OUTCOME_COUNTS
+    rows = con.execute(
+        f"""
+        select run_id, sync_name, destination, status, message, started_at, finished_at,
+            {", ".join(count.name for count in counts)}
+        from {STATE_SCHEMA}.runs
+        where sync_name = ? and started_at >= ?
+        order by started_at
+        """,
+        [sync_name, since],
+    ).fetchall()
+    return [
+        RunRecord(*row[:7], counts={count.name: value for count, value in zip(counts, row[7:], strict=True)})
+        for row in rows
+    ]
+
+
+def open_alert(con: duckdb.DuckDBPyConnection, rule_name: str, subject: str, condition_key: str) -> str | None:
+    """The id of the unresolved alert of this rule on this subject and condition, or None."""
+    rows = con.execute(
+        f"""
+        select alert_id from {STATE_SCHEMA}.alerts
+        where rule_name = ? and subject = ? and condition_key = ? and resolved_at is null
+        """,
+        [rule_name, subject, condition_key],
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
+def insert_alert(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    alert_id: str,
+    rule_name: str,
+    rule_kind: str,
+    subject: str,
+    condition_key: str,
+    summary: str,
+    facts: Mapping[str, Any],
+    channels: Sequence[str],
+    now: datetime,
+) -> None:
+    """A condition opened: its alert, and a pending "fired" notice per channel."""
+    con.execute(
+        f"insert into {STATE_SCHEMA}.alerts values (?, ?, ?, ?, ?, ?, ?, ?, ?, null, null)",
+        [alert_id, rule_name, rule_kind, subject, condition_key, summary, _json(facts), now, now],
+    )
+    _owe_notices(con, alert_id, "fired", channels, now)
+
+
+def touch_alert(con: duckdb.DuckDBPyConnection, alert_id: str, now: datetime) -> None:
+    """The condition still holds: nothing is sent again."""
+    con.execute(f"update {STATE_SCHEMA}.alerts set last_seen_at = ? where alert_id = ?", [now, alert_id])
+
+
+def resolve_alert(con: duckdb.DuckDBPyConnection, alert_id: str, channels: Sequence[str], now: datetime) -> None:
+    """The condition cleared: the alert is resolved; a "resolved" notice is owed to ``channels``."""
+    con.execute(f"update {STATE_SCHEMA}.alerts set resolved_at = ? where alert_id = ?", [now, alert_id])
+    _owe_notices(con, alert_id, "resolved", channels, now)
+
+
+def _owe_notices(con: duckdb.DuckDBPyConnection, alert_id: str, notice: str, channels: Sequence[str], now) -> None:
+    if channels:
+        con.executemany(
+            f"insert into {STATE_SCHEMA}.alert_deliveries values (?, ?, ?, 'pending', 0, null, ?, null, null)",
+            [[alert_id, channel, notice, now] for channel in channels],
+        )
+
+
+def pending_notices(con: duckdb.DuckDBPyConnection) -> list[PendingNotice]:
+    """Every notice not yet delivered, oldest first (an alert's "fired" before its "resolved")."""
+    rows = con.execute(
+        f"""
+        select d.alert_id, d.channel, d.notice, a.rule_name, a.rule_kind, a.subject, a.summary, a.facts,
+            a.first_seen_at, a.resolved_at, d.attempts
+        from {STATE_SCHEMA}.alert_deliveries as d
+        inner join {STATE_SCHEMA}.alerts as a using (alert_id)
+        where d.status = 'pending'
+        order by d.created_at, d.alert_id, d.notice = 'resolved', d.channel
+        """
+    ).fetchall()
+    return [PendingNotice(*row[:7], json.loads(row[7] or "{}"), *row[8:]) for row in rows]
+
+
+def record_delivery(
+    con: duckdb.DuckDBPyConnection,
+    notice: PendingNotice,
+    *,
+    status: str,
+    error: str | None,
+    now: datetime,
+) -> None:
+    """What became of one attempt: sent, still pending (with the channel's error), or abandoned."""
+    con.execute(
+        f"""
+        update {STATE_SCHEMA}.alert_deliveries
+        set status = ?, attempts = attempts + 1, last_error = ?, last_attempt_at = ?,
+            sent_at = case when ? = 'sent' then ? end
+        where alert_id = ? and channel = ? and notice = ? and status = 'pending'
+        """,
+        [status, error, now, status, now, notice.alert_id, notice.channel, notice.notice],
+    )
+    if status == "sent":
+        con.execute(f"update {STATE_SCHEMA}.alerts set last_sent_at = ? where alert_id = ?", [now, notice.alert_id])
+
+
+def open_alerts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, datetime, datetime]]:
+    """(rule, subject, summary, first seen, last seen) of every unresolved alert, oldest first."""
+    if not _has_table(con, "alerts"):
+        return []
+    return con.execute(
+        f"""
+        select rule_name, subject, summary, first_seen_at, last_seen_at
+        from {STATE_SCHEMA}.alerts where resolved_at is null order by first_seen_at
+        """
+    ).fetchall()
+
+
+def _json(value: Mapping[str, Any]) -> str:
+    return json.dumps(dict(value), sort_keys=True, default=str)
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     (found,) = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = 'runs'",
-        [STATE_SCHEMA],
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [STATE_SCHEMA, table],
     ).fetchall()[0]
     return found > 0

@@ -42,6 +42,10 @@ class PlanSummary:
     excluded_consent: int = _count("excluded_consent", "excluded: no consent / deletion")
     excluded_holdout: int = _count("excluded_holdout", "excluded: holdout")
     invalid: int = _count("invalid", "invalid (reported, not sent)")
+    #: the invalid rows by reason (INVALID_REASONS): what the audience checks weigh
+    invalid_null_key: int = _count("invalid_null_key", "  of which: no key")
+    invalid_duplicate_key: int = _count("invalid_duplicate_key", "  of which: key shared by several profiles")
+    invalid_malformed_key: int = _count("invalid_malformed_key", "  of which: malformed key")
     desired: int = _count("desired", "desired")
     confirmed_before: int = _count("confirmed_before", "held at destination before")
     adds: int = _count("planned_adds", "planned adds")
@@ -58,6 +62,12 @@ class PlanSummary:
     def sendable(self) -> int:
         return self.adds + self.updates + self.removes
 
+    @property
+    def eligible(self) -> int:
+        """Members left once consent, deletion and holdout are applied: the audience the key
+        must address (desired + invalid)."""
+        return self.segment_members - self.excluded_consent - self.excluded_holdout
+
     def coverage_lines(self) -> list[str]:
         """ "email: 1,180 of 1,200 (98.3%)" per identifier, for people and logs."""
         return [
@@ -65,6 +75,13 @@ class PlanSummary:
             for name, count in self.identifier_coverage
         ]
 
+
+#: the plan's invalid_reason values (destinations/sql/desired.sql) -> the PlanSummary field counting them
+INVALID_REASONS: dict[str, str] = {
+    "null key": "invalid_null_key",
+    "duplicate key": "invalid_duplicate_key",
+    "malformed key": "invalid_malformed_key",
+}
 
 #: every PlanSummary count, in field order
 PLAN_COUNTS: tuple[Count, ...] = tuple(

@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from cdp.settings import WAREHOUSE_ENV_VAR
+from destinations.alerts.config import ALERTS_ENV_VAR
 
 #: Small enough to build in seconds, large enough for every segment and noise kind to show.
 SESSION_PEOPLE = 2_000
@@ -21,14 +22,20 @@ SESSION_SEED = 20261101
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_warehouse_env(tmp_path_factory: pytest.TempPathFactory):
-    """No test may touch the developer's own warehouse: point CDP_WAREHOUSE at a temp file."""
-    previous = os.environ.get(WAREHOUSE_ENV_VAR)
-    os.environ[WAREHOUSE_ENV_VAR] = str(tmp_path_factory.mktemp("default") / "unused.duckdb")
+    """No test may touch the developer's own warehouse: point CDP_WAREHOUSE at a temp file.
+    Nor send alerts through the shipped alerts.yml: tests of alerts name their own file."""
+    isolated = {
+        WAREHOUSE_ENV_VAR: str(tmp_path_factory.mktemp("default") / "unused.duckdb"),
+        ALERTS_ENV_VAR: "off",
+    }
+    previous = {name: os.environ.get(name) for name in isolated}
+    os.environ.update(isolated)
     yield
-    if previous is None:
-        os.environ.pop(WAREHOUSE_ENV_VAR, None)
-    else:
-        os.environ[WAREHOUSE_ENV_VAR] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

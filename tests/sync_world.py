@@ -42,6 +42,10 @@ PROFILE_COLUMNS = (
 )
 
 
+#: the webhook connection the default definition() syncs to, for tests that parse definitions themselves
+DESTINATIONS = {"hook": DestinationConfig("hook", "webhook", {})}
+
+
 @dataclass(frozen=True)
 class Person:
     email: str | None
@@ -81,8 +85,9 @@ class World:
         self.harness = harness or WebhookHarness()
         self.people: dict[str, Person] = {}
 
-    def set_people(self, people: Mapping[str, Person]) -> None:
-        """Replace the warehouse's snapshot: profiles, their fields and the segment."""
+    def set_people(self, people: Mapping[str, Person], *, min_size: int | None = None) -> None:
+        """Replace the warehouse's snapshot: profiles, their fields and the segment (with the
+        minimum size its YAML would give it)."""
         self.people = dict(people)
         rows = [
             (pid, p.email, p.phone, p.first_name, p.last_name, p.city, p.postal_code, p.country)
@@ -91,8 +96,8 @@ class World:
         ]
         self.harness.expect_keys([p.email for p in self.people.values() if p.email])
         with connect(self.path) as con:
-            con.execute("create or replace table main.segments (segment_name varchar)")
-            con.execute("insert into main.segments values (?)", [SEGMENT])
+            con.execute("create or replace table main.segments (segment_name varchar, min_size integer)")
+            con.execute("insert into main.segments values (?, ?)", [SEGMENT, min_size])
             con.execute(f"create or replace table main.sync_profile_fields ({', '.join(PROFILE_COLUMNS)})")
             if rows:
                 placeholders = ", ".join("?" * len(PROFILE_COLUMNS))

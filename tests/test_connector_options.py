@@ -93,3 +93,31 @@ def test_option_specs_describe_the_record_in_order():
     assert [spec.name for spec in specs][:3] == ["audience_id", "token_env", "batch_size"]
     assert [spec.name for spec in specs if spec.required] == ["audience_id", "token_env"]
     assert [spec.name for spec in specs if spec.secret] == ["token_env"]
+
+
+@dataclass(frozen=True)
+class SignedOptions:
+    """A connector with an optional secret (Meta's app secret: only some apps enforce it)."""
+
+    token_env: Secret = secret_option(help="API token", hint="export it with a token")
+    app_secret_env: Secret | None = secret_option(help="app secret", hint="export the app secret", required=False)
+
+
+def test_an_optional_secret_may_be_left_out_but_when_named_its_variable_must_be_set():
+    signed = {"token_env": "ADS_TOKEN"}
+    parsed = parse_options(SignedOptions, signed, ENV, label=LABEL, connector_type="ads")
+    assert parsed.app_secret_env is None
+    env = {**ENV, "ADS_APP_SECRET": "s3cr3t-value-123"}
+    parsed = parse_options(
+        SignedOptions, {**signed, "app_secret_env": "ADS_APP_SECRET"}, env, label=LABEL, connector_type="ads"
+    )
+    assert parsed.app_secret_env is not None and parsed.app_secret_env.value == "s3cr3t-value-123"
+    with pytest.raises(DestinationConfigError, match=r"\$ADS_APP_SECRET \(named by option app_secret_env\) is not set"):
+        parse_options(
+            SignedOptions, {**signed, "app_secret_env": "ADS_APP_SECRET"}, ENV, label=LABEL, connector_type="ads"
+        )
+    specs = option_specs(SignedOptions)
+    assert [(spec.name, spec.required, spec.secret) for spec in specs] == [
+        ("token_env", True, True),
+        ("app_secret_env", False, True),
+    ]

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sync_world import DESTINATIONS, Person, World, definition
+from sync_world import Person, World, definition
 
 from cdp.dbt import run_dbt
 from cdp.dbt_vars import consent_column, consent_purposes, identifier_patterns, key_pattern
 from cdp.settings import DBT_PROJECT_DIR
 from cdp.warehouse import connect
+from destinations.config import DestinationConfig
 from destinations.definitions import SyncDefinitionError, parse_sync_definition
 from destinations.sandbox.webhook import WebhookSandbox
 
@@ -168,7 +169,7 @@ def test_a_new_consent_purpose_is_one_line_in_the_var(built_warehouse: Path, tmp
             "identifiers": {"email": "email"},
             "consent_purpose": "sms_marketing",
         },
-        DESTINATIONS,
+        {"hook": DestinationConfig("hook", "webhook", {})},
         consent_purposes=purposes,
     )
     assert sync.consent_column == "has_sms_marketing_consent"

@@ -106,6 +106,27 @@ def test_google_base64_encoding():
     assert base64.b64decode(entry["emailAddress"]).hex() == ANN_EMAIL_SHA256
 
 
+def test_google_base64_is_the_same_digest_as_hex():
+    """Data Manager takes a hash hex- or base64-encoded (``encoding``); both are one digest."""
+    encoded = ids.sha256_base64("ann@example.com")
+    assert ids.is_sha256_base64(encoded) and not ids.is_sha256_hex(encoded)
+    assert ids.base64_to_hex(encoded) == ANN_EMAIL_SHA256
+    assert ids.hex_to_base64(ANN_EMAIL_SHA256) == encoded
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ANN_EMAIL_SHA256,  # hex is valid base64 text, but 48 bytes, not a SHA-256 digest
+        "YW5uQGV4YW1wbGUuY29t",  # base64 of the raw email
+        "not base64 at all!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+        None,
+    ],
+)
+def test_google_base64_hash_check_refuses_what_is_not_a_digest(bad):
+    assert not ids.is_sha256_base64(bad)
+
+
 # ---------------------------------------------------------------- Meta
 
 
@@ -195,6 +216,13 @@ def test_meta_row_reads_a_national_phone_with_the_row_country():
 def test_mailchimp_subscriber_hash_is_md5_of_lower_case_email():
     # the member path the official Mailchimp SDK requested for Ann@Example.com
     assert ids.mailchimp_subscriber_hash("Ann@Example.com") == hashlib.md5(b"ann@example.com").hexdigest()
+
+
+def test_mailchimp_subscriber_hash_matches_mailchimps_published_example():
+    # Mailchimp's guide "Manage subscribers with the Mailchimp API" (Identify subscribers)
+    assert ids.mailchimp_subscriber_hash("Urist.McVankab@freddiesjokes.com") == "62eeb292278cc15f5817cb78f7790b08"
+    assert ids.mailchimp_subscriber_hash("  urist.mcvankab@FREDDIESJOKES.com ") == "62eeb292278cc15f5817cb78f7790b08"
+    assert ids.mailchimp_email(" Urist.McVankab@freddiesjokes.com") == "urist.mcvankab@freddiesjokes.com"
 
 
 @given(st.text())

@@ -79,6 +79,13 @@ def destinations(monkeypatch: pytest.MonkeyPatch) -> dict[str, DestinationConfig
         ({"holdout_percent": 100}, "sync 'bad': field 'holdout_percent': must be a whole number from 0 to 99"),
         ({"max_removal_share": 0}, "sync 'bad': field 'max_removal_share': must be a number above 0 and at most 1"),
         ({"schedule": "hourly"}, "sync 'bad': field 'schedule': 'hourly' is not a 5-field cron expression"),
+        ({"paused": "yes"}, "sync 'bad': field 'paused': must be true or false, got 'yes'"),
+        (
+            {"max_missing_key_share": 1.5},
+            "sync 'bad': field 'max_missing_key_share': must be a number above 0 and at most 1, got 1.5",
+        ),
+        ({"max_shrink_share": True}, "sync 'bad': field 'max_shrink_share': must be a number above 0 and at most 1"),
+        ({"max_growth_share": 0}, "sync 'bad': field 'max_growth_share': must be a number above 0 (1 = the audience"),
     ],
 )
 def test_a_bad_definition_names_the_sync_and_the_field(tmp_path, destinations, change, message):

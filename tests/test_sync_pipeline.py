@@ -182,3 +182,34 @@ def test_a_warehouse_another_process_is_writing_is_reported_and_nothing_is_sent(
         holder.stdin.close()
         holder.wait(timeout=30)
     assert demo_webhook.requests == []
+
+
+def test_the_shipped_mailchimp_sync_fills_the_demo_audience(dbt_manifest, warehouse: Path, monkeypatch):
+    """The demo connection of destinations.yml, pointed at the Mailchimp sandbox: the engaged
+    readers who never bought and consented land in the audience with their names and tags."""
+    from destinations.sandbox.mailchimp import MailchimpSandbox
+
+    desired = _query(
+        warehouse,
+        """
+        select lower(f.email), f.first_name, f.lifecycle_stage
+        from segment_membership m
+        join sync_profile_fields f using (profile_id)
+        where m.segment_name = 'email_engaged_never_purchased' and f.has_email_marketing_consent and not f.is_deletion_requested
+        """,
+    )
+    assert desired, "the sample should have consenting engaged readers"
+    with MailchimpSandbox() as mailchimp:
+        monkeypatch.setenv("CDP_SANDBOX_URL", mailchimp.server.origin)
+        monkeypatch.setenv("CDP_DEMO_MAILCHIMP_API_KEY", mailchimp.api_key)
+        result = CliRunner().invoke(
+            main, ["sync", "engaged_readers_to_mailchimp", "--quiet", "--warehouse", str(warehouse)]
+        )
+        assert result.exit_code == 0, result.output
+        assert "engaged_readers_to_mailchimp: succeeded" in result.output
+        held = mailchimp.emulator.held()
+    assert set(held) == {email for email, _, _ in desired}
+    for email, first_name, stage in desired:
+        assert held[email]["status"] == "subscribed"
+        assert held[email]["merge_fields"].get("FNAME") == (first_name or None)
+        assert held[email]["tags"] == ["cdp", *([stage] if stage else [])]

@@ -218,3 +218,11 @@ class RateWindow:
         with self._lock:
             live = sum(1 for t in self._times if now - t < self.seconds)
             return max(0, self.limit - live)
+
+    def reset(self, now: float | None = None) -> float:
+        """Seconds until the oldest request in the window leaves it (0 when none is counted):
+        what a platform's ``RateLimit-Reset`` header reports."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            live = [t for t in self._times if now - t < self.seconds]
+            return self.seconds - (now - live[0]) if live else 0.0

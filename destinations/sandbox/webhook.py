@@ -43,7 +43,7 @@ from typing import Any
 from destinations.sandbox.faults import Fault
 from destinations.sandbox.server import LOOPBACK, Emulator, Reply, Request, SandboxServer
 
-__all__ = ["Delivery", "Fault", "WebhookEmulator", "WebhookSandbox"]
+__all__ = ["Delivery", "Fault", "WebhookEmulator", "WebhookSandbox", "new_secret", "secret_key", "signature_problem"]
 
 PATH = "/hooks"
 TOLERANCE_SECONDS = 300
@@ -79,7 +79,8 @@ def _problem(status: int, title: str, detail: str | None = None) -> Reply:
     return Reply.json(status, payload)
 
 
-def _secret_key(secret: str) -> bytes:
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a whsec_ secret (the sandbox's own reading, independent of the connector's)."""
     if not secret.startswith("whsec_"):
         raise ValueError("sandbox secret must look like whsec_<base64>")
     try:
@@ -103,8 +104,8 @@ class WebhookEmulator(Emulator):
         self, secret: str | None = None, *, max_batch: int = 500, tolerance_seconds: int = TOLERANCE_SECONDS
     ) -> None:
         super().__init__()
-        self.secret = secret or "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-        self._key = _secret_key(self.secret)
+        self.secret = secret or new_secret()
+        self._key = secret_key(self.secret)
         self.max_batch = max_batch
         self.tolerance_seconds = tolerance_seconds
         self._state: dict[str, dict[str, Any]] = {}
@@ -175,23 +176,9 @@ class WebhookEmulator(Emulator):
         return self._apply_delivery(request.headers["webhook-id"], changes, fault)
 
     def _verify(self, headers: Mapping[str, str], body: bytes) -> None:
-        """Standard Webhooks checks: signature over id.timestamp.body, timestamp freshness."""
-        webhook_id = headers.get("webhook-id")
-        timestamp = headers.get("webhook-timestamp")
-        signatures = headers.get("webhook-signature")
-        if not webhook_id or not timestamp or not signatures:
-            raise _Rejected(
-                _problem(401, "invalid signature", "missing webhook-id, webhook-timestamp or webhook-signature")
-            )
-        expected = base64.b64encode(
-            hmac.new(self._key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-        )
-        if not any(_matches(candidate, expected) for candidate in signatures.split()):
-            raise _Rejected(_problem(401, "invalid signature"))
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > self.tolerance_seconds:
-            raise _Rejected(
-                _problem(401, "timestamp outside tolerance", "webhook-timestamp must be within 5 minutes of now")
-            )
+        problem = signature_problem(self._key, headers, body, self.tolerance_seconds)
+        if problem is not None:
+            raise _Rejected(problem)
 
     def _parse(self, headers: Mapping[str, str], body: bytes) -> list[dict[str, Any]]:
         """The changes of a well-formed delivery, or a 4xx for the whole request."""
@@ -324,6 +311,27 @@ class WebhookSandbox:
     def clear_faults(self) -> int:
         """Forget every queued and scheduled fault; returns how many were dropped."""
         return self.emulator.faults.clear()
+
+
+def signature_problem(key: bytes, headers: Mapping[str, str], body: bytes, tolerance_seconds: int) -> Reply | None:
+    """Standard Webhooks checks — signature over id.timestamp.body, timestamp freshness — as
+    any receiver in the sandbox makes them (the alert receiver too); the 401 to answer, or None."""
+    webhook_id = headers.get("webhook-id")
+    timestamp = headers.get("webhook-timestamp")
+    signatures = headers.get("webhook-signature")
+    if not webhook_id or not timestamp or not signatures:
+        return _problem(401, "invalid signature", "missing webhook-id, webhook-timestamp or webhook-signature")
+    expected = base64.b64encode(hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest())
+    if not any(_matches(candidate, expected) for candidate in signatures.split()):
+        return _problem(401, "invalid signature")
+    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > tolerance_seconds:
+        return _problem(401, "timestamp outside tolerance", "webhook-timestamp must be within 5 minutes of now")
+    return None
+
+
+def new_secret() -> str:
+    """A fresh whsec_<base64> signing secret, as a receiver hands one out."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
 def _matches(candidate: str, expected: bytes) -> bool:

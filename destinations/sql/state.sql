@@ -32,7 +32,7 @@ create table if not exists {{ schema }}.runs (
     is_dry_run boolean not null,
     is_forced boolean not null,
     is_full_resync boolean not null,
-    -- running | dry_run | stopped | succeeded | partial | failed | crashed
+    -- running | dry_run | paused | stopped | succeeded | partial | failed | crashed
     status varchar not null,
     message varchar,
     -- what the plan counted (destinations.summary.PLAN_COUNTS)
@@ -97,6 +97,16 @@ create table if not exists {{ schema }}.in_flight (
     change_id varchar not null,
     run_id varchar not null,
     sent_at timestamp not null
+);
+
+-- Pauses and resumes, one row per change (`cdp sync NAME --pause/--resume`): the latest row
+-- of a sync is in force. A paused sync's runs record status `paused` and send nothing.
+create table if not exists {{ schema }}.controls (
+    sync_name varchar not null,
+    paused boolean not null,
+    reason varchar,
+    changed_by varchar not null,
+    changed_at timestamp not null
 );
 
 -- columns added since the first release of these tables

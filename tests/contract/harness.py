@@ -40,6 +40,9 @@ class ConnectorHarness(ABC):
     name: ClassVar[str] = "contract-destination"
     #: whether the platform keeps fields beside identifiers (an ad audience keeps people only)
     carries_fields: ClassVar[bool] = True
+    #: how the platform says "wrong credentials", which a configuration error must quote: HTTP
+    #: 401 for most; Meta's Graph API answers HTTP 400 with error code 190
+    credentials_refusal: ClassVar[str] = "HTTP 401"
 
     # -- syncs through the engine (tests/sync_world.py, the sync property test) ------------
 
