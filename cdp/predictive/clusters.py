@@ -125,6 +125,6 @@ def fit_clusters(profiles: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
 
 
 def clusters(profiles: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
-    """int_predictive__cluster_assignments from int_predictive__scoring_set and the predictions, single-threaded."""
+    """int_predictive__cluster_assignments of int_predictive__scoring_set and the predictions, single-threaded."""
     with threadpool_limits(limits=1):
         return fit_clusters(profiles, predictions)
