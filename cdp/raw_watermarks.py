@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from cdp.settings import RAW_SCHEMA
-from cdp.warehouse import connect
 
 #: table name -> {"rows": n, "newest": ISO timestamp or None}
 Watermarks = dict[str, dict[str, Any]]
@@ -60,6 +59,8 @@ def read_watermarks(path: Path, tables: Mapping[str, RawTable]) -> Watermarks:
     Raises cdp.warehouse.WarehouseBusyError while another process writes the file.
     A table missing from the warehouse is left out (it has no data to notice yet).
     """
+    from cdp.warehouse import connect  # here: importing the definitions must not load DuckDB
+
     with connect(path, read_only=True) as con:
         # fully qualified (catalog.raw.table): a file named raw.duckdb makes a bare `raw` ambiguous
         present = dict(

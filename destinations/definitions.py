@@ -35,6 +35,8 @@ DEFAULT_MAX_SHRINK_SHARE = 0.2
 DEFAULT_MAX_GROWTH_SHARE = 1.0
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-]+$")
+#: an owner email Dagster accepts as an asset owner (the same pattern as dagster's own check)
+_OWNER_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
 _KNOWN_FIELDS = {
     "segment",
     "destination",
@@ -80,7 +82,10 @@ class SyncDefinition:
     #: paused in its definition: runs record `paused` and send nothing (`cdp sync NAME --pause` does the same)
     paused: bool = False
     description: str = ""
+    #: the exposure's owner, for people: its name (or, without one, its email)
     owner: str = ""
+    #: the exposure's owner.email: the owner Dagster shows on the sync's assets (None: none given)
+    owner_email: str | None = None
     #: dbt models the exposure depends on (the segment's model), for lineage
     models: tuple[str, ...] = ()
 
@@ -231,6 +236,9 @@ def parse_sync_definition(
             raise fail("schedule", f"'{schedule}' is not a 5-field cron expression (e.g. '0 * * * *')")
 
     owner = exposure.get("owner") or {}
+    owner_email = owner.get("email") or None
+    if owner_email is not None and not (isinstance(owner_email, str) and _OWNER_EMAIL.fullmatch(owner_email)):
+        raise fail("owner.email", f"must be an email address (the owner shown in Dagster), got {owner_email!r}")
     return SyncDefinition(
         name=name,
         segment=segment,
@@ -248,7 +256,8 @@ def parse_sync_definition(
         max_growth_share=float(growth_share),
         paused=paused,
         description=exposure.get("description") or "",
-        owner=owner.get("name") or owner.get("email") or "",
+        owner=owner.get("name") or owner_email or "",
+        owner_email=owner_email,
         models=tuple(node.split(".")[-1] for node in exposure.get("depends_on", {}).get("nodes", [])),
     )
 

@@ -5,14 +5,19 @@ everywhere else (the ``cdp_sync.runs`` column and the Dagster metadata key) and 
 the CLI shows. :data:`PLAN_COUNTS` is read off those fields, in their order, and
 :data:`OUTCOME_COUNTS` lists what happened to the changes sent. The runs table's DDL and
 its updates (destinations/state.py), the Dagster metadata and both CLI tables all iterate
-these lists: a new count is one field here, not five edits.
+these lists: a new count is one field here, not five edits. :func:`run_summary` puts a run's
+counts on the one line a person reads in the Dagster UI.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the engine imports this module
+    from destinations.engine import SyncRunResult
 
 
 @dataclass(frozen=True)
@@ -99,9 +104,63 @@ OUTCOME_COUNTS: tuple[Count, ...] = (
 )
 
 
+def _figure(name: str, value: Any) -> str:
+    return f"{name} {value:,}" if isinstance(value, int) and not isinstance(value, bool) else f"{name} {value}"
+
+
 def format_report(report: Mapping[str, Any]) -> str:
     """A platform's figures on one line ("num_received 1,200; num_invalid_entries 3")."""
-    return "; ".join(
-        f"{name} {value:,}" if isinstance(value, int) and not isinstance(value, bool) else f"{name} {value}"
-        for name, value in report.items()
-    )
+    return "; ".join(_figure(name, value) for name, value in report.items())
+
+
+#: how a run's status opens its summary line
+_STATUS_LEAD = {
+    "succeeded": "Succeeded",
+    "partial": "Partly sent",
+    "failed": "Failed",
+    "stopped": "Stopped before sending",
+    "paused": "Paused (nothing planned or sent)",
+    "dry_run": "Dry run (nothing sent)",
+}
+#: a web address or anything like one (scheme://…, www.…): a summary carries none
+_LINK = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]*://|www\.)\S*")
+
+
+def _link_free(value: Any) -> Any:
+    """A platform's figure fit for the summary: text without links or anything shaped like an
+    email or phone (numbers as they are)."""
+    if not isinstance(value, str):
+        return value
+    from destinations.http import redact
+
+    return redact(_LINK.sub("[link removed]", value))
+
+
+def run_summary(result: SyncRunResult, destination: str) -> str:
+    """One line a person reads in the Dagster UI about a sync run: the plan, what was sent and
+    confirmed, the failed audience checks and the platform's own figures.
+
+    Counts and names only: never the run's message or errors (which may quote a platform's
+    answer), no link and nothing shaped like personal data. E.g. "Succeeded: planned 120 adds,
+    3 updates, 4 removes for 5,000 segment members (12 invalid, not sent); sent 127: 126 confirmed,
+    0 failed, 1 rejected; demo_meta reports num_received 127, num_invalid_entries 2."
+    """
+    parts = [_STATUS_LEAD.get(result.status, result.status)]
+    plan = result.plan
+    if plan is not None:
+        planned = (
+            f"planned {plan.adds:,} adds, {plan.updates:,} updates, {plan.removes:,} removes "
+            f"for {plan.segment_members:,} segment members"
+        )
+        parts.append(planned + (f" ({plan.invalid:,} invalid, not sent)" if plan.invalid else ""))
+    if result.sent or result.status in {"succeeded", "partial"}:
+        parts.append(
+            f"sent {result.sent:,}: {result.confirmed:,} confirmed, {result.failed:,} failed, {result.rejected:,} rejected"
+        )
+    failed_checks = [check.name for check in result.checks if not check.passed]
+    if failed_checks:
+        parts.append(f"failed checks: {', '.join(failed_checks)}")
+    if result.destination_report:
+        figures = ", ".join(_figure(str(name), _link_free(value)) for name, value in result.destination_report.items())
+        parts.append(f"{destination} reports {figures}")
+    return parts[0] + (": " + "; ".join(parts[1:]) if len(parts) > 1 else "") + "."

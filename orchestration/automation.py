@@ -26,7 +26,6 @@ from dagster_dbt import build_dbt_asset_selection
 
 from cdp import raw_watermarks
 from cdp.settings import BUILD_SCHEDULE_ENV_VAR, build_schedule, warehouse_path
-from cdp.warehouse import WarehouseBusyError
 
 #: how often the raw-data sensor looks (each look is one short read-only query)
 RAW_DATA_SENSOR_INTERVAL_SECONDS = 60
@@ -74,6 +73,8 @@ def evaluate_raw_data(
     dbt_models: dg.AssetsDefinition,
 ) -> dg.SensorResult | dg.SkipReason:
     """One tick of the raw-data sensor (a plain function, so its rules are tested on their own)."""
+    from cdp.warehouse import WarehouseBusyError  # here: importing the definitions must not load DuckDB
+
     if not warehouse.exists():
         return dg.SkipReason(f"no warehouse at {warehouse} yet; nothing to watch")
     try:

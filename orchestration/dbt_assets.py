@@ -8,7 +8,8 @@ annotations to find its resources.)
 """
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
@@ -27,14 +28,26 @@ SEGMENT_TAG = "segment"
 #: dbt tag of the views over the segment registry (`segments`, `segment_membership`,
 #: `segment_membership_history`; set in models/segments/_segments__models.yml).
 SEGMENT_REGISTRY_TAG = "segment_registry"
+#: what a team name in meta.segment.owner looks like (lower-case words joined by - or _)
+_TEAM = re.compile(r"[a-z0-9]+(?:[-_][a-z0-9]+)*")
 
 
 def _group_for(dbt_resource_props: Mapping[str, Any]) -> str:
-    """Group assets by the folder under models/ (staging, identity, profiles, …)."""
-    if dbt_resource_props["resource_type"] == "seed":
-        return "reference_data"
+    """The node's dbt group (one per folder, `+group` in dbt_project.yml); failing that, its folder
+    under models/, so a folder not yet given a group still shows apart."""
+    group = dbt_resource_props.get("config", {}).get("group")
+    if group:
+        return group
     fqn = dbt_resource_props.get("fqn", [])
     return fqn[1] if len(fqn) > 2 else "models"
+
+
+def _segment_team(dbt_resource_props: Mapping[str, Any]) -> str | None:
+    """A segment model's team (meta.segment.owner, e.g. retention-team) as a Dagster owner
+    (`team:retention-team`); None when it names no single team (manual_segments: "set per list")."""
+    meta = dbt_resource_props.get("config", {}).get("meta") or dbt_resource_props.get("meta") or {}
+    owner = (meta.get("segment") or {}).get("owner")
+    return f"team:{owner}" if isinstance(owner, str) and _TEAM.fullmatch(owner) else None
 
 
 def _has_tag(dbt_resource_props: Mapping[str, Any], tag: str) -> bool:
@@ -51,7 +64,8 @@ def _segment_model_ids(manifest: Mapping[str, Any]) -> list[str]:
 
 
 class CdpDbtTranslator(DagsterDbtTranslator):
-    """Groups by folder, and gives the registry views the lineage dbt cannot see.
+    """Groups and owners from dbt's groups (models/_groups.yml), segment teams beside them, and
+    the lineage dbt cannot see for the registry views.
 
     Segment models write the registry from a post-hook and the registry views read it
     without `ref` (macros/segments/segment_registry.sql), so dbt's graph has no edge from
@@ -60,6 +74,12 @@ class CdpDbtTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return _group_for(dbt_resource_props)
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
+        """The dbt group owner's email (dagster-dbt reads it), then a segment model's team."""
+        owners = list(super().get_owners(dbt_resource_props) or [])
+        team = _segment_team(dbt_resource_props)
+        return [*owners, team] if team else owners or None
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)

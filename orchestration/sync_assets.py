@@ -26,7 +26,6 @@ from dagster_dbt import get_asset_key_for_model
 
 from cdp.settings import warehouse_path
 from destinations.definitions import SyncDefinition
-from destinations.plan import plan_table
 from destinations.registry import load_syncs
 from orchestration.alerts import evaluate_after_sync
 from orchestration.dbt_assets import WAREHOUSE_POOL, cdp_dbt_assets
@@ -103,6 +102,11 @@ def _definition_metadata(sync: SyncDefinition) -> dict:
     }
 
 
+def _owners(sync: SyncDefinition) -> list[str]:
+    """Who answers for the sync in the UI: its exposure's owner.email (none given, no owner)."""
+    return [sync.owner_email] if sync.owner_email else []
+
+
 def _paused_note(sync: SyncDefinition) -> str:
     if sync.paused:
         return " PAUSED in its definition (meta.sync.paused: true): runs record `paused` and send nothing."
@@ -110,6 +114,8 @@ def _paused_note(sync: SyncDefinition) -> str:
 
 
 def _audience_asset(sync: SyncDefinition, upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    from destinations.plan import plan_table  # here: importing the definitions must not load DuckDB
+
     key = audience_key(sync)
 
     @dg.asset(
@@ -118,6 +124,7 @@ def _audience_asset(sync: SyncDefinition, upstream: Sequence[dg.AssetKey]) -> dg
         deps=list(upstream),
         pool=WAREHOUSE_POOL,
         kinds={"duckdb"},
+        owners=_owners(sync),
         check_specs=audience_check_specs(key),
         automation_condition=AUDIENCE_AUTOMATION,
         description=(
@@ -133,7 +140,7 @@ def _audience_asset(sync: SyncDefinition, upstream: Sequence[dg.AssetKey]) -> dg
             if not check.passed:
                 context.log.warning(f"{sync.name}: {check.name}: {check.message}")
         return dg.MaterializeResult(
-            metadata=_metadata(result),
+            metadata=_metadata(result, sync),
             check_results=audience_check_results(key, result.checks, paused=result.paused is not None),
         )
 
@@ -147,7 +154,7 @@ def _sync_asset(sync: SyncDefinition, upstream: Sequence[dg.AssetKey]) -> dg.Ass
         deps=[*upstream, audience_key(sync)],
         pool=WAREHOUSE_POOL,
         kinds={"reverse_etl"},
-        owners=[],
+        owners=_owners(sync),
         automation_condition=SYNC_AUTOMATION,
         description=(sync.description or f"Sync segment {sync.segment} to {sync.destination} ({sync.mode}).")
         + _paused_note(sync),
@@ -171,7 +178,7 @@ def _sync_asset(sync: SyncDefinition, upstream: Sequence[dg.AssetKey]) -> dg.Ass
                 alerts_file=sync_engine.alerts_file,
                 since=since,
             )
-        metadata = _metadata(result)
+        metadata = _metadata(result, sync)
         if result.status in {"failed", "stopped"}:
             raise dg.Failure(description=result.message, metadata=metadata)
         if result.status in {"partial", "paused"}:
@@ -181,12 +188,18 @@ def _sync_asset(sync: SyncDefinition, upstream: Sequence[dg.AssetKey]) -> dg.Ass
     return _asset
 
 
-def _metadata(result) -> dict:
-    """What a materialisation shows: the run, its outcome counts and (once planned) every
-    plan count, under the names of the cdp_sync.runs columns (destinations.summary)."""
-    from destinations.summary import OUTCOME_COUNTS, PLAN_COUNTS
+def _metadata(result, sync: SyncDefinition) -> dict:
+    """What a materialisation shows: a summary line a person reads (no link, no personal data),
+    the run, its outcome counts and (once planned) every plan count, under the names of the
+    cdp_sync.runs columns, then the identifier coverage and the platform's own figures."""
+    from destinations.summary import OUTCOME_COUNTS, PLAN_COUNTS, run_summary
 
-    metadata = {"run_id": result.run_id, "status": result.status, "message": result.message}
+    metadata = {
+        "summary": run_summary(result, sync.destination),
+        "run_id": result.run_id,
+        "status": result.status,
+        "message": result.message,
+    }
     metadata["paused"] = result.paused or "no"
     metadata.update({count.name: count.of(result) for count in OUTCOME_COUNTS})
     metadata["seconds"] = round(result.seconds, 2)

@@ -21,6 +21,7 @@ from cdp.contract import RAW_TABLES
 from cdp.settings import BUILD_SCHEDULE_ENV_VAR, WAREHOUSE_ENV_VAR
 from cdp.warehouse import connect
 from cli.main import main
+from destinations.sandbox import SandboxServer, demo_environment, emulators
 from destinations.sandbox.webhook import WebhookSandbox
 
 
@@ -163,17 +164,22 @@ def test_the_sensor_waits_quietly_for_a_warehouse_that_does_not_exist_yet(
 
 
 def test_every_schedule_and_sensor_starts_in_the_status_chosen_for_it(loaded_defs):
-    """Only what reads the warehouse and builds it starts running; everything that sends to
-    platforms (the automation of the syncs, the schedules) is switched on by a person."""
+    """Only what reads the warehouse and builds it, and what only notifies, starts running;
+    everything that sends to platforms (the automation of the syncs, every schedule) is
+    switched on by a person."""
     repository = loaded_defs.get_repository_def()
     statuses = {schedule.name: schedule.default_status.value for schedule in repository.schedule_defs}
     statuses.update({sensor.name: sensor.default_status.value for sensor in repository.sensor_defs})
-    assert statuses == {
+    sync_schedules = {name for name in statuses if name.startswith("sync_") and name.endswith("_schedule")}
+    assert len(sync_schedules) >= 2 and {statuses[name] for name in sync_schedules} == {"STOPPED"}
+    assert {name: status for name, status in statuses.items() if name not in sync_schedules} == {
         "raw_data_sensor": "RUNNING",
         "sync_automation": "STOPPED",
         "build_and_sync_schedule": "STOPPED",
-        "sync_champions_to_webhook_schedule": "STOPPED",
-        "sync_churn_risk_to_webhook_schedule": "STOPPED",
+        # alerts only notify a person
+        "alert_on_run_failure": "RUNNING",
+        "resolve_run_failure_alerts": "RUNNING",
+        "alert_evaluations": "RUNNING",
     }
 
 
@@ -289,9 +295,10 @@ def test_new_raw_data_reaches_the_destination_through_the_sensor_and_automation(
     warehouse = tmp_path / "automation.duckdb"
     shutil.copy(generated_warehouse, warehouse)
     monkeypatch.setenv(WAREHOUSE_ENV_VAR, str(warehouse))
-    with WebhookSandbox() as sandbox:
-        monkeypatch.setenv("CDP_SANDBOX_URL", sandbox.origin)
-        monkeypatch.setenv("CDP_DEMO_WEBHOOK_SECRET", sandbox.secret)
+    with SandboxServer(emulators()) as server:  # every platform the shipped syncs reach, as `cdp demo` runs them
+        for variable, value in demo_environment(server.ready_document()).items():
+            monkeypatch.setenv(variable, value)
+        sandbox = server.emulators["webhook"]
         definitions = defs()
         instance = dg.DagsterInstance.ephemeral()
 
@@ -347,16 +354,17 @@ def test_new_raw_data_reaches_the_destination_through_the_sensor_and_automation(
 
         # 5. declarative automation asks for every sync whose segment or fields were rebuilt
         automation = dg.evaluate_automation_conditions(defs=definitions, instance=instance, cursor=automation.cursor)
+        # (consent and deletion feed sync_profile_fields, which every sync reads: all of them follow)
         keys = [
-            dg.AssetKey(name)
-            for name in (
-                "audience_champions_to_webhook",
-                "sync_champions_to_webhook",
-                "audience_churn_risk_to_webhook",
-                "sync_churn_risk_to_webhook",
-            )
+            spec.key
+            for assets in definitions.assets
+            for spec in assets.specs
+            if spec.group_name == "syncs" and spec.key not in dbt_keys  # not the dbt models of models/syncs/
         ]
-        assert [automation.get_num_requested(key) for key in keys] == [1, 1, 1, 1]
+        assert {"audience_champions_to_webhook", "sync_champions_to_webhook", "sync_lapsed_to_meta"} <= {
+            key.path[-1] for key in keys
+        }
+        assert {key.path[-1]: automation.get_num_requested(key) for key in keys} == {key.path[-1]: 1 for key in keys}
         assert automation.total_requested == len(keys)
         assert sandbox.state.get(revoker) is not None, "nothing may be sent before automation runs the syncs"
         run(selection=keys)

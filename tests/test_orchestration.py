@@ -1,14 +1,12 @@
 """Dagster loads the project and materialises the dbt assets for real; importing the
-definitions does nothing; the asset graph (keys, groups, lineage) matches its snapshot;
+definitions does nothing; the asset graph (keys, groups, owners, lineage) matches its snapshot;
 `cdp dev`, started as README says, serves every asset over the webserver's own API."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,12 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
+from ui_server import assert_one_location_loaded, free_port, start, stop_process_group, wait_for_code_locations
 
 from cdp.settings import REPO_ROOT, WAREHOUSE_ENV_VAR
 from cdp.warehouse import connect
 
-#: Every asset key, its group and its upstream keys. Regenerate after a deliberate change:
+#: Every asset key, its group, its owners and its upstream keys. Regenerate after a deliberate change:
 #: UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/test_orchestration.py -k snapshot
 ASSET_GRAPH_SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
 
@@ -157,11 +155,12 @@ def test_importing_the_definitions_changes_no_environment_and_opens_no_file(unde
 
 
 def _asset_graph(defs) -> dict[str, dict]:
-    """Every asset key with its group and its upstream keys, as plain data."""
+    """Every asset key with its group, owners and upstream keys, as plain data."""
     graph = defs.get_repository_def().asset_graph
     return {
         key.to_user_string(): {
             "group": graph.get(key).group_name,
+            "owners": list(graph.get(key).owners),
             "deps": sorted(parent.to_user_string() for parent in graph.get(key).parent_keys),
         }
         for key in sorted(graph.get_all_asset_keys())
@@ -189,6 +188,70 @@ def test_asset_keys_groups_and_dependencies_match_the_snapshot(loaded_defs):
         "  UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/test_orchestration.py -k snapshot\n"
         + _describe_difference(live, snapshot)
     )
+
+
+def test_every_model_seed_and_sync_shows_a_group_an_owner_and_a_description(loaded_defs, dbt_manifest: Path):
+    """What `cdp dev` shows on each asset: dbt models and seeds take group and owner from their dbt
+    group (models/_groups.yml, `+group` per folder), segment models add their team
+    (meta.segment.owner), sync assets their exposure's owner.email."""
+    import dagster as dg
+    from dagster_dbt import get_asset_key_for_model
+
+    from orchestration.dbt_assets import cdp_dbt_assets
+
+    manifest = json.loads(dbt_manifest.read_text())
+    ungrouped = sorted(
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] in {"model", "seed"} and not node["config"].get("group")
+    )
+    assert not ungrouped, f"give these a group (+group in dbt_project.yml, owner in models/_groups.yml): {ungrouped}"
+
+    graph = loaded_defs.get_repository_def().asset_graph
+    dbt_models = cdp_dbt_assets()
+    dbt_keys = set(dbt_models.keys)
+    sync_keys = {key for key in graph.get_all_asset_keys() if graph.get(key).group_name == "syncs"} - dbt_keys
+    assert len(sync_keys) >= 2 * 6, sorted(key.to_user_string() for key in sync_keys)
+    for key in sorted(dbt_keys | sync_keys):
+        node = graph.get(key)
+        assert node.group_name not in {None, "default"}, f"{key.to_user_string()} has no group"
+        assert node.owners, f"{key.to_user_string()} has no owner"
+        assert node.description, f"{key.to_user_string()} has no description"
+
+    lapsed = graph.get(get_asset_key_for_model([dbt_models], "lapsed_customers"))
+    assert (lapsed.group_name, list(lapsed.owners)) == (
+        "segments",
+        ["marketing-analytics@example.com", "team:retention-team"],
+    )
+    assert lapsed.description.startswith("Customers in the lapsed lifecycle stage")
+    profiles = graph.get(get_asset_key_for_model([dbt_models], "profiles"))
+    assert list(profiles.owners) == ["data-engineering@example.com"]
+    manual = graph.get(get_asset_key_for_model([dbt_models], "manual_segments"))
+    assert list(manual.owners) == ["marketing-analytics@example.com"], "manual lists name their owners per list"
+    for key in ("audience_lapsed_to_meta", "sync_lapsed_to_meta"):
+        assert list(graph.get(dg.AssetKey(key)).owners) == ["retention@example.com"], key
+
+
+def test_every_check_schedule_and_sensor_is_defined(loaded_defs):
+    """The UI's Automation page lists these; the checks sit on their assets."""
+    import dagster as dg
+
+    from destinations.audience_checks import CHECKS
+
+    repository = loaded_defs.get_repository_def()
+    schedules = {schedule.name for schedule in repository.schedule_defs}
+    sensors = {sensor.name for sensor in repository.sensor_defs}
+    assert {"build_and_sync_schedule", "sync_champions_to_webhook_schedule"} <= schedules, schedules
+    assert {
+        "raw_data_sensor",
+        "sync_automation",
+        "alert_on_run_failure",
+        "resolve_run_failure_alerts",
+        "alert_evaluations",
+    } <= sensors, sensors
+    checks = repository.asset_graph.asset_check_keys
+    audience_checks = {check.name for check in checks if check.asset_key == dg.AssetKey("audience_lapsed_to_meta")}
+    assert audience_checks == set(CHECKS), audience_checks
 
 
 def test_every_segment_model_is_upstream_of_each_registry_view(loaded_defs, dbt_manifest: Path):
@@ -325,75 +388,6 @@ def test_cdp_dev_binds_the_ui_to_loopback_unless_told_otherwise():
         assert "127.0.0.1" not in args and args[-len(host) :] == list(host)
 
 
-_WORKSPACE_QUERY = """
-{
-  workspaceOrError {
-    __typename
-    ... on Workspace {
-      locationEntries {
-        name
-        loadStatus
-        locationOrLoadError {
-          __typename
-          ... on RepositoryLocation { repositories { assetNodes { assetKey { path } } } }
-          ... on PythonError { message causes { message } }
-        }
-      }
-    }
-    ... on PythonError { message }
-  }
-}
-"""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _tail(log: Path, lines: int = 60) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else "(no output)"
-
-
-def _default_interrupts() -> None:
-    """In the child: Ctrl-C and SIGTERM behave as in a terminal even if this test runs with
-    SIGINT ignored (as background jobs do); dagster dev shuts down on either."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _stop_process_group(process: subprocess.Popen, grace: float = 30) -> None:
-    """Ctrl-C the whole group (dagster dev, its webserver, daemon and code servers), then kill what is left."""
-    group = process.pid
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGINT)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=grace)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.5)
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)
-    process.wait(timeout=30)
-
-
-def _workspace(port: int) -> dict | None:
-    """The webserver's view of its code locations, or None while it is not answering yet."""
-    try:
-        response = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": _WORKSPACE_QUERY}, timeout=10)
-    except requests.ConnectionError:
-        return None
-    if response.status_code != 200:
-        return None
-    return response.json()["data"]["workspaceOrError"]
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="process groups and signals are POSIX")
 def test_cdp_dev_as_readme_says_loads_the_code_location_with_every_asset(loaded_defs, tmp_path: Path):
@@ -420,43 +414,11 @@ def test_cdp_dev_as_readme_says_loads_the_code_location_with_every_asset(loaded_
         DBT_TARGET_PATH=str(tmp_path / "dbt_target"),
     )
     expected = {tuple(key.path) for key in loaded_defs.get_repository_def().asset_graph.get_all_asset_keys()}
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "cdp-dev.log"
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            [str(cdp), "dev", "-p", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_default_interrupts,
-        )
+    process = start([str(cdp), "dev", "-p", str(port)], cwd=REPO_ROOT, env=env, log=log)
     try:
-        deadline = time.monotonic() + 300
-        entries = None
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"`cdp dev` exited with code {process.returncode}. Its output:\n{_tail(log)}")
-            workspace = _workspace(port)
-            if workspace is not None:
-                assert workspace["__typename"] == "Workspace", f"{workspace}\n{_tail(log)}"
-                entries = workspace["locationEntries"]
-                if entries and all(
-                    entry["loadStatus"] == "LOADED" and entry["locationOrLoadError"] for entry in entries
-                ):
-                    break
-            time.sleep(1)
-        else:
-            pytest.fail(f"the code location did not load within 300 s (last answer: {entries}). Output:\n{_tail(log)}")
-
-        assert len(entries) == 1, [entry["name"] for entry in entries]
-        location = entries[0]["locationOrLoadError"]
-        assert location["__typename"] == "RepositoryLocation", (
-            f"code location {entries[0]['name']} failed to load: {location.get('message')}\n"
-            f"caused by: {[cause['message'] for cause in location.get('causes') or []]}\nOutput of `cdp dev`:\n{_tail(log)}"
-        )
+        location = assert_one_location_loaded(wait_for_code_locations(process, port, log), log)
         served = {tuple(node["assetKey"]["path"]) for repo in location["repositories"] for node in repo["assetNodes"]}
         missing = sorted(expected - served)
         assert not missing, f"the UI lacks {len(missing)} of {len(expected)} assets: {missing[:20]}"
@@ -467,6 +429,6 @@ def test_cdp_dev_as_readme_says_loads_the_code_location_with_every_asset(loaded_
             with pytest.raises(OSError):
                 socket.create_connection(("127.0.0.2", port), timeout=5).close()
     finally:
-        _stop_process_group(process)
+        stop_process_group(process)
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)

@@ -132,6 +132,29 @@ def test_the_shipped_syncs_load_from_the_real_manifest(dbt_manifest: Path):
     )
 
 
+def test_the_owner_email_of_the_exposure_is_the_owner_shown_in_dagster(tmp_path, destinations):
+    """owner.email becomes SyncDefinition.owner_email (the sync assets' Dagster owner); a value that
+    is no email address is rejected naming the sync and the field; no email, no owner."""
+
+    def load(owner: dict) -> dict:
+        manifest = tmp_path / "manifest.json"
+        exposure = {"name": "s", "owner": owner, "config": {"meta": {"sync": GOOD}}, "depends_on": {"nodes": []}}
+        manifest.write_text(json.dumps({"exposures": {"exposure.cdp.s": exposure}}))
+        return load_sync_definitions(manifest, destinations)
+
+    owned = load({"name": "CRM team", "email": "crm@example.com"})["s"]
+    assert (owned.owner, owned.owner_email) == ("CRM team", "crm@example.com")
+    assert load({"name": "CRM team"})["s"].owner_email is None
+    with pytest.raises(SyncDefinitionError, match=r"sync 's': field 'owner.email': must be an email address"):
+        load({"name": "CRM team", "email": "the CRM team"})
+
+
+def test_every_shipped_sync_names_an_owner_email(dbt_manifest: Path):
+    syncs = load_sync_definitions(dbt_manifest, load_destinations())
+    assert syncs and all(sync.owner_email for sync in syncs.values()), {n: s.owner_email for n, s in syncs.items()}
+    assert syncs["lapsed_to_meta"].owner_email == "retention@example.com"
+
+
 def test_destination_file_errors_name_the_destination_and_field(tmp_path, monkeypatch):
     bad_type = tmp_path / "bad_type.yml"
     bad_type.write_text("destinations:\n  crm:\n    type: carrier_pigeon\n")

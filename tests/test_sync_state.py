@@ -119,9 +119,69 @@ def test_the_cli_table_and_the_dagster_metadata_show_every_count(world: World, d
     printed = out.getvalue()
     for count in PLAN_COUNTS + OUTCOME_COUNTS:
         assert count.label in printed, count.label
-    metadata = _metadata(result)
+    metadata = _metadata(result, definition())
     assert {count.name for count in PLAN_COUNTS + OUTCOME_COUNTS} <= set(metadata)
     assert metadata["planned_adds"] == metadata["confirmed"] == 3
+    assert metadata["summary"] == (
+        "Succeeded: planned 3 adds, 0 updates, 0 removes for 3 segment members; "
+        "sent 3: 3 confirmed, 0 failed, 0 rejected."
+    )
+
+
+def test_the_summary_line_of_a_run_carries_counts_and_names_but_no_link_or_personal_data(world: World):
+    """What a person reads on a sync asset in the Dagster UI: a real run with a rejected record,
+    then a run whose platform answered with a link and an email (as a processing error might)."""
+    from destinations.summary import run_summary
+
+    world.set_people(people(5))
+    world.sandbox.inject(Fault.reject(keys={"person1@example.com"}, retryable=False))
+    result = world.run(definition())
+    assert result.status == "partial"
+    summary = run_summary(result, "hook")
+    assert summary == (
+        "Partly sent: planned 5 adds, 0 updates, 0 removes for 5 segment members; "
+        "sent 5: 4 confirmed, 0 failed, 1 rejected."
+    )
+
+    answered = SyncRunResult(
+        run_id="r1",
+        sync_name="lapsed_to_meta",
+        status="succeeded",
+        message="sent 2 of 2 planned to jane.doe@example.com; see https://business.facebook.com/adsmanager",
+        plan=PlanSummary(
+            segment_members=5_000,
+            excluded_consent=0,
+            excluded_holdout=0,
+            invalid=12,
+            invalid_null_key=12,
+            invalid_duplicate_key=0,
+            invalid_malformed_key=0,
+            desired=4_988,
+            confirmed_before=0,
+            adds=120,
+            updates=3,
+            removes=4,
+            unchanged=0,
+            skipped_rejected=0,
+        ),
+        sent=127,
+        confirmed=126,
+        rejected=1,
+        errors=["jane.doe@example.com: invalid, see https://developers.facebook.com/docs/x"],
+        destination_report={
+            "num_received": 127,
+            "num_invalid_entries": 2,
+            "processing_errors": "INVALID_FORMAT: 2 (jane.doe@example.com, +44 20 7946 0958), see www.facebook.com/help",
+        },
+    )
+    summary = run_summary(answered, "meta_ads")
+    assert summary.startswith(
+        "Succeeded: planned 120 adds, 3 updates, 4 removes for 5,000 segment members (12 invalid, not sent); "
+        "sent 127: 126 confirmed, 0 failed, 1 rejected; meta_ads reports num_received 127, num_invalid_entries 2, "
+        "processing_errors INVALID_FORMAT: 2 ("
+    ), summary
+    for leak in ("http", "www.", "facebook.com", "jane", "@", "7946", "person1", "Ada", "Lovelace"):
+        assert leak not in summary, f"{leak!r} in the summary: {summary}"
 
 
 #: a SQL statement that names the engine's schema

@@ -41,6 +41,9 @@ def test_two_runs_that_write_the_warehouse_queue_in_the_pool(dbt_manifest, built
     dagster_home.mkdir()
     shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
     dagster = Path(sys.executable).with_name("dagster")
+    # create the instance's storage once, as a deployment's first start does: two processes
+    # opening a fresh SQLite home at the same moment race to create its tables
+    dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))).dispose()
 
     with WebhookSandbox() as sandbox:
         sandbox.inject(Fault.timeout(FIRST_ANSWER_SECONDS))
