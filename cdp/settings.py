@@ -1,11 +1,14 @@
-"""Where things live. One environment variable points the whole pipeline at a warehouse.
+"""Where things live and which engine runs them. One environment variable each moves the whole pipeline.
 
-``CDP_WAREHOUSE``  path of the DuckDB file (default: ``<repo>/warehouse/cdp.duckdb``).
-Every tool — the CLI, dbt (through ``dbt_project/profiles.yml``), Dagster, the tests
-and the benchmarks — reads the warehouse path from here, so setting that one
-variable moves everything.
-
+``CDP_TARGET``     the dbt target (an output of ``dbt_project/profiles.yml``): ``duckdb`` (default),
+                   ``postgres``, ``spark``, ``spark_thrift`` or any output you add there.
+``CDP_WAREHOUSE``  path of the DuckDB file (default: ``<repo>/warehouse/cdp.duckdb``); on other targets
+                   the sample generator writes it first and ``cdp load-raw`` copies its raw tables over.
+``CDP_SPARK_DIR``  the local Spark target's tables and metastore (default: ``<repo>/warehouse/spark``).
 ``CDP_BUILD_SCHEDULE``  cron expression of the Dagster build-and-sync schedule (default hourly).
+
+Every tool — the CLI, dbt (through ``dbt_project/profiles.yml``), Dagster, the tests and the
+benchmarks — reads these from here, so setting one variable moves everything.
 """
 
 from __future__ import annotations
@@ -17,6 +20,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 WAREHOUSE_ENV_VAR = "CDP_WAREHOUSE"
 DEFAULT_WAREHOUSE = REPO_ROOT / "warehouse" / "cdp.duckdb"
+
+TARGET_ENV_VAR = "CDP_TARGET"
+DEFAULT_TARGET = "duckdb"
+
+SPARK_DIR_ENV_VAR = "CDP_SPARK_DIR"
+DEFAULT_SPARK_DIR = REPO_ROOT / "warehouse" / "spark"
 
 #: cron expression of the Dagster build-and-sync schedule (orchestration/automation.py)
 BUILD_SCHEDULE_ENV_VAR = "CDP_BUILD_SCHEDULE"
@@ -34,15 +43,36 @@ def warehouse_path() -> Path:
 
 
 def export_warehouse_env() -> Path:
-    """Pin ``CDP_WAREHOUSE`` to an absolute path for child processes (dbt, Dagster).
+    """Pin ``CDP_WAREHOUSE`` (and ``CDP_SPARK_DIR``) to absolute paths for child processes (dbt, Dagster).
 
-    dbt resolves a relative DuckDB path against its own working directory, so we
-    hand it an absolute one.
+    dbt resolves a relative path against its own working directory, so we hand it absolute ones.
     """
     path = warehouse_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     os.environ[WAREHOUSE_ENV_VAR] = str(path)
+    os.environ[SPARK_DIR_ENV_VAR] = str(spark_dir())
     return path
+
+
+def target_name() -> str:
+    """The dbt target every tool uses: ``CDP_TARGET``, else ``duckdb``."""
+    return os.environ.get(TARGET_ENV_VAR, "").strip() or DEFAULT_TARGET
+
+
+def export_target_env(name: str | None) -> str:
+    """Choose the target for this process and its children (dbt, the predictive step); return its name."""
+    if name:
+        os.environ[TARGET_ENV_VAR] = name
+    chosen = target_name()
+    os.environ[TARGET_ENV_VAR] = chosen
+    return chosen
+
+
+def spark_dir() -> Path:
+    """Folder of the local Spark target: its parquet tables (``tables/``) and Derby metastore (``metastore/``)."""
+    configured = os.environ.get(SPARK_DIR_ENV_VAR)
+    path = Path(configured).expanduser() if configured else DEFAULT_SPARK_DIR
+    return path.resolve()
 
 
 def build_schedule() -> str:

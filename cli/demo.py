@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from cli.console import console, print_table, print_warehouse_tables, table
+from cli.options import require_duckdb_target, warehouse_option
 from cli.options import use_warehouse as _use_warehouse
-from cli.options import warehouse_option
 
 DEMO_PEOPLE = 2_000
 #: dbt_project/selectors.yml: what to rebuild after a manual segment changed.
@@ -28,6 +28,7 @@ def demo(people: int, seed: int, warehouse: str | None) -> None:
     from cdp.sample_data.generator import GeneratorConfig
     from cdp.sample_data.generator import generate as run_generator
 
+    require_duckdb_target("demo")
     path = _use_warehouse(warehouse)
     out = console()
     out.rule("1. Generate sample data")

@@ -1,6 +1,7 @@
 """`cdp`: the command line handle on the project.
 
-Every command works against the warehouse named by CDP_WAREHOUSE (or --warehouse).
+Every command works against the warehouse named by CDP_WAREHOUSE (or --warehouse); `generate`,
+`load-raw` and `build` against the dbt target named by CDP_TARGET (or --target) as well.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import click
 
 from cdp import settings
 from cli.console import console, print_table, print_warehouse_tables, table
+from cli.options import require_duckdb_target, target_option, warehouse_option
+from cli.options import use_target as _use_target
 from cli.options import use_warehouse as _use_warehouse
-from cli.options import warehouse_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,15 +45,20 @@ def main() -> None:
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @warehouse_option
-def generate(people: int, seed: int, as_of: datetime, chunk_size: int, quiet: bool, warehouse: str | None) -> None:
+@target_option
+def generate(
+    people: int, seed: int, as_of: datetime, chunk_size: int, quiet: bool, warehouse: str | None, target: str | None
+) -> None:
     """Fill every raw table of the data contract (schema `raw`) with realistic, messy sample data.
 
     Also writes schema `ground_truth`: the real person behind every source record,
-    for scoring identity resolution.
+    for scoring identity resolution. The generator writes the DuckDB file; on another target
+    (`--target postgres`) the raw tables are then copied there, as `cdp load-raw` does.
     """
     from cdp.sample_data.generator import GeneratorConfig
     from cdp.sample_data.generator import generate as run_generator
 
+    chosen = _use_target(target)
     path = _use_warehouse(warehouse)
     summary = run_generator(
         GeneratorConfig(people=people, seed=seed, as_of=as_of, chunk_size=chunk_size),
@@ -64,6 +71,42 @@ def generate(people: int, seed: int, as_of: datetime, chunk_size: int, quiet: bo
     for name, rows in summary.rows_by_table.items():
         generated.add_row(name, f"{rows:,}")
     print_table(generated)
+    if chosen.engine != "duckdb":
+        _load_raw_into(chosen, path)
+
+
+@main.command("load-raw")
+@target_option
+@warehouse_option
+def load_raw(target: str | None, warehouse: str | None) -> None:
+    """Copy the raw tables (schema `raw`) of the DuckDB warehouse file into another target.
+
+    How the sample reaches Postgres or Spark: `cdp generate` writes the DuckDB file, this copies its
+    raw tables (types mapped per engine) into the target's schema `raw`, replacing them.
+    """
+    chosen = _use_target(target)
+    path = _use_warehouse(warehouse)
+    if chosen.engine == "duckdb":
+        raise click.ClickException(f"Target {chosen.name!r} is the DuckDB file itself: nothing to copy.")
+    if not path.exists():
+        raise click.ClickException(f"No warehouse at {path}. Run `cdp generate` first.")
+    _load_raw_into(chosen, path)
+
+
+def _load_raw_into(chosen, path: Path) -> None:
+    from cdp.engine_tables import EngineError
+    from cdp.engine_tables import load_raw as copy_raw
+
+    try:
+        counts = copy_raw(path, chosen)
+    except EngineError as error:
+        raise click.ClickException(str(error)) from None
+    loaded = table(f"Copied the raw tables of {path} into target {chosen.name} ({chosen.engine})")
+    loaded.add_column("table")
+    loaded.add_column("rows", justify="right")
+    for name, rows in counts.items():
+        loaded.add_row(name, f"{rows:,}")
+    print_table(loaded)
 
 
 @main.command()
@@ -88,18 +131,29 @@ def prepare(force: bool) -> None:
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 @warehouse_option
-def build(dbt_args: tuple[str, ...], warehouse: str | None) -> None:
-    """Run `dbt build` (seeds, models, tests) on the warehouse. Extra arguments go to dbt, e.g. `cdp build --select staging`."""
-    from cdp.dbt import DbtError, run_dbt
+@target_option
+def build(dbt_args: tuple[str, ...], warehouse: str | None, target: str | None) -> None:
+    """Run `dbt build` (seeds, models, tests) on the warehouse. Extra arguments go to dbt, e.g. `cdp build --select staging`.
+
+    On a target whose dbt adapter cannot run Python models (Postgres, Spark) the predictive step
+    fits them between two dbt invocations: everything up to the features, the step, then the rest.
+    """
+    from cdp.build import build_project
+    from cdp.dbt import DbtError
     from cli.alerts import evaluate_alerts
 
+    chosen = _use_target(target)
     path = _use_warehouse(warehouse)
     try:
-        run_dbt(["build", *dbt_args])
+        build_project(list(dbt_args), chosen)
     except DbtError as error:
         raise click.ClickException(str(error)) from None
-    # alerts.yml's segment rules on the sizes the build left (printed; never changes the exit code)
-    evaluate_alerts(console(), path, lambda alerter: alerter.after_build())
+    # alerts.yml's segment rules on the sizes the build left (printed; never changes the exit code).
+    # They read the DuckDB file: on another target they wait for the sync engine's warehouse interface.
+    if chosen.engine == "duckdb":
+        evaluate_alerts(console(), path, lambda alerter: alerter.after_build())
+    else:
+        console().print(f"[yellow]alerts not evaluated:[/] they read the DuckDB warehouse, not target {chosen.name}")
 
 
 @main.command()
@@ -107,6 +161,7 @@ def build(dbt_args: tuple[str, ...], warehouse: str | None) -> None:
 @warehouse_option
 def tables(schemas: tuple[str, ...], warehouse: str | None) -> None:
     """List the warehouse's tables and views with their row counts."""
+    require_duckdb_target("tables")
     path = _use_warehouse(warehouse)
     print_warehouse_tables(path, list(schemas) or None)
 
@@ -155,6 +210,7 @@ def identity_report(warehouse: str | None) -> None:
     """
     from cdp.identity_accuracy import score
 
+    require_duckdb_target("identity-report")
     path = _use_warehouse(warehouse)
     if not path.exists():
         raise click.ClickException(f"No warehouse at {path}. Run `cdp generate` and `cdp build` first.")

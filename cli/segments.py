@@ -19,8 +19,8 @@ from cdp import manual_segments as store
 from cdp.warehouse import WarehouseBusyError
 from cli.console import print_table as _print_table
 from cli.console import table as _table
+from cli.options import require_duckdb_target, warehouse_option
 from cli.options import use_warehouse as _use_warehouse
-from cli.options import warehouse_option
 
 NEXT_BUILD_HINT = "`segments` and `segment_membership` pick this up at the next `cdp build`."
 
@@ -79,6 +79,7 @@ def _friendly_errors(command: Callable) -> Callable:
 
 @contextmanager
 def _warehouse(warehouse: str | None, *, read_only: bool) -> Iterator:
+    require_duckdb_target("segments")
     path = _use_warehouse(warehouse)
     with store.open_warehouse(path, read_only=read_only) as con:
         yield con

@@ -16,8 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.console import console as _console
 from cli.console import table as _table
+from cli.options import require_duckdb_target, warehouse_option
 from cli.options import use_warehouse as _use_warehouse
-from cli.options import warehouse_option
 
 EXIT_CODES = {"succeeded": 0, "dry_run": 0, "partial": 1, "failed": 1, "stopped": 3, "paused": 4}
 #: how long a pause or resume waits for a writer that holds the warehouse before giving up
@@ -88,6 +88,7 @@ def sync_command(
         raise click.UsageError(
             f"--{pause} records a {pause}; it does not run the sync (drop --dry-run/--force/--full-resync)"
         )
+    require_duckdb_target("sync")
     path = _use_warehouse(warehouse)
     console = _console()
     since, syncs = utc_now(), None
@@ -240,6 +241,7 @@ def syncs_command(warehouse: str | None) -> None:
     from destinations.definitions import SyncDefinitionError
     from destinations.summary import OUTCOME_COUNTS, format_report
 
+    require_duckdb_target("syncs")
     path = _use_warehouse(warehouse)
     try:
         syncs = load_current_syncs()

@@ -1,7 +1,8 @@
 """The one place that declares the dbt project and the dbt resource for Dagster.
 
 Built on first use inside cached functions, never at import: importing a module of this
-package reads no file, parses nothing and leaves the environment alone.
+package reads no file, parses nothing and leaves the environment alone. The dbt target is
+CDP_TARGET's (cdp/settings.py; DuckDB by default), read when the project is first built.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from functools import cache
 from dagster_dbt import DbtCliResource, DbtProject
 
 from cdp.dbt import dbt_executable, fresh_manifest
-from cdp.settings import DBT_PROJECT_DIR
+from cdp.settings import DBT_PROJECT_DIR, target_name
 
 
 @cache
 def cdp_dbt_project() -> DbtProject:
-    """The dbt project, with a manifest that reflects the files on disk (parsed now if stale)."""
-    manifest = fresh_manifest()
+    """The dbt project for the current target, with a manifest that reflects the files on disk (parsed now if stale)."""
+    target = target_name()
+    manifest = fresh_manifest(target=target)
     return DbtProject(
         project_dir=DBT_PROJECT_DIR,
         profiles_dir=DBT_PROJECT_DIR,
-        # where fresh_manifest keeps it (target/, or DBT_TARGET_PATH), so project.manifest_path agrees
+        target=target,
+        # where fresh_manifest keeps it (target/, target/<name>/ for other targets, or under DBT_TARGET_PATH)
         target_path=manifest.parent,
     )
 
@@ -29,4 +32,5 @@ def cdp_dbt_project() -> DbtProject:
 @cache
 def dbt_resource() -> DbtCliResource:
     """The dbt CLI resource: the dbt installed beside this Python, so an un-activated virtualenv works."""
-    return DbtCliResource(project_dir=cdp_dbt_project(), dbt_executable=dbt_executable())
+    project = cdp_dbt_project()
+    return DbtCliResource(project_dir=project, dbt_executable=dbt_executable(), target=project.target)

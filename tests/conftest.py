@@ -69,3 +69,111 @@ def built_warehouse(tmp_path_factory: pytest.TempPathFactory, generated_warehous
     shutil.copy(generated_warehouse, path)
     run_dbt(["build"], warehouse=path, echo=False)
     return path
+
+
+# --- other engines: Postgres and Spark (tests/engines.py) ----------------------------------
+
+#: Where the engine fixtures leave their timings for the terminal summary.
+_ENGINE_TIMINGS = pytest.StashKey[dict]()
+
+
+@pytest.fixture(scope="session")
+def postgres_target(request: pytest.FixtureRequest):
+    """The postgres target, pointed at a database of its own (created here, dropped afterwards)."""
+    from engines import engine_missing, postgres_missing_reason
+
+    from cdp.engine_tables import postgres_connection
+    from cdp.targets import load_target
+
+    server = load_target("postgres")
+    reason = postgres_missing_reason(server)
+    if reason:
+        engine_missing(reason)
+    database = f"cdp_test_{os.getpid()}"
+    admin = postgres_connection(load_target_with(server, dbname="postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'drop database if exists "{database}"')
+        cursor.execute(f'create database "{database}"')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CDP_POSTGRES_DATABASE", database)
+        yield load_target("postgres")
+    with admin.cursor() as cursor:
+        cursor.execute(f'drop database if exists "{database}" with (force)')
+    admin.close()
+
+
+def load_target_with(target, **settings):
+    """The same target with some settings replaced."""
+    from dataclasses import replace
+
+    return replace(target, settings={**target.settings, **settings})
+
+
+@pytest.fixture(scope="session")
+def spark_target(tmp_path_factory: pytest.TempPathFactory):
+    """The local Spark target (session method), its tables and metastore in a temp folder of its own."""
+    from engines import engine_missing, spark_missing_reason
+
+    from cdp.settings import SPARK_DIR_ENV_VAR
+    from cdp.targets import load_target
+
+    reason = spark_missing_reason()
+    if reason:
+        engine_missing(reason)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SPARK_DIR_ENV_VAR, str(tmp_path_factory.mktemp("spark")))
+        yield load_target("spark")
+
+
+@pytest.fixture(scope="session")
+def postgres_build(request, postgres_target, generated_warehouse: Path, tmp_path_factory):
+    """The session's sample built on Postgres (loaded, built, identity rebuilt), its tables read back."""
+    from engines import build_sample_on
+
+    build = build_sample_on(postgres_target, generated_warehouse, tmp_path_factory.mktemp("postgres_tables"))
+    request.config.stash.setdefault(_ENGINE_TIMINGS, {})["postgres"] = build.seconds
+    return build
+
+
+@pytest.fixture(scope="session")
+def spark_build(request, spark_target, generated_warehouse: Path, tmp_path_factory):
+    """The session's sample built on Spark, once: every Spark test shares it (each JVM start costs 10-25 s)."""
+    from engines import build_sample_on
+
+    build = build_sample_on(spark_target, generated_warehouse, tmp_path_factory.mktemp("spark_tables"))
+    request.config.stash.setdefault(_ENGINE_TIMINGS, {})["spark"] = build.seconds
+    return build
+
+
+@pytest.fixture(scope="session")
+def duckdb_build(built_warehouse: Path, tmp_path_factory):
+    """The DuckDB side of the comparisons: a copy of the built warehouse, identity rebuilt, tables read back."""
+    import shutil
+    import time
+
+    from engines import COMPARED_TABLES, INCREMENTAL_TABLES, REBUILD_IDENTITY, EngineBuild, dump_tables
+
+    from cdp.dbt import run_dbt
+    from cdp.targets import load_target
+
+    path = tmp_path_factory.mktemp("duckdb_engine") / "warehouse.duckdb"
+    shutil.copy(built_warehouse, path)
+    started = time.monotonic()
+    rebuild = run_dbt(["build", *REBUILD_IDENTITY], warehouse=path, echo=False, target="duckdb")
+    seconds = {"rebuild identity": time.monotonic() - started}
+    target = load_target("duckdb")
+    folder = tmp_path_factory.mktemp("duckdb_tables")
+    dump_tables(target, target.schema, [*COMPARED_TABLES, *INCREMENTAL_TABLES], folder, warehouse=path)
+    return EngineBuild(target, "", rebuild, folder, seconds)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print how long each engine took, so CI logs carry the figures."""
+    timings = config.stash.get(_ENGINE_TIMINGS, {})
+    if not timings:
+        return
+    terminalreporter.section(f"engine builds ({SESSION_PEOPLE:,} people)")
+    for engine, seconds in timings.items():
+        steps = ", ".join(f"{step} {value:.1f}s" for step, value in seconds.items())
+        terminalreporter.write_line(f"{engine}: {steps}")

@@ -72,9 +72,13 @@
     end
 {%- endmacro %}
 
-{#- Names: trimmed, single-spaced, capitalised per word; empty becomes NULL. -#}
+{#-
+    Names: trimmed, single-spaced, capitalised per word; empty becomes NULL. Whitespace is spelled
+    out (`[ \\t\\r\\n]`, a tab, CR or LF on every engine): Java reads the POSIX class
+    `[[:space:]]` as the characters `:space`, and on Spark "Marguerite" became "M Rgu Rit ".
+-#}
 {% macro clean_name(expression) -%}
-    nullif({{ cdp.initcap(cdp.regexp_replace_all('trim(' ~ expression ~ ')', '[[:space:]]+', ' ')) }}, '')
+    nullif({{ cdp.initcap(cdp.regexp_replace_all('trim(' ~ expression ~ ')', '[ \\t\\r\\n]+', ' ')) }}, '')
 {%- endmacro %}
 
 {#-

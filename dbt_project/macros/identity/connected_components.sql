@@ -15,9 +15,10 @@
     still lower one of them). Hooking roots plus pointer jumping is the Shiloach–Vishkin
     scheme: the number of passes grows with log(longest chain), not with its length.
 
-    Runs as statements through run_query (dbt models cannot loop), in work tables named
-    `<prefix>__*` in the model's schema; the passes taken are written to
-    `<prefix>__passes`. Portable SQL: create table as / joins / group by / least.
+    Runs as statements through run_query, one per call (dbt models cannot loop, and dbt-spark
+    sends one statement at a time), in work tables named `<prefix>__*` in the model's schema;
+    the passes taken are written to `<prefix>__passes`. Portable SQL: create table as / joins /
+    group by / least; a rename that says where the table stays (cdp.rename_table).
     `max_passes` is a safety net that fails the build loudly — never a silent cut-off.
 -#}
 {% macro connected_components(nodes_sql, edges_sql, prefix, max_passes=64) %}
@@ -28,24 +29,19 @@
     {%- set nodes = adapter.quote(schema) ~ '.' ~ adapter.quote(prefix ~ '__nodes') -%}
     {%- set edges = adapter.quote(schema) ~ '.' ~ adapter.quote(prefix ~ '__edges') -%}
 
-    {%- call statement('cc_init') -%}
-        drop table if exists {{ nodes }};
-        create table {{ nodes }} as
-        select distinct node_id from ({{ nodes_sql }}) as n;
-        drop table if exists {{ edges }};
-        create table {{ edges }} as
-        select distinct node_a, node_b from ({{ edges_sql }}) as e where node_a <> node_b;
-        drop table if exists {{ work }};
-        create table {{ work }} as
-        select node_id, node_id as parent
-        from {{ nodes }};
-    {%- endcall -%}
+    {%- do cdp.run_statements([
+        'drop table if exists ' ~ nodes,
+        cdp.create_table_as_select(nodes, 'select distinct node_id from (' ~ nodes_sql ~ ') as n'),
+        'drop table if exists ' ~ edges,
+        cdp.create_table_as_select(edges,
+            'select distinct node_a, node_b from (' ~ edges_sql ~ ') as e where node_a <> node_b'),
+        'drop table if exists ' ~ work,
+        cdp.create_table_as_select(work, 'select node_id, node_id as parent from ' ~ nodes),
+    ]) -%}
 
     {%- set ns = namespace(passes=0, changed=1) -%}
     {%- for i in range(max_passes) if ns.changed > 0 -%}
-        {%- call statement('cc_pass') -%}
-            drop table if exists {{ next_work }};
-            create table {{ next_work }} as
+        {%- set pass_sql -%}
             with
 
             labels as (
@@ -93,8 +89,9 @@
                 inner join hooked as grand on grand.node_id = hooked.parent
             )
 
-            select * from jumped;
-        {%- endcall -%}
+            select * from jumped
+        {%- endset -%}
+        {%- do cdp.run_statements(['drop table if exists ' ~ next_work, cdp.create_table_as_select(next_work, pass_sql)]) -%}
 
         {%- set changed = run_query(
             'select count(*) from ' ~ next_work ~ ' as n inner join ' ~ work
@@ -103,10 +100,10 @@
         {%- set ns.changed = changed.columns[0].values()[0] | int -%}
         {%- set ns.passes = ns.passes + 1 -%}
 
-        {%- call statement('cc_swap') -%}
-            drop table {{ work }};
-            alter table {{ next_work }} rename to {{ adapter.quote(prefix ~ '__labels') }};
-        {%- endcall -%}
+        {%- do cdp.run_statements([
+            'drop table ' ~ work,
+            cdp.rename_table(next_work, schema, prefix ~ '__labels'),
+        ]) -%}
     {%- endfor -%}
 
     {%- if ns.changed > 0 -%}
@@ -116,16 +113,12 @@
         ) }}
     {%- endif -%}
 
-    {%- call statement('cc_passes') -%}
-        drop table if exists {{ passes_table }};
-        create table {{ passes_table }} as
-        select cast({{ ns.passes }} as integer) as passes;
-    {%- endcall -%}
+    {%- do cdp.run_statements([
+        'drop table if exists ' ~ passes_table,
+        cdp.create_table_as_select(passes_table, 'select cast(' ~ ns.passes ~ ' as integer) as passes'),
+    ]) -%}
     {{ log("connected_components(" ~ prefix ~ "): converged after " ~ ns.passes ~ " passes", info=true) }}
-    {%- call statement('cc_cleanup') -%}
-        drop table if exists {{ nodes }};
-        drop table if exists {{ edges }};
-    {%- endcall -%}
+    {%- do cdp.run_statements(['drop table if exists ' ~ nodes, 'drop table if exists ' ~ edges]) -%}
 
     {{ return(work) }}
 {% endmacro %}

@@ -24,7 +24,7 @@
     {%- for node in graph.sources.values()
         if node.source_name == 'manual_segments' and node.name == table_name -%}
         {%- for column in node.columns.values() -%}
-            {%- do columns.append('cast(null as ' ~ column.data_type ~ ') as ' ~ column.name) -%}
+            {%- do columns.append(dbt.cast('null', column.data_type) ~ ' as ' ~ column.name) -%}
         {%- endfor -%}
     {%- endfor -%}
     {%- if columns | length == 0 -%}

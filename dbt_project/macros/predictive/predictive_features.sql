@@ -127,7 +127,7 @@ final as (
         cast(coalesce(activity.net_value, 0) as decimal(18, 2)) as net_value,
         cast(coalesce(activity.net_value_90d, 0) as decimal(18, 2)) as net_value_90d,
         cast(coalesce(activity.net_value_365d, 0) as decimal(18, 2)) as net_value_365d,
-        cast(activity.gross_purchase_value / nullif(activity.purchases, 0) as decimal(18, 2)) as avg_order_value,
+        {{ money_divided_by('activity.gross_purchase_value', 'activity.purchases') }} as avg_order_value,
 
         coalesce(activity.emails_sent_90d, 0) as emails_sent_90d,
         coalesce(activity.email_opens_90d, 0) as email_opens_90d,

@@ -1,25 +1,8 @@
 {#- Cross-database helpers the predictive models need; each has a portable default. -#}
 
-{#- An 8-byte floating-point type (dbt.type_float() is 4-byte REAL on DuckDB). -#}
-{% macro predictive_type_double() -%}
-    {{ return(adapter.dispatch('predictive_type_double', 'cdp')()) }}
-{%- endmacro %}
-
-{% macro default__predictive_type_double() -%}
-    double precision
-{%- endmacro %}
-
-{% macro duckdb__predictive_type_double() -%}
-    double
-{%- endmacro %}
-
-{% macro bigquery__predictive_type_double() -%}
-    float64
-{%- endmacro %}
-
-{#- Median of an expression (an aggregate). -#}
+{#- Median of an expression (an aggregate), as a DOUBLE on every engine: DuckDB's median keeps a decimal's scale (7.99 for 7.99 and 8.00), the others interpolate (7.995). -#}
 {% macro predictive_median(expression) -%}
-    {{ return(adapter.dispatch('predictive_median', 'cdp')(expression)) }}
+    {{ return(adapter.dispatch('predictive_median', 'cdp')('cast(' ~ expression ~ ' as ' ~ cdp.type_double() ~ ')')) }}
 {%- endmacro %}
 
 {% macro default__predictive_median(expression) -%}
@@ -28,4 +11,8 @@
 
 {% macro duckdb__predictive_median(expression) -%}
     median({{ expression }})
+{%- endmacro %}
+
+{% macro spark__predictive_median(expression) -%}
+    percentile({{ expression }}, 0.5)
 {%- endmacro %}

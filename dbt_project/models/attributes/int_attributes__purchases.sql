@@ -61,10 +61,15 @@ with_tenure as (
     select
         *,
         online_orders_count + store_purchases_count as orders_count,
-        {{ dbt.datediff('first_purchase_at', as_of, 'second') }}
-        / (86400 * 30.4375) as tenure_months,
-        {{ dbt.datediff('last_purchase_at', as_of, 'second') }}
-        / 86400.0 as days_since_last_purchase_exact
+        -- in floating point on every engine (decimal division keeps engine-specific scales)
+        cast(
+            {{ dbt.datediff('first_purchase_at', as_of, 'second') }}
+            as {{ type_double() }}
+        ) / (86400 * 30.4375) as tenure_months,
+        cast(
+            {{ dbt.datediff('last_purchase_at', as_of, 'second') }}
+            as {{ type_double() }}
+        ) / 86400.0 as days_since_last_purchase_exact
     from per_profile
 ),
 
@@ -82,7 +87,10 @@ final as (
         cast(coalesce(with_tenure.store_purchases_count, 0) as integer) as store_purchases_count,
         cast(coalesce(with_tenure.lifetime_value, 0) as decimal(18, 2)) as lifetime_value,
         cast(
-            case when with_tenure.orders_count > 0 then with_tenure.lifetime_value / with_tenure.orders_count end
+            case
+                when with_tenure.orders_count > 0
+                    then {{ money_divided_by('with_tenure.lifetime_value', 'with_tenure.orders_count') }}
+            end
             as decimal(18, 2)
         ) as average_order_value,
         cast(

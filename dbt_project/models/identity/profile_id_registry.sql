@@ -1,14 +1,16 @@
 {#-
     Which profile each identifier belongs to, carried from build to build so profile ids
     stay stable (read back by int_identity__profile_assignments). Identifiers that
-    disappear from the sources keep their last mapping.
+    disappear from the sources keep their last mapping. Incremental by key on every engine
+    (macros/incremental/keyed_incremental.sql: on Spark parquet, a loud full rebuild).
 -#}
 {{
     config(
-        materialized='incremental',
+        materialized=cdp.keyed_incremental_materialization(),
         unique_key=['identifier_type', 'identifier_value'],
-        incremental_strategy='delete+insert',
+        incremental_strategy=cdp.keyed_incremental_strategy(),
         on_schema_change='append_new_columns',
+        post_hook="{{ cdp.drop_previous_build_copy() }}",
     )
 }}
 
@@ -29,3 +31,4 @@ final as (
 )
 
 select * from final
+{{ cdp.previous_build_rows_not_replaced(['identifier_type', 'identifier_value']) }}

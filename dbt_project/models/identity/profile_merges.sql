@@ -5,10 +5,11 @@
 -#}
 {{
     config(
-        materialized='incremental',
+        materialized=cdp.keyed_incremental_materialization(),
         unique_key=['merged_profile_id', 'surviving_profile_id'],
-        incremental_strategy='delete+insert',
+        incremental_strategy=cdp.keyed_incremental_strategy(),
         on_schema_change='append_new_columns',
+        post_hook="{{ cdp.drop_previous_build_copy() }}",
     )
 }}
 
@@ -35,3 +36,4 @@ final as (
 )
 
 select * from final
+{{ cdp.previous_build_rows_not_replaced(['merged_profile_id', 'surviving_profile_id']) }}

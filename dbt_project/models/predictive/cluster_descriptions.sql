@@ -63,7 +63,7 @@ clusters as (
         max(selection_criterion) as selection_criterion,
         avg(silhouette) as silhouette,
         count(*) as profiles,
-        avg(case when purchases > 0 then 1.0 else 0.0 end) as buyer_share,
+        avg(case when purchases > 0 then cast(1 as {{ type_double() }}) else 0 end) as buyer_share,
         avg(purchases) as mean_purchases,
         {{ predictive_median('purchases') }} as median_purchases,
         avg(net_value) as mean_net_value,
@@ -75,7 +75,7 @@ clusters as (
         avg(email_clicks_90d) as mean_email_clicks_90d,
         avg(web_events_90d) as mean_web_events_90d,
         avg(cart_adds_without_order_30d) as mean_cart_adds_without_order_30d,
-        sum(store_purchases) * 1.0 / nullif(sum(purchases), 0) as store_purchase_share,
+        cast(sum(store_purchases) as {{ type_double() }}) / nullif(sum(purchases), 0) as store_purchase_share,
         avg(churn_probability) as mean_churn_probability,
         avg(expected_value_90d) as mean_expected_value_90d
     from members
@@ -146,29 +146,29 @@ described as (
     select
         *,
         cast(profiles as {{ dbt.type_string() }}) || ' profiles ('
-            || cast(cast(round(100.0 * profiles / all_profiles, 0) as integer) as {{ dbt.type_string() }})
+            || {{ number_text('100.0 * profiles / all_profiles', 0) }}
             || '% of all); '
-            || cast(cast(round(100.0 * buyer_share, 0) as integer) as {{ dbt.type_string() }}) || '% have bought'
+            || {{ number_text('100 * buyer_share', 0) }} || '% have bought'
             || case
                 when buyer_share >= 0.5 then
-                    ', ' || cast(round(mean_purchases, 1) as {{ dbt.type_string() }}) || ' purchases worth '
-                    || cast(round(mean_net_value, 2) as {{ dbt.type_string() }}) || ' on average, median '
-                    || cast(cast(round(median_recency_days, 0) as integer) as {{ dbt.type_string() }})
+                    ', ' || {{ number_text('mean_purchases', 1) }} || ' purchases worth '
+                    || {{ number_text('mean_net_value', 2) }} || ' on average, median '
+                    || {{ number_text('median_recency_days', 0) }}
                     || ' days since the last purchase'
                 else ''
             end
             || '; median '
-            || coalesce(cast(cast(round(median_days_since_last_event, 0) as integer) as {{ dbt.type_string() }}), 'n/a')
+            || coalesce({{ number_text('median_days_since_last_event', 0) }}, 'n/a')
             || ' days since the last event, '
-            || cast(round(mean_email_opens_90d, 1) as {{ dbt.type_string() }}) || ' email opens and '
-            || cast(round(mean_web_events_90d, 1) as {{ dbt.type_string() }}) || ' web events in 90 days'
+            || {{ number_text('mean_email_opens_90d', 1) }} || ' email opens and '
+            || {{ number_text('mean_web_events_90d', 1) }} || ' web events in 90 days'
             || coalesce(
-                '; expected 90-day value ' || cast(round(mean_expected_value_90d, 2) as {{ dbt.type_string() }}),
+                '; expected 90-day value ' || {{ number_text('mean_expected_value_90d', 2) }},
                 ''
             )
             || case
                 when buyer_share >= 0.5 then coalesce(
-                    ', churn probability ' || cast(round(mean_churn_probability, 2) as {{ dbt.type_string() }}),
+                    ', churn probability ' || {{ number_text('mean_churn_probability', 2) }},
                     ''
                 )
                 else ''
@@ -184,24 +184,24 @@ final as (
         cast(cluster_name as {{ dbt.type_string() }}) as cluster_name,
         cast(description as {{ dbt.type_string() }}) as description,
         cast(profiles as {{ dbt.type_bigint() }}) as profiles,
-        cast(1.0 * profiles / all_profiles as {{ predictive_type_double() }}) as share,
-        cast(buyer_share as {{ predictive_type_double() }}) as buyer_share,
-        cast(mean_purchases as {{ predictive_type_double() }}) as mean_purchases,
-        cast(median_purchases as {{ predictive_type_double() }}) as median_purchases,
-        cast(mean_net_value as {{ predictive_type_double() }}) as mean_net_value,
-        cast(median_net_value as {{ predictive_type_double() }}) as median_net_value,
-        cast(median_recency_days as {{ predictive_type_double() }}) as median_recency_days,
-        cast(median_days_since_last_event as {{ predictive_type_double() }}) as median_days_since_last_event,
-        cast(median_tenure_days as {{ predictive_type_double() }}) as median_tenure_days,
-        cast(mean_email_opens_90d as {{ predictive_type_double() }}) as mean_email_opens_90d,
-        cast(mean_email_clicks_90d as {{ predictive_type_double() }}) as mean_email_clicks_90d,
-        cast(mean_web_events_90d as {{ predictive_type_double() }}) as mean_web_events_90d,
-        cast(mean_cart_adds_without_order_30d as {{ predictive_type_double() }}) as mean_cart_adds_without_order_30d,
-        cast(store_purchase_share as {{ predictive_type_double() }}) as store_purchase_share,
-        cast(mean_churn_probability as {{ predictive_type_double() }}) as mean_churn_probability,
-        cast(mean_expected_value_90d as {{ predictive_type_double() }}) as mean_expected_value_90d,
-        cast(silhouette as {{ predictive_type_double() }}) as silhouette,
-        cast(overall_silhouette as {{ predictive_type_double() }}) as overall_silhouette,
+        cast(profiles as {{ type_double() }}) / all_profiles as share,
+        cast(buyer_share as {{ type_double() }}) as buyer_share,
+        cast(mean_purchases as {{ type_double() }}) as mean_purchases,
+        cast(median_purchases as {{ type_double() }}) as median_purchases,
+        cast(mean_net_value as {{ type_double() }}) as mean_net_value,
+        cast(median_net_value as {{ type_double() }}) as median_net_value,
+        cast(median_recency_days as {{ type_double() }}) as median_recency_days,
+        cast(median_days_since_last_event as {{ type_double() }}) as median_days_since_last_event,
+        cast(median_tenure_days as {{ type_double() }}) as median_tenure_days,
+        cast(mean_email_opens_90d as {{ type_double() }}) as mean_email_opens_90d,
+        cast(mean_email_clicks_90d as {{ type_double() }}) as mean_email_clicks_90d,
+        cast(mean_web_events_90d as {{ type_double() }}) as mean_web_events_90d,
+        cast(mean_cart_adds_without_order_30d as {{ type_double() }}) as mean_cart_adds_without_order_30d,
+        cast(store_purchase_share as {{ type_double() }}) as store_purchase_share,
+        cast(mean_churn_probability as {{ type_double() }}) as mean_churn_probability,
+        cast(mean_expected_value_90d as {{ type_double() }}) as mean_expected_value_90d,
+        cast(silhouette as {{ type_double() }}) as silhouette,
+        cast(overall_silhouette as {{ type_double() }}) as overall_silhouette,
         cast(k as integer) as k,
         cast(selection_criterion as {{ dbt.type_string() }}) as selection_criterion,
         {{ predictive_as_of() }} as clustered_at

@@ -1,128 +1,19 @@
-"""k-means clusters of today's profiles, over behavioural features from SQL
-(int_predictive__scoring_set).
+"""k-means clusters of today's profiles over behavioural features from SQL. The fitting lives in
+cdp/predictive/clusters.py (the predictive step runs the same code on engines without dbt Python
+models; see that module for the features, k and the stable cluster ids).
 
-* Features: purchases, net value, days since the last purchase and the last event, tenure,
-  email opens / clicks and web events (90 days), cart adds without an order (30 days),
-  share of purchases made in store. Money and counts are log1p-transformed (they are
-  right-skewed), then everything is standardised. Never-purchased people get
-  recency = RECENCY_CAP_DAYS ("longer ago than any history").
-* k: the k in K_CANDIDATES with the best mean silhouette on a fixed-seed sample of
-  SILHOUETTE_SAMPLE profiles (each candidate fitted on every profile).
-* Stable: rows sorted by profile_id, fixed random_state, and cluster ids ordered by the
-  members' mean expected 90-day value (int_predictive__predictions), then mean net value,
-  then size, highest first, from 1 — so rebuilding unchanged data gives the same ids.
-  (Reading the predictions also makes dbt run this model after int_predictive__predictions:
-  two Python models importing scikit-learn at the same moment in dbt's threads can fail
-  with a circular-import error.)
+Reading the predictions also makes dbt run this model after int_predictive__predictions: two
+Python models importing scikit-learn at the same moment in dbt's threads can fail with a
+circular-import error.
 
-Runs single-threaded (threadpoolctl), like int_predictive__predictions: dbt already runs
-models side by side.
-
-Output: one row per profile: profile_id, cluster_id, silhouette (the profile's silhouette
-value if it was in the sample, else NULL), and the fit's k, overall silhouette and
-selection criterion (the same on every row). Names and descriptions are made in SQL
-(cluster_descriptions). Fewer than MIN_PROFILES profiles: one cluster, no silhouette.
+Output: one row per profile: profile_id, cluster_id, silhouette, k, overall_silhouette,
+selection_criterion.
 """
 
-import numpy as np
-import pandas as pd
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_samples
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
-
-RANDOM_STATE = 20261101
-K_CANDIDATES = range(3, 9)
-SILHOUETTE_SAMPLE = 5_000
-MIN_PROFILES = 50
-RECENCY_CAP_DAYS = 3 * 365
-
-LOG_FEATURES = [
-    "purchases",
-    "net_value",
-    "recency_days",
-    "days_since_last_event",
-    "tenure_days",
-    "email_opens_90d",
-    "email_clicks_90d",
-    "web_events_90d",
-    "cart_adds_without_order_30d",
-]
-
-
-def standardised_features(profiles: pd.DataFrame) -> np.ndarray:
-    columns = profiles[LOG_FEATURES].astype("float64")
-    for recency in ("recency_days", "days_since_last_event"):
-        columns[recency] = columns[recency].fillna(RECENCY_CAP_DAYS).clip(upper=RECENCY_CAP_DAYS)
-    columns = np.log1p(columns.clip(lower=0))
-    purchases = profiles["purchases"].astype("float64")
-    columns["store_share"] = (profiles["store_purchases"].astype("float64") / purchases.where(purchases > 0)).fillna(0)
-    return StandardScaler().fit_transform(columns.to_numpy())
-
-
-def ordered_ids(profiles: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
-    """Relabel clusters 1..k by mean expected value, mean net value, then size (all descending)."""
-    stats = (
-        profiles.assign(label=labels, net_value=profiles["net_value"].astype("float64"))
-        .groupby("label")
-        .agg(
-            expected_value=("expected_value_90d", "mean"),
-            net_value=("net_value", "mean"),
-            size=("profile_id", "size"),
-        )
-        .sort_values(["expected_value", "net_value", "size"], ascending=False, na_position="last")
-    )
-    new_id = {label: rank for rank, label in enumerate(stats.index, start=1)}
-    return np.array([new_id[label] for label in labels], dtype="int32")
-
-
-def fit_clusters(profiles: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
-    expected = predictions[predictions["scored_set"] == "current"][["profile_id", "expected_value_90d"]]
-    profiles = profiles.merge(expected, on="profile_id", how="left").sort_values("profile_id", ignore_index=True)
-    n = len(profiles)
-    silhouette = np.full(n, np.nan)
-
-    if n < MIN_PROFILES:
-        labels = np.zeros(n, dtype="int64")
-        k, overall = 1, np.nan
-        criterion = f"too few profiles to cluster ({n} < {MIN_PROFILES}): one cluster"
-    else:
-        x = standardised_features(profiles)
-        sample = np.sort(np.random.default_rng(RANDOM_STATE).permutation(n)[:SILHOUETTE_SAMPLE])
-        fits = {}
-        for k in K_CANDIDATES:
-            fitted = KMeans(n_clusters=k, n_init=10, random_state=RANDOM_STATE).fit(x)
-            in_sample = fitted.labels_[sample]
-            if len(np.unique(in_sample)) < 2:  # degenerate data: every point alike
-                values = np.full(len(sample), -1.0)
-            else:
-                values = silhouette_samples(x[sample], in_sample)
-            fits[k] = (fitted.labels_, values)
-        k = max(fits, key=lambda candidate: (fits[candidate][1].mean(), -candidate))
-        labels, values = fits[k]
-        silhouette[sample] = values
-        overall = float(values.mean())
-        scores = ", ".join(f"k={candidate}: {fits[candidate][1].mean():.3f}" for candidate in fits)
-        criterion = (
-            f"best mean silhouette over k={min(K_CANDIDATES)}..{max(K_CANDIDATES)} on a fixed "
-            f"{len(sample):,}-profile sample ({scores})"
-        )
-
-    return pd.DataFrame(
-        {
-            "profile_id": pd.Series(profiles["profile_id"].to_numpy(), dtype="string"),
-            "cluster_id": ordered_ids(profiles, labels) if n else np.array([], dtype="int32"),
-            "silhouette": silhouette,
-            "k": np.full(n, k, dtype="int32"),
-            "overall_silhouette": np.full(n, overall),
-            "selection_criterion": pd.Series([criterion] * n, dtype="string"),
-        }
-    )
+from cdp.predictive.clusters import clusters
 
 
 def model(dbt, session):
     profiles = dbt.ref("int_predictive__scoring_set").df()
     predictions = dbt.ref("int_predictive__predictions").df()
-    with threadpool_limits(limits=1):
-        clusters = fit_clusters(profiles, predictions)
-    return clusters
+    return clusters(profiles, predictions)

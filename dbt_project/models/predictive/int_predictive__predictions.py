@@ -1,131 +1,14 @@
-"""Churn and 90-day value models: fit on the calibration set, predict its validation split
-and today's profiles.
-
-Features come from SQL (int_predictive__training_set / int_predictive__scoring_set, both
-built by the predictive_features macro); this model only fits and predicts.
-
-* churn: HistGradientBoostingClassifier on people who had purchased before the cutoff,
-  label `churned` (no purchase in the next 90 days).
-* value_90d: HistGradientBoostingRegressor with a Poisson loss (non-negative, right-skewed
-  target) on everyone known at the cutoff, label max(value_next_90d, 0).
-
-Both learn from the training split only (`not is_validation`); the same fitted models score
-the validation split (for predictive_model_quality) and today's features (profile_scores),
-so the quality figures describe the models that made the scores. Gradient boosting needs
-no scaling and takes missing recencies (never purchased) as they are. Fixed random_state:
-the same data gives the same scores.
-
-Fitting runs single-threaded (threadpoolctl): dbt already runs models side by side, and
-OpenMP's waiting threads slow gradient boosting down many times over when cores are shared.
+"""Churn and 90-day value models: fit on the calibration set, predict its validation split and
+today's profiles. The fitting lives in cdp/predictive/scores.py (the predictive step runs the same
+code on engines without dbt Python models; see that module for the models and their choices).
 
 Output: one row per (scored_set, profile_id); scored_set is 'validation' or 'current'.
-churn_probability is NULL for people who had never purchased.
-
-A world too small to learn from (fewer than MIN_TRAINING_ROWS training rows, or one class
-only — a brand-new warehouse, a test fixture) gets prior models instead: the training churn
-rate and mean value for everyone (sklearn's Dummy* estimators), so the build never fails on
-little data; with no training rows at all the scores are NULL.
 """
 
-import numpy as np
-import pandas as pd
-from sklearn.dummy import DummyClassifier, DummyRegressor
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from threadpoolctl import threadpool_limits
-
-RANDOM_STATE = 20261101
-MIN_TRAINING_ROWS = 50
-
-FEATURES = [
-    "tenure_days",
-    "days_since_last_event",
-    "recency_days",
-    "days_since_first_purchase",
-    "purchases",
-    "store_purchases",
-    "purchases_90d",
-    "purchases_180d",
-    "purchases_365d",
-    "returned_or_cancelled_orders",
-    "net_value",
-    "net_value_90d",
-    "net_value_365d",
-    "avg_order_value",
-    "emails_sent_90d",
-    "email_opens_90d",
-    "email_clicks_90d",
-    "web_events_30d",
-    "web_events_90d",
-    "searches_90d",
-    "cart_adds_without_order_30d",
-    "support_tickets_365d",
-    "has_opted_out_of_email",
-]
-
-
-def feature_matrix(frame: pd.DataFrame) -> np.ndarray:
-    return frame[FEATURES].astype("float64").to_numpy()
-
-
-def fit(estimator, fallback, x: np.ndarray, y: np.ndarray):
-    """The estimator, or the prior-only fallback when there is too little to learn from."""
-    if len(y) == 0:
-        return None
-    if len(y) < MIN_TRAINING_ROWS or len(np.unique(y)) < 2:
-        return fallback.fit(x, y)
-    return estimator.fit(x, y)
-
-
-def predict(churn, value, frame: pd.DataFrame, scored_set: str) -> pd.DataFrame:
-    x = feature_matrix(frame)
-    is_customer = (frame["purchases"] > 0).to_numpy()
-    churn_probability = np.full(len(frame), np.nan)
-    expected_value = np.full(len(frame), np.nan)
-    if churn is not None and is_customer.any():
-        classes = list(churn.classes_)  # a prior fitted on one class knows only that class
-        churned = churn.predict_proba(x[is_customer])[:, classes.index(True)] if True in classes else 0.0
-        churn_probability[is_customer] = churned
-    if value is not None and len(frame):
-        expected_value = np.clip(value.predict(x), 0.0, None)
-    return pd.DataFrame(
-        {
-            "scored_set": pd.Series([scored_set] * len(frame), dtype="string"),
-            "profile_id": pd.Series(frame["profile_id"].to_numpy(), dtype="string"),
-            "churn_probability": churn_probability,
-            "expected_value_90d": expected_value,
-        }
-    )
-
-
-def fit_and_predict(training: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
-    training = training.sort_values("profile_id", ignore_index=True)
-    current = current.sort_values("profile_id", ignore_index=True)
-    train = training[~training["is_validation"].astype(bool)]
-    customers = train[train["purchases"] > 0]
-
-    churn = fit(
-        HistGradientBoostingClassifier(random_state=RANDOM_STATE),
-        DummyClassifier(strategy="prior"),
-        feature_matrix(customers),
-        customers["churned"].astype(bool).to_numpy(),
-    )
-    value = fit(
-        HistGradientBoostingRegressor(loss="poisson", random_state=RANDOM_STATE),
-        DummyRegressor(strategy="mean"),
-        feature_matrix(train),
-        np.clip(train["value_next_90d"].astype("float64").to_numpy(), 0.0, None),
-    )
-
-    validation = training[training["is_validation"].astype(bool)]
-    return pd.concat(
-        [predict(churn, value, validation, "validation"), predict(churn, value, current, "current")],
-        ignore_index=True,
-    )
+from cdp.predictive.scores import predictions
 
 
 def model(dbt, session):
     training = dbt.ref("int_predictive__training_set").df()
     current = dbt.ref("int_predictive__scoring_set").df()
-    with threadpool_limits(limits=1):
-        predictions = fit_and_predict(training, current)
-    return predictions
+    return predictions(training, current)

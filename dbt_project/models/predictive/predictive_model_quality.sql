@@ -168,9 +168,9 @@ final as (
     select
         cast(model as {{ dbt.type_string() }}) as model,
         cast(metric as {{ dbt.type_string() }}) as metric,
-        cast(value as {{ predictive_type_double() }}) as value,
+        cast(value as {{ type_double() }}) as value,
         cast(baseline_name as {{ dbt.type_string() }}) as baseline_name,
-        cast(baseline_value as {{ predictive_type_double() }}) as baseline_value,
+        cast(baseline_value as {{ type_double() }}) as baseline_value,
         cast(n_train as {{ dbt.type_bigint() }}) as n_train,
         cast(n_holdout as {{ dbt.type_bigint() }}) as n_holdout,
         {{ predictive_as_of() }} as as_of

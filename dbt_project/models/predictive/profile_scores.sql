@@ -24,8 +24,8 @@ final as (
     select
         scoring_set.profile_id,
         scoring_set.purchases > 0 as is_customer,
-        cast(predictions.churn_probability as {{ predictive_type_double() }}) as churn_probability,
-        cast(predictions.expected_value_90d as {{ predictive_type_double() }}) as expected_value_90d,
+        cast(predictions.churn_probability as {{ type_double() }}) as churn_probability,
+        cast(predictions.expected_value_90d as {{ type_double() }}) as expected_value_90d,
         {{ predictive_as_of() }} as scored_at
     from scoring_set
     left join predictions on predictions.profile_id = scoring_set.profile_id

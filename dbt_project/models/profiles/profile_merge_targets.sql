@@ -16,7 +16,9 @@
     Chains are followed by a recursive `union` over (retired id, id reached): the pairs are
     finite and `union` adds only new ones, so it stops exactly when every chain has been
     followed to its end. No pass limit, nothing cut short. A chain ends at the first id
-    reached that is not retired.
+    reached that is not retired. (Spark's recursive CTEs take only `union all`: there the
+    no-loop argument above is what ends the recursion, and Spark's recursion limit fails the
+    build should it ever not.)
 -#}
 with recursive
 
@@ -57,7 +59,7 @@ chains (merged_profile_id, reached_profile_id) as (
         surviving_profile_id
     from retirements
 
-    union
+    {{ cdp.recursive_union() }}
 
     select
         chains.merged_profile_id,
