@@ -129,10 +129,10 @@ with desired as (
         ) as varchar)) as payload_hash
     from main.segment_membership m
     inner join main.sync_profile_fields f on f.profile_id = m.profile_id
-    where m.segment_name = $segment
+    where m.segment_name = :segment
 ),
 state as (
-    select record_key, payload_hash from {schema}.state where sync_name = $sync_name
+    select record_key, payload_hash from {schema}.state where sync_name = :sync_name
 )
 select
     count(*) filter (where state.record_key is null) as adds,
@@ -250,7 +250,9 @@ def _seed_confirmed_state(con, sync) -> int:
     summary = build_plan(con, sync, SyncSources())
     con.execute(
         f"""
-        insert into {_state_schema()}.state
+        insert into {_state_schema()}.state (
+            sync_name, record_key, profile_id, payload_hash, first_confirmed_at, last_confirmed_at, last_run_id
+        )
         select ?, record_key, profile_id, payload_hash, now()::timestamp, now()::timestamp, 'bench-seed'
         from {plan_table(sync)}
         where op = 'add'
@@ -337,15 +339,15 @@ def _child_plan(path: Path) -> dict:
 
 def _child_floor(path: Path) -> dict:
     from cdp.warehouse import connect
-    from destinations.sql_templates import execute_bound
+    from destinations.warehouse import as_warehouse
 
     con = connect(path, read_only=True)
     try:
         base = _peak_rss_mb()
         start = time.perf_counter()
-        adds, updates, removes, desired = execute_bound(
-            con, FLOOR_SQL.format(schema=_state_schema()), {"segment": SEGMENT, "sync_name": SYNC_NAME}
-        ).fetchall()[0]
+        adds, updates, removes, desired = as_warehouse(con).fetch(
+            FLOOR_SQL.format(schema=_state_schema()), {"segment": SEGMENT, "sync_name": SYNC_NAME}
+        )[0]
         seconds = time.perf_counter() - start
         peak = _peak_rss_mb()
     finally:
@@ -377,6 +379,9 @@ class _TimedDestination:
             return self._inner.send(changes)
         finally:
             self.send_seconds.append(time.perf_counter() - start)
+
+    def report(self):
+        return self._inner.report()
 
     def close(self) -> None:
         self._inner.close()

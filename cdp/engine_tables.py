@@ -70,20 +70,28 @@ def postgres_connection(target: Target):
 
 
 def spark_session(target: Target):
-    """The target's SparkSession, configured exactly as dbt-spark's session method configures its own."""
-    if target.settings.get("method") != "session":
-        raise EngineError(
-            f"Target {target.name!r} reaches Spark through {target.settings.get('method')!r}; Python reads and "
-            "writes Spark tables through the session method only. On a cluster, run this step on the cluster "
-            "(spark-submit) with a profiles.yml output of `method: session`."
-        )
+    """The target's SparkSession: the session method configured exactly as dbt-spark configures its own
+    (local mode, its ``server_side_parameters``), or Spark Connect where the output sets ``connect_url``.
+
+    The one builder: the predictive step, `cdp load-raw` and the sync engine's Spark warehouse use it.
+    """
+    settings = target.settings
     try:
         from pyspark.sql import SparkSession
     except ImportError as error:  # pragma: no cover - the extra is part of the test install
         raise EngineError('The spark target needs `pip install -e ".[spark]"`.') from error
+    if settings.get("connect_url"):
+        return SparkSession.builder.remote(str(settings["connect_url"])).getOrCreate()
+    if settings.get("method", "session") != "session":
+        raise EngineError(
+            f"Target {target.name!r} reaches Spark through {settings.get('method')!r}; Python reads and writes "
+            "Spark tables through the session method or Spark Connect (connect_url) only. On a cluster, run "
+            "this step on the cluster (spark-submit) with a profiles.yml output of `method: session`."
+        )
     builder = SparkSession.builder.enableHiveSupport()
-    parameters = {str(key): str(value) for key, value in target.settings.get("server_side_parameters", {}).items()}
+    parameters = {str(key): str(value) for key, value in (settings.get("server_side_parameters") or {}).items()}
     parameters["spark.sql.ansi.enabled"] = "false"  # as dbt-spark forces it
+    parameters.setdefault("spark.sql.session.timeZone", "UTC")
     parameters.setdefault("spark.sql.execution.arrow.pyspark.enabled", "true")
     for key, value in parameters.items():
         builder = builder.config(key, value)

@@ -1,10 +1,15 @@
 """Where things live and which engine runs them. One environment variable each moves the whole pipeline.
 
 ``CDP_TARGET``     the dbt target (an output of ``dbt_project/profiles.yml``): ``duckdb`` (default),
-                   ``postgres``, ``spark``, ``spark_thrift`` or any output you add there.
+                   ``postgres``, ``spark``, ``spark_thrift`` or any output you add there; syncs read
+                   their data there.
 ``CDP_WAREHOUSE``  path of the DuckDB file (default: ``<repo>/warehouse/cdp.duckdb``); on other targets
                    the sample generator writes it first and ``cdp load-raw`` copies its raw tables over.
 ``CDP_SPARK_DIR``  the local Spark target's tables and metastore (default: ``<repo>/warehouse/spark``).
+``CDP_SYNC_STATE`` where syncs keep their state when the target has no transactions (Spark), or to keep
+                   it apart: ``duckdb:///path/state.duckdb`` or ``postgresql://user:password@host:port/db``
+                   (default: the warehouse itself, or for Spark ``sync_state.duckdb`` beside CDP_WAREHOUSE).
+
 ``CDP_BUILD_SCHEDULE``  cron expression of the Dagster build-and-sync schedule (default hourly).
 
 Every tool — the CLI, dbt (through ``dbt_project/profiles.yml``), Dagster, the tests and the
@@ -26,6 +31,9 @@ DEFAULT_TARGET = "duckdb"
 
 SPARK_DIR_ENV_VAR = "CDP_SPARK_DIR"
 DEFAULT_SPARK_DIR = REPO_ROOT / "warehouse" / "spark"
+
+#: the sync state store (destinations/warehouse/locations.py reads it)
+SYNC_STATE_ENV_VAR = "CDP_SYNC_STATE"
 
 #: cron expression of the Dagster build-and-sync schedule (orchestration/automation.py)
 BUILD_SCHEDULE_ENV_VAR = "CDP_BUILD_SCHEDULE"

@@ -27,6 +27,8 @@ def evaluate_alerts(
     """Run ``evaluate(alerter)`` with the configured rules and print what it did; never raises."""
     from cdp.warehouse import WarehouseBusyError
     from destinations.alerts import AlertConfigError, Alerter, load_alerts
+    from destinations.warehouse import WarehouseError
+    from destinations.warehouse.locations import sync_locations
 
     try:
         config = load_alerts()
@@ -34,8 +36,9 @@ def evaluate_alerts(
             return
         if known_syncs is not None:
             config.check_syncs(known_syncs)
-        report = evaluate(Alerter(config, warehouse))
-    except AlertConfigError as error:
+        data, store = sync_locations(warehouse)  # CDP_TARGET and CDP_SYNC_STATE
+        report = evaluate(Alerter(config, data, state_store=store))
+    except (AlertConfigError, WarehouseError) as error:
         console.print(f"[red]alerts not evaluated:[/] {escape(str(error))}")
         return
     except WarehouseBusyError:
@@ -54,14 +57,15 @@ def alerts_command(warehouse: str | None) -> None:
     The file is alerts.yml at the repository root, or the one CDP_ALERTS names (CDP_ALERTS=off:
     none). Rules are judged after every `cdp sync`, after `cdp build`, and in Dagster.
     """
-    from cdp.warehouse import connect
     from cli.syncs import load_current_syncs
     from destinations import state
     from destinations.alerts import AlertConfigError, load_alerts
     from destinations.base import DestinationError
     from destinations.definitions import SyncDefinitionError
+    from destinations.warehouse.locations import sync_locations
 
     path = _use_warehouse(warehouse)
+    _, store = sync_locations(path)
     console = _console()
     try:
         config = load_alerts()
@@ -96,9 +100,9 @@ def alerts_command(warehouse: str | None) -> None:
             "yes" if rule.notify_resolved else "no",
         )
     console.print(rules)
-    if not path.exists():
+    if not store.exists():
         return
-    with connect(path, read_only=True) as con:
+    with store.read_only().open() as con:
         open_alerts = state.open_alerts(con)
     listing = _table(f"Open alerts ({len(open_alerts)})")
     for column in ("rule", "subject", "since", "last seen", "summary"):

@@ -48,9 +48,9 @@ def use_target(name: str | None):
 def require_duckdb_target(command: str) -> None:
     """Refuse a command that works on the DuckDB file only while CDP_TARGET names another engine.
 
-    Syncs, manual segments, `tables`, `identity-report` and the demo read and write the DuckDB
-    file; run against a Postgres or Spark build they would read the wrong warehouse without a
-    word. They move to other engines with the sync engine's warehouse interface.
+    Manual segments, `tables`, `identity-report` and the demo read and write the DuckDB file; run
+    against a Postgres or Spark build they would read the wrong warehouse without a word. (`cdp sync`
+    and `cdp syncs` run on every engine through destinations/warehouse/.)
     """
     from cdp.targets import TargetError, load_target
 

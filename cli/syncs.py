@@ -16,8 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.console import console as _console
 from cli.console import table as _table
-from cli.options import require_duckdb_target, warehouse_option
 from cli.options import use_warehouse as _use_warehouse
+from cli.options import warehouse_option
 
 EXIT_CODES = {"succeeded": 0, "dry_run": 0, "partial": 1, "failed": 1, "stopped": 3, "paused": 4}
 #: how long a pause or resume waits for a writer that holds the warehouse before giving up
@@ -81,6 +81,8 @@ def sync_command(
     from destinations.definitions import SyncDefinitionError
     from destinations.engine import SyncError, run_sync
     from destinations.registry import destination_connector, get_sync
+    from destinations.warehouse import WarehouseError
+    from destinations.warehouse.locations import sync_locations
 
     if pause is None and reason is not None:
         raise click.UsageError("--reason goes with --pause or --resume")
@@ -88,20 +90,21 @@ def sync_command(
         raise click.UsageError(
             f"--{pause} records a {pause}; it does not run the sync (drop --dry-run/--force/--full-resync)"
         )
-    require_duckdb_target("sync")
     path = _use_warehouse(warehouse)
     console = _console()
     since, syncs = utc_now(), None
     try:
+        data, store = sync_locations(path)  # CDP_TARGET and CDP_SYNC_STATE
         syncs = load_current_syncs()
         definition = get_sync(syncs, name)
         if pause is not None:
-            _set_paused(console, definition, path, pause == "pause", reason)
+            _set_paused(console, definition, store, pause == "pause", reason)
             return
         with _ProgressBar(console, quiet, f"{name}") as progress:
             result = run_sync(
                 definition,
-                warehouse=path,
+                warehouse=data,
+                state_store=store,
                 connect_destination=destination_connector(),
                 dry_run=dry_run,
                 force=force,
@@ -109,7 +112,7 @@ def sync_command(
                 progress=progress,
                 on_plan=lambda plan: _print_coverage(console, plan),
             )
-    except (SyncDefinitionError, SyncError, DestinationError, WarehouseBusyError) as error:
+    except (SyncDefinitionError, SyncError, DestinationError, WarehouseBusyError, WarehouseError) as error:
         if syncs is not None and name in syncs:  # the run may have recorded its failure: judge it
             _evaluate_alerts(console, name, path, since, syncs)
         raise click.ClickException(str(error)) from None
@@ -118,15 +121,14 @@ def sync_command(
     raise SystemExit(EXIT_CODES.get(result.status, 1))
 
 
-def _set_paused(console: Console, definition, path, paused: bool, reason: str | None) -> None:
-    """Record a pause or resume in the warehouse (destinations.state owns the table)."""
+def _set_paused(console: Console, definition, store, paused: bool, reason: str | None) -> None:
+    """Record a pause or resume in the sync state store (destinations.state owns the table)."""
     from datetime import UTC, datetime
 
-    from cdp.warehouse import connect
     from destinations import state
 
     name = definition.name
-    with connect(path, wait_seconds=PAUSE_WAIT_SECONDS) as con:
+    with store.waiting(PAUSE_WAIT_SECONDS).open() as con:
         before = state.set_paused(
             con,
             name,
@@ -235,14 +237,14 @@ def _print_result(console: Console, result) -> None:
 @warehouse_option
 def syncs_command(warehouse: str | None) -> None:
     """List every sync with its segment, destination, mode, schedule and last run."""
-    from cdp.warehouse import connect
     from destinations import state
     from destinations.base import DestinationError
     from destinations.definitions import SyncDefinitionError
     from destinations.summary import OUTCOME_COUNTS, format_report
+    from destinations.warehouse.locations import sync_locations
 
-    require_duckdb_target("syncs")
     path = _use_warehouse(warehouse)
+    _, store = sync_locations(path)
     try:
         syncs = load_current_syncs()
     except (SyncDefinitionError, DestinationError) as error:
@@ -250,8 +252,8 @@ def syncs_command(warehouse: str | None) -> None:
     last_runs: dict[str, state.LastRun] = {}
     held: dict[str, int] = {}
     pauses: dict[str, state.Pause] = {}
-    if path.exists():
-        with connect(path, read_only=True) as con:
+    if store.exists():
+        with store.read_only().open() as con:
             last_runs = state.last_runs(con)
             held = state.held_counts(con)
             pauses = state.pauses(con)

@@ -20,6 +20,12 @@ One run of one sync:
 This module is the control flow only: the SQL of the plan is destinations/plan.py's, and
 every statement on the engine's tables is destinations/state.py's.
 
+Two places, often one: the warehouse holding the data (the build's engine: DuckDB, Postgres
+or Spark), where the desired rows are computed, and the state store holding ``cdp_sync``, which
+needs transactions — the warehouse itself unless it lacks them (Spark), then a DuckDB or
+Postgres store (destinations/warehouse/locations.py). So state advances only for confirmed
+records on every engine.
+
 A crash at any point leaves state at the last committed batch; the next run plans the
 difference again and re-sends with the same change ids (idempotent at the destination).
 """
@@ -34,9 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 from filelock import FileLock, Timeout
 
 from cdp.warehouse import connect
@@ -54,13 +59,18 @@ from destinations.plan import (
     segment_min_size,
 )
 from destinations.summary import PlanSummary
+from destinations.warehouse import Warehouse
+from destinations.warehouse.locations import DuckDBFile, Location, state_store_for
+
+if TYPE_CHECKING:
+    import duckdb
 
 #: a record that failed this many runs in a row is treated as rejected until its payload changes
 MAX_ATTEMPTS = 5
 
 ProgressCallback = Callable[[int, int], None]
 #: opens the warehouse for writing; raises cdp.warehouse.WarehouseBusyError if another process writes it
-OpenWarehouse = Callable[[Path], duckdb.DuckDBPyConnection]
+OpenWarehouse = Callable[[Path], "duckdb.DuckDBPyConnection"]
 
 
 class SyncError(RuntimeError):
@@ -101,7 +111,7 @@ class SyncRunResult:
 def run_sync(
     sync: SyncDefinition,
     *,
-    warehouse: Path,
+    warehouse: Path | Location,
     connect_destination: Callable[[SyncDefinition], Destination],
     sources: SyncSources = SyncSources(),
     dry_run: bool = False,
@@ -112,8 +122,12 @@ def run_sync(
     open_warehouse: OpenWarehouse = connect,
     on_plan: Callable[[PlanSummary], None] | None = None,
     enforce_audience_checks: bool = False,
+    state_store: Location | None = None,
 ) -> SyncRunResult:
-    """Run ``sync`` once against the DuckDB file ``warehouse``.
+    """Run ``sync`` once against ``warehouse``: a DuckDB file, or any Location (a Postgres database,
+    a Spark catalog). Its state lives in ``state_store`` (default: destinations.warehouse.locations.
+    state_store_for: the warehouse itself when it has transactions, else CDP_SYNC_STATE or a DuckDB
+    file beside the warehouse file).
 
     Every run that plans weighs the audience (``result.checks``); with
     ``enforce_audience_checks`` a failed check stops the run before anything is sent, as
@@ -121,38 +135,49 @@ def run_sync(
 
     ``after_send(batch_number)`` is called after each batch is sent and before its
     outcomes are committed (tests use it to simulate a crash at the worst moment).
-    ``open_warehouse(path)`` opens the connection the run uses, once the sync's lock is
+    ``open_warehouse(path)`` opens a DuckDB file's connection, once the sync's lock is
     held (a benchmark hands in one that times each statement); the run closes it.
     ``on_plan(plan)`` is called once the plan is counted, before anything is sent (the CLI
     shows the identifier coverage there, so a poor match rate is visible before upload).
     """
-    warehouse = Path(warehouse).resolve()
-    with _SyncLock(warehouse, sync.name):
-        con = open_warehouse(warehouse)  # another writer: WarehouseBusyError, before anything is planned
+    data_location = (
+        warehouse if isinstance(warehouse, Location) else DuckDBFile(Path(warehouse).resolve(), open_warehouse)
+    )
+    store_location = state_store or state_store_for(data_location)
+    with _SyncLock(store_location.lock_dir(), sync.name):
+        store = store_location.open()  # another writer: WarehouseBusyError, before anything is planned
+        data = store
         try:
+            if data_location != store_location:
+                data = data_location.open()
             run = _Run(
-                con,
+                store,
                 sync,
                 sources,
                 dry_run=dry_run,
                 force=force,
                 full_resync=full_resync,
                 enforce_audience_checks=enforce_audience_checks,
+                data=data,
             )
             return run.execute(connect_destination, progress, after_send, on_plan)
         finally:
-            con.close()
+            if data is not store:
+                data.close()
+            store.close()
 
 
-def lock_path(warehouse: Path, sync_name: str) -> Path:
-    return warehouse.parent / f".{warehouse.name}.locks" / f"sync__{sync_name}.lock"
+def lock_path(state_store: Path | Location, sync_name: str) -> Path:
+    """The lock file of one sync's runs on a state store (a DuckDB file's path, or a Location)."""
+    location = state_store if isinstance(state_store, Location) else DuckDBFile(Path(state_store))
+    return location.lock_dir() / f"sync__{sync_name}.lock"
 
 
 class _SyncLock:
-    """A file lock per (warehouse, sync): a second run, in any process, is refused at once."""
+    """A file lock per (state store, sync): a second run, in any process, is refused at once."""
 
-    def __init__(self, warehouse: Path, sync_name: str):
-        self.path = lock_path(warehouse, sync_name)
+    def __init__(self, lock_dir: Path, sync_name: str):
+        self.path = lock_dir / f"sync__{sync_name}.lock"
         self.owner_path = self.path.with_suffix(".owner")
         self.sync_name = sync_name
         self.lock = FileLock(self.path, timeout=0)
@@ -179,9 +204,11 @@ def _now() -> datetime:
 
 
 class _Run:
+    """One run: ``con`` is the state store, ``data`` the warehouse holding the sources (often the same)."""
+
     def __init__(
         self,
-        con,
+        con: Warehouse,
         sync: SyncDefinition,
         sources: SyncSources,
         *,
@@ -189,8 +216,10 @@ class _Run:
         force: bool,
         full_resync: bool,
         enforce_audience_checks: bool = False,
+        data: Warehouse | None = None,
     ):
         self.con = con
+        self.data = con if data is None else data
         self.sync = sync
         self.sources = sources
         self.dry_run = dry_run
@@ -207,7 +236,7 @@ class _Run:
         state.mark_crashed_runs(self.con, self.sync.name)  # the lock we hold proves they are dead
         self.result.paused = self._paused()
         if not (self.result.paused and not self.dry_run):
-            check_against_warehouse(self.con, self.sync, self.sources)
+            check_against_warehouse(self.data, self.sync, self.sources)
         state.insert_run(
             self.con,
             run_id=self.run_id,
@@ -225,10 +254,12 @@ class _Run:
                 f"sync '{self.sync.name}' is paused ({self.result.paused}); nothing was planned or sent. "
                 f"{self._how_to_resume()}",
             )
-        plan = build_plan(self.con, self.sync, self.sources, full_resync=self.full_resync, run_id=self.run_id)
+        plan = build_plan(
+            self.con, self.sync, self.sources, full_resync=self.full_resync, run_id=self.run_id, data=self.data
+        )
         self.result.plan = plan
         state.record_plan(self.con, self.run_id, plan, _now())
-        self.result.checks = check_audience(self.sync, plan, segment_min_size(self.con, self.sync, self.sources))
+        self.result.checks = check_audience(self.sync, plan, segment_min_size(self.data, self.sync, self.sources))
         if on_plan is not None:
             on_plan(plan)
 

@@ -7,6 +7,12 @@ rendered into the text; values are bound parameters. This module owns the plan t
 :mod:`destinations.state`. A key is valid by the same pattern staging normalises
 identifiers with (dbt var ``identifier_patterns``, read by :mod:`cdp.dbt_vars`).
 
+Where it runs: the desired rows (desired.sql) are computed where the data lives, the
+build's engine (``data``); the diff against the confirmed state (plan.sql) runs in the state
+store beside the state (``store``). Usually both are the same warehouse; a Spark build's
+desired rows are loaded into its DuckDB or Postgres state store first (one bulk load), and so
+are the privacy-blocked people (privacy_blocked.sql), which the diff needs too.
+
 Why not a dbt model per sync? A plan depends on the sync's own confirmed state, which
 changes with every run and every destination answer; it is computed at sync time, not
 build time, and must not wait for a dbt invocation (seconds) to do it.
@@ -17,14 +23,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import duckdb
-
 from cdp.dbt_vars import key_pattern
 from destinations import state
 from destinations.base import Change
 from destinations.definitions import SyncDefinition, SyncDefinitionError
-from destinations.sql_templates import execute_bound, render
+from destinations.sql_templates import render
 from destinations.summary import INVALID_REASONS, PlanSummary
+from destinations.warehouse import MissingTableError, Warehouse, as_warehouse
 
 __all__ = [
     "PlanSummary",
@@ -51,13 +56,14 @@ def plan_table(sync: SyncDefinition) -> str:
     return f'{state.STATE_SCHEMA}."plan__{sync.name}"'
 
 
-def check_against_warehouse(con: duckdb.DuckDBPyConnection, sync: SyncDefinition, sources: SyncSources) -> None:
+def check_against_warehouse(con: Warehouse, sync: SyncDefinition, sources: SyncSources) -> None:
     """What only the warehouse knows: the segment exists, and every mapped column does."""
+    data = as_warehouse(con)
     try:
-        segment_rows = con.execute(
-            f"select count(*) from {sources.segments} where segment_name = ?", [sync.segment]
-        ).fetchall()
-    except duckdb.CatalogException as error:
+        segment_rows = data.fetch(
+            f"select count(*) from {sources.segments} where segment_name = :segment", {"segment": sync.segment}
+        )
+    except MissingTableError as error:
         raise SyncDefinitionError(
             f"sync '{sync.name}': the warehouse has no {sources.segments} table — run `cdp build` first"
         ) from error
@@ -66,7 +72,7 @@ def check_against_warehouse(con: duckdb.DuckDBPyConnection, sync: SyncDefinition
             f"sync '{sync.name}': field 'segment': unknown segment '{sync.segment}' "
             f"(not in {sources.segments}; see `cdp segments list`)"
         )
-    columns = {row[0].lower() for row in con.execute(f"select * from {sources.profile_fields} limit 0").description}
+    columns = set(data.columns(sources.profile_fields))
     mapped = [("identifiers", name, column) for name, column in sync.identifiers.items()]
     mapped += [("fields", name, column) for name, column in sync.fields.items()]
     for section, name, column in mapped:
@@ -82,12 +88,13 @@ def check_against_warehouse(con: duckdb.DuckDBPyConnection, sync: SyncDefinition
             )
 
 
-def segment_min_size(con: duckdb.DuckDBPyConnection, sync: SyncDefinition, sources: SyncSources) -> int | None:
+def segment_min_size(con: Warehouse, sync: SyncDefinition, sources: SyncSources) -> int | None:
     """The minimum size the segment's YAML gives it (``segments.min_size``), or None where
     none is set (or the segments table has no such column, as in a hand-made warehouse)."""
-    cursor = con.execute(f"select * from {sources.segments} where segment_name = ? limit 1", [sync.segment])
-    columns = [column[0].lower() for column in cursor.description]
-    rows = cursor.fetchall()
+    names, rows = as_warehouse(con).query(
+        f"select * from {sources.segments} where segment_name = :segment limit 1", {"segment": sync.segment}
+    )
+    columns = [name.lower() for name in names]
     if not rows or "min_size" not in columns:
         return None
     value = rows[0][columns.index("min_size")]
@@ -95,16 +102,20 @@ def segment_min_size(con: duckdb.DuckDBPyConnection, sync: SyncDefinition, sourc
 
 
 def build_plan(
-    con: duckdb.DuckDBPyConnection,
+    con: Warehouse,
     sync: SyncDefinition,
     sources: SyncSources,
     *,
     full_resync: bool = False,
     run_id: str = "plan",
+    data: Warehouse | None = None,
 ) -> PlanSummary:
-    """Write the plan table for ``sync`` and return its counts. Changes no state.
+    """Write the plan table for ``sync`` in the state store ``con`` and return its counts.
+    Changes no state. ``data`` is the warehouse holding ``sources`` (default: ``con`` itself).
 
     ``run_id`` seeds the ids of new changes (a re-sent unanswered change keeps its own)."""
+    store = as_warehouse(con)
+    data = store if data is None else as_warehouse(data)
     context = {
         "schema": state.STATE_SCHEMA,
         "sync_name": sync.name,
@@ -126,9 +137,15 @@ def build_plan(
         "run_id": run_id,
         "key_pattern": key_pattern(sync.key),
     }
-    execute_bound(con, render("desired.sql", **context), params)
-    execute_bound(con, render("plan.sql", **context), params)
-    counts = con.execute(
+    _computed_where_the_data_lives(data, store, "desired.sql", "sync_desired", context, params)
+    if data is not store:
+        _computed_where_the_data_lives(data, store, "privacy_blocked.sql", "sync_privacy_blocked", context, params)
+    store.create_table_as(
+        plan_table(sync),
+        render("plan.sql", dialect=store.dialect, privacy_blocked_loaded=data is not store, **context),
+        params,
+    )
+    counts = store.fetch(
         """
         select
             count(*),
@@ -138,19 +155,17 @@ def build_plan(
             count(*) filter (where invalid_reason is not null)
         from sync_desired
         """
-    ).fetchall()[0]
+    )[0]
     invalid_by_reason = dict(
-        con.execute(
-            "select invalid_reason, count(*) from sync_desired where invalid_reason is not null group by 1"
-        ).fetchall()
+        store.fetch("select invalid_reason, count(*) from sync_desired where invalid_reason is not null group by 1")
     )
-    ops = dict(con.execute(f"select op, count(*) from {plan_table(sync)} group by op").fetchall())
+    ops = dict(store.fetch(f"select op, count(*) from {plan_table(sync)} group by op"))
     # skipped rows that would have been adds or updates: still desired, but not unchanged
-    (skipped_upserts,) = con.execute(
+    (skipped_upserts,) = store.fetch(
         f"select count(*) from {plan_table(sync)} where op = 'skip_rejected' and payload is not null"
-    ).fetchall()[0]
+    )[0]
     desired, adds, updates = counts[1], ops.get("add", 0), ops.get("update", 0)
-    coverage = _coverage(con, [name for name, _ in context["coverage"]])
+    coverage = _coverage(store, [name for name, _ in context["coverage"]])
     return PlanSummary(
         segment_members=counts[0],
         excluded_consent=counts[2],
@@ -158,7 +173,7 @@ def build_plan(
         invalid=counts[4],
         **{field: invalid_by_reason.get(reason, 0) for reason, field in INVALID_REASONS.items()},
         desired=desired,
-        confirmed_before=state.held_count(con, sync.name),
+        confirmed_before=state.held_count(store, sync.name),
         adds=adds,
         updates=updates,
         removes=ops.get("remove", 0),
@@ -166,6 +181,18 @@ def build_plan(
         skipped_rejected=ops.get("skip_rejected", 0),
         identifier_coverage=coverage,
     )
+
+
+def _computed_where_the_data_lives(
+    data: Warehouse, store: Warehouse, template: str, table: str, context: dict, params: dict
+) -> None:
+    """The rows of ``template``, computed in ``data``, as the temp table ``table`` of ``store``:
+    one statement when they are the same warehouse, else one bulk load from the data's engine."""
+    sql = render(template, dialect=data.dialect, **context)
+    if data is store:
+        store.create_table_as(table, sql, params, temporary=True)
+    else:
+        store.load_rows(table, data.fetch_arrow(sql, params), temporary=True)
 
 
 #: identifiers that match a person only together (Meta and Google match on name + ZIP)
@@ -181,31 +208,29 @@ def coverage_checks(sync: SyncDefinition) -> list[tuple[str, list[str]]]:
     return checks
 
 
-def _coverage(con: duckdb.DuckDBPyConnection, names: list[str]) -> tuple[tuple[str, int], ...]:
+def _coverage(store: Warehouse, names: list[str]) -> tuple[tuple[str, int], ...]:
     """How many desired records (not excluded, not invalid) carry each identifier."""
     if not names:
         return ()
     counted = ", ".join(f'count(*) filter (where "covers__{name}")' for name in names)
-    row = con.execute(
-        f"select {counted} from sync_desired where exclusion is null and invalid_reason is null"
-    ).fetchall()[0]
+    row = store.fetch(f"select {counted} from sync_desired where exclusion is null and invalid_reason is null")[0]
     return tuple(zip(names, (int(value) for value in row), strict=True))
 
 
 def planned_changes(
-    con: duckdb.DuckDBPyConnection, sync: SyncDefinition, first_seq: int = 1, last_seq: int | None = None
+    con: Warehouse, sync: SyncDefinition, first_seq: int = 1, last_seq: int | None = None
 ) -> list[tuple[int, Change]]:
     """The plan's sendable rows ``first_seq..last_seq`` (default: to the last) as Changes
     for a connector, each with its seq. Sendable rows are numbered 1..PlanSummary.sendable."""
-    rows = con.execute(
+    rows = as_warehouse(con).fetch(
         f"""
         select seq, change_id, op, record_key, payload, destination_id
         from {plan_table(sync)}
-        where seq between ? and ? and op in ('add', 'update', 'remove')
+        where seq between :first_seq and :last_seq and op in ('add', 'update', 'remove')
         order by seq
         """,
-        [first_seq, last_seq if last_seq is not None else 2**62],
-    ).fetchall()
+        {"first_seq": first_seq, "last_seq": last_seq if last_seq is not None else 2**62},
+    )
     return [(row[0], _change(sync, *row[1:])) for row in rows]
 
 

@@ -1,8 +1,9 @@
-"""The engine's SQL files (``destinations/sql/``) and how they are run.
+"""The engine's SQL files (``destinations/sql/``) and how they are rendered.
 
 The files are Jinja templates, the dbt idiom: only names the code has validated (a sync
 name, column names, a schema name, a mode) are rendered into the text; every value is a
-bound ``$name`` parameter.
+bound ``:name`` parameter (destinations.warehouse.base translates it per driver). What one
+engine spells differently is a macro of ``sql/_dialect.sql``, rendered for ``dialect``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import duckdb
 import jinja2
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -18,26 +18,28 @@ SQL_DIR = Path(__file__).parent / "sql"
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(SQL_DIR), undefined=jinja2.StrictUndefined, autoescape=False
 )
-_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 #: a statement ends with ";" at the end of a line (no template puts one inside a literal)
 _STATEMENT_END = re.compile(r";[ \t]*(?:\n|$)")
 
 
-def render(name: str, **context) -> str:
-    """The SQL of template ``name`` with ``context`` rendered in."""
-    return _templates.get_template(name).render(context)
+def render(name: str, *, dialect: str, **context) -> str:
+    """The SQL of template ``name`` for ``dialect`` (duckdb, postgres, spark) with ``context`` rendered in."""
+    return _templates.get_template(name).render(context, dialect=dialect)
 
 
-def statements(name: str, **context) -> list[str]:
+def dialect_macros(dialect: str):
+    """The macros of ``sql/_dialect.sql`` for ``dialect``, callable from Python (tests, benchmarks)."""
+    return _templates.get_template("_dialect.sql").make_module({"dialect": dialect})
+
+
+def statements(name: str, *, dialect: str, **context) -> list[str]:
     """The rendered template split into its statements, for files that hold several."""
-    return [sql for sql in (part.strip() for part in _STATEMENT_END.split(render(name, **context))) if _is_code(sql)]
+    return split_statements(render(name, dialect=dialect, **context))
 
 
-def execute_bound(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
-    """Execute with named parameters, binding only those the statement uses (DuckDB
-    refuses extras, and a template may leave some out)."""
-    used = set(_PARAMETER.findall(sql))
-    return con.execute(sql, {name: value for name, value in params.items() if name in used})
+def split_statements(sql: str) -> list[str]:
+    """``sql`` split at each ``;`` that ends a line, without pieces that hold only comments."""
+    return [part for part in (piece.strip() for piece in _STATEMENT_END.split(sql)) if _is_code(part)]
 
 
 def _is_code(sql: str) -> bool:

@@ -17,6 +17,10 @@ change to this module and the SQL beside it (``destinations/sql/state.sql`` for 
 The plan table of a sync (``plan__<sync>``) lives in the same schema but belongs to
 destinations.plan, which rebuilds it every run; the statements here that read it are
 given its name.
+
+These tables live in the sync's state store: a warehouse with transactions (DuckDB, Postgres;
+destinations/warehouse/). Every function takes that store as a Warehouse, or a DuckDB
+connection (wrapped), and runs its statements through it with ``:name`` binds.
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import duckdb
 import pyarrow as pa
 
-from destinations.sql_templates import execute_bound, render, statements
+from destinations.sql_templates import render, statements
 from destinations.summary import OUTCOME_COUNTS, PLAN_COUNTS, PlanSummary
+from destinations.warehouse import as_warehouse
+
+#: a Warehouse, or a DuckDB connection (wrapped by destinations.warehouse.as_warehouse)
+Store = Any
 
 #: the engine's schema: state, runs, changes, failures, in_flight and the plan tables
 STATE_SCHEMA = "cdp_sync"
@@ -80,34 +87,43 @@ class Pause:
         return f"since {self.changed_at:%Y-%m-%d %H:%M} UTC by {self.changed_by}{because}"
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_tables(con: Store) -> None:
     """Create the schema and tables if missing, and add columns newer releases need."""
-    con.execute(render("state.sql", schema=STATE_SCHEMA, plan_counts=PLAN_COUNTS, outcome_counts=OUTCOME_COUNTS))
+    store = as_warehouse(con)
+    store.execute(
+        render(
+            "state.sql",
+            dialect=store.dialect,
+            schema=STATE_SCHEMA,
+            plan_counts=PLAN_COUNTS,
+            outcome_counts=OUTCOME_COUNTS,
+        )
+    )
 
 
-def reset(con: duckdb.DuckDBPyConnection) -> None:
+def reset(con: Store) -> None:
     """Forget every sync's state, runs and logs (the demo starts each receiver empty)."""
-    con.execute(f"drop schema if exists {STATE_SCHEMA} cascade")
+    as_warehouse(con).execute(f"drop schema if exists {STATE_SCHEMA} cascade")
 
 
 # -- run rows ------------------------------------------------------------------------
 
 
-def mark_crashed_runs(con: duckdb.DuckDBPyConnection, sync_name: str) -> None:
+def mark_crashed_runs(con: Store, sync_name: str) -> None:
     """Runs of this sync still marked running are dead: the caller holds the sync's lock."""
-    con.execute(
+    as_warehouse(con).execute(
         f"""
         update {STATE_SCHEMA}.runs
         set status = 'crashed',
             message = 'the process ended before this run finished; the next run re-planned its changes'
-        where sync_name = ? and status = 'running'
+        where sync_name = :sync_name and status = 'running'
         """,
-        [sync_name],
+        {"sync_name": sync_name},
     )
 
 
 def insert_run(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     *,
     run_id: str,
     sync_name: str,
@@ -118,55 +134,71 @@ def insert_run(
     full_resync: bool,
     now: datetime,
 ) -> None:
-    con.execute(
+    as_warehouse(con).execute(
         f"""
         insert into {STATE_SCHEMA}.runs (
             run_id, sync_name, destination, mode, is_dry_run, is_forced, is_full_resync, status, started_at
         )
-        values (?, ?, ?, ?, ?, ?, ?, 'running', ?)
+        values (:run_id, :sync_name, :destination, :mode, :dry_run, :force, :full_resync, 'running', :now)
         """,
-        [run_id, sync_name, destination, mode, dry_run, force, full_resync, now],
+        {
+            "run_id": run_id,
+            "sync_name": sync_name,
+            "destination": destination,
+            "mode": mode,
+            "dry_run": dry_run,
+            "force": force,
+            "full_resync": full_resync,
+            "now": now,
+        },
     )
 
 
-def record_plan(con: duckdb.DuckDBPyConnection, run_id: str, plan: PlanSummary, now: datetime) -> None:
+def record_plan(con: Store, run_id: str, plan: PlanSummary, now: datetime) -> None:
     """Write the plan's counts into the run's row."""
-    assignments = ", ".join(f"{count.name} = ?" for count in PLAN_COUNTS)
-    con.execute(
-        f"update {STATE_SCHEMA}.runs set {assignments}, identifier_coverage = ?, planned_at = ? where run_id = ?",
-        [*(count.of(plan) for count in PLAN_COUNTS), json.dumps(dict(plan.identifier_coverage)), now, run_id],
+    assignments = ", ".join(f"{count.name} = :{count.name}" for count in PLAN_COUNTS)
+    as_warehouse(con).execute(
+        f"update {STATE_SCHEMA}.runs set {assignments}, identifier_coverage = :coverage, planned_at = :now "
+        "where run_id = :run_id",
+        {
+            **{count.name: count.of(plan) for count in PLAN_COUNTS},
+            "coverage": json.dumps(dict(plan.identifier_coverage)),
+            "now": now,
+            "run_id": run_id,
+        },
     )
 
 
-def record_destination_report(con: duckdb.DuckDBPyConnection, run_id: str, report: Mapping[str, Any]) -> None:
+def record_destination_report(con: Store, run_id: str, report: Mapping[str, Any]) -> None:
     """Keep the platform's own figures for the run (counts and statuses, never personal data)."""
-    con.execute(
-        f"update {STATE_SCHEMA}.runs set destination_report = ? where run_id = ?",
-        [json.dumps(dict(report), sort_keys=True, default=str), run_id],
+    as_warehouse(con).execute(
+        f"update {STATE_SCHEMA}.runs set destination_report = :report where run_id = :run_id",
+        {"report": json.dumps(dict(report), sort_keys=True, default=str), "run_id": run_id},
     )
 
 
-def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str, message: str, now: datetime) -> None:
-    con.execute(
-        f"update {STATE_SCHEMA}.runs set status = ?, message = ?, finished_at = ? where run_id = ?",
-        [status, message, now, run_id],
+def finish_run(con: Store, run_id: str, status: str, message: str, now: datetime) -> None:
+    as_warehouse(con).execute(
+        f"update {STATE_SCHEMA}.runs set status = :status, message = :message, finished_at = :now "
+        "where run_id = :run_id",
+        {"status": status, "message": message, "now": now, "run_id": run_id},
     )
 
 
 # -- the change log and the batches ------------------------------------------------------
 
 
-def log_unsent(con: duckdb.DuckDBPyConnection, *, run_id: str, sync_name: str, plan_table: str, now: datetime) -> None:
+def log_unsent(con: Store, *, run_id: str, sync_name: str, plan_table: str, now: datetime) -> None:
     """Invalid rows and skipped rejections go into the change log: reported, never sent."""
-    execute_bound(
-        con,
-        render("log_unsent.sql", schema=STATE_SCHEMA, plan_table=plan_table),
+    store = as_warehouse(con)
+    store.execute(
+        render("log_unsent.sql", dialect=store.dialect, schema=STATE_SCHEMA, plan_table=plan_table),
         {"run_id": run_id, "sync_name": sync_name, "now": now},
     )
 
 
 def mark_in_flight(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     *,
     run_id: str,
     sync_name: str,
@@ -176,19 +208,19 @@ def mark_in_flight(
     now: datetime,
 ) -> None:
     """Before sending: these changes may land even if we never hear back."""
-    con.execute(
+    as_warehouse(con).execute(
         f"""
         insert into {STATE_SCHEMA}.in_flight
-        select ?, record_key, profile_id, op, payload_hash, change_id, ?, ?
+        select :sync_name, record_key, profile_id, op, payload_hash, change_id, :run_id, :now
         from {plan_table}
-        where seq between ? and ?
+        where seq between :first_seq and :last_seq
         """,
-        [sync_name, run_id, now, first_seq, last_seq],
+        {"sync_name": sync_name, "run_id": run_id, "now": now, "first_seq": first_seq, "last_seq": last_seq},
     )
 
 
 def commit_batch(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     *,
     run_id: str,
     sync_name: str,
@@ -220,25 +252,28 @@ def commit_batch(
             "destination_id": pa.array([outcome.destination_id for outcome in outcomes], pa.string()),
         }
     )
-    sql = statements("commit_batch.sql", schema=STATE_SCHEMA, plan_table=plan_table, confirmed_keys=len(confirmed_keys))
-    con.register("batch_outcomes", batch)
-    con.begin()
+    store = as_warehouse(con)
+    sql = statements(
+        "commit_batch.sql",
+        dialect=store.dialect,
+        schema=STATE_SCHEMA,
+        plan_table=plan_table,
+        confirmed_keys=len(confirmed_keys),
+    )
+    store.load_rows("batch_outcomes", batch, temporary=True)
     try:
-        for statement in sql:
-            execute_bound(con, statement, params)
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
+        with store.transaction():
+            for statement in sql:
+                store.execute(statement, params)
     finally:
-        con.unregister("batch_outcomes")
+        store.drop_loaded("batch_outcomes")
 
 
 # -- pause and resume ---------------------------------------------------------------------
 
 
 def set_paused(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     sync_name: str,
     *,
     paused: bool,
@@ -249,29 +284,34 @@ def set_paused(
     """Pause or resume a sync (a new row in controls); returns the pause that was in force before."""
     ensure_tables(con)
     before = pause_of(con, sync_name)
-    con.execute(
+    as_warehouse(con).execute(
         f"insert into {STATE_SCHEMA}.controls (sync_name, paused, reason, changed_by, changed_at) "
-        "values (?, ?, ?, ?, ?)",
-        [sync_name, paused, reason, changed_by, now],
+        "values (:sync_name, :paused, :reason, :changed_by, :now)",
+        {"sync_name": sync_name, "paused": paused, "reason": reason, "changed_by": changed_by, "now": now},
     )
     return before
 
 
-def pauses(con: duckdb.DuckDBPyConnection) -> dict[str, Pause]:
+def pauses(con: Store) -> dict[str, Pause]:
     """Every sync paused now, by name; works on a read-only connection and a fresh warehouse."""
     if not _has_table(con, "controls"):
         return {}
-    rows = con.execute(
+    rows = as_warehouse(con).fetch(
         f"""
         select sync_name, paused, reason, changed_by, changed_at
-        from {STATE_SCHEMA}.controls
-        qualify row_number() over (partition by sync_name order by changed_at desc) = 1
+        from (
+            select
+                *,
+                row_number() over (partition by sync_name order by changed_at desc) as recency
+            from {STATE_SCHEMA}.controls
+        ) as controls
+        where recency = 1
         """
-    ).fetchall()
+    )
     return {name: Pause(name, reason, by, at) for name, paused, reason, by, at in rows if paused}
 
 
-def pause_of(con: duckdb.DuckDBPyConnection, sync_name: str) -> Pause | None:
+def pause_of(con: Store, sync_name: str) -> Pause | None:
     """The pause in force for one sync, or None."""
     return pauses(con).get(sync_name)
 
@@ -279,24 +319,27 @@ def pause_of(con: duckdb.DuckDBPyConnection, sync_name: str) -> Pause | None:
 # -- reads -------------------------------------------------------------------------------
 
 
-def held_count(con: duckdb.DuckDBPyConnection, sync_name: str) -> int:
+def held_count(con: Store, sync_name: str) -> int:
     """How many records the destination has confirmed for this sync."""
-    return con.execute(f"select count(*) from {STATE_SCHEMA}.state where sync_name = ?", [sync_name]).fetchall()[0][0]
+    return as_warehouse(con).fetch(
+        f"select count(*) from {STATE_SCHEMA}.state where sync_name = :sync_name", {"sync_name": sync_name}
+    )[0][0]
 
 
-def held_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+def held_counts(con: Store) -> dict[str, int]:
     """Confirmed records per sync; empty when no sync has run in this warehouse."""
     if not _has_tables(con):
         return {}
-    return dict(con.execute(f"select sync_name, count(*) from {STATE_SCHEMA}.state group by sync_name").fetchall())
+    return dict(as_warehouse(con).fetch(f"select sync_name, count(*) from {STATE_SCHEMA}.state group by sync_name"))
 
 
-def last_runs(con: duckdb.DuckDBPyConnection) -> dict[str, LastRun]:
+def last_runs(con: Store) -> dict[str, LastRun]:
     """The latest run of every sync that has run; works on a read-only connection."""
     if not _has_tables(con):
         return {}
     counts = PLAN_COUNTS + OUTCOME_COUNTS
-    rows = con.execute(render("last_runs.sql", schema=STATE_SCHEMA, counts=counts)).fetchall()
+    store = as_warehouse(con)
+    rows = store.fetch(render("last_runs.sql", dialect=store.dialect, schema=STATE_SCHEMA, counts=counts))
     return {
         name: LastRun(
             status=status,
@@ -311,7 +354,7 @@ def last_runs(con: duckdb.DuckDBPyConnection) -> dict[str, LastRun]:
     }
 
 
-def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
+def _has_tables(con: Store) -> bool:
     """Whether a run ever created the tables (a fresh warehouse has none)."""
     return _has_table(con, "runs")
 
@@ -355,45 +398,47 @@ class PendingNotice(NamedTuple):
     attempts: int
 
 
-def ensure_alert_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(render("alerts.sql", schema=STATE_SCHEMA))
+def ensure_alert_tables(con: Store) -> None:
+    store = as_warehouse(con)
+    store.execute(render("alerts.sql", dialect=store.dialect, schema=STATE_SCHEMA))
 
 
-def runs_started_since(con: duckdb.DuckDBPyConnection, sync_name: str, since: datetime) -> list[RunRecord]:
+def runs_started_since(con: Store, sync_name: str, since: datetime) -> list[RunRecord]:
     """The runs of one sync started at or after ``since``, oldest first (none before any run)."""
     if not _has_tables(con):
         return []
     counts = PLAN_COUNTS + OUTCOME_COUNTS
-    rows = con.execute(
+    rows = as_warehouse(con).fetch(
         f"""
         select run_id, sync_name, destination, status, message, started_at, finished_at,
             {", ".join(count.name for count in counts)}
         from {STATE_SCHEMA}.runs
-        where sync_name = ? and started_at >= ?
+        where sync_name = :sync_name and started_at >= :since
         order by started_at
         """,
-        [sync_name, since],
-    ).fetchall()
+        {"sync_name": sync_name, "since": since},
+    )
     return [
         RunRecord(*row[:7], counts={count.name: value for count, value in zip(counts, row[7:], strict=True)})
         for row in rows
     ]
 
 
-def open_alert(con: duckdb.DuckDBPyConnection, rule_name: str, subject: str, condition_key: str) -> str | None:
+def open_alert(con: Store, rule_name: str, subject: str, condition_key: str) -> str | None:
     """The id of the unresolved alert of this rule on this subject and condition, or None."""
-    rows = con.execute(
+    rows = as_warehouse(con).fetch(
         f"""
         select alert_id from {STATE_SCHEMA}.alerts
-        where rule_name = ? and subject = ? and condition_key = ? and resolved_at is null
+        where rule_name = :rule_name and subject = :subject and condition_key = :condition_key
+            and resolved_at is null
         """,
-        [rule_name, subject, condition_key],
-    ).fetchall()
+        {"rule_name": rule_name, "subject": subject, "condition_key": condition_key},
+    )
     return rows[0][0] if rows else None
 
 
 def insert_alert(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     *,
     alert_id: str,
     rule_name: str,
@@ -406,35 +451,51 @@ def insert_alert(
     now: datetime,
 ) -> None:
     """A condition opened: its alert, and a pending "fired" notice per channel."""
-    con.execute(
-        f"insert into {STATE_SCHEMA}.alerts values (?, ?, ?, ?, ?, ?, ?, ?, ?, null, null)",
-        [alert_id, rule_name, rule_kind, subject, condition_key, summary, _json(facts), now, now],
+    as_warehouse(con).execute(
+        f"insert into {STATE_SCHEMA}.alerts values "
+        "(:alert_id, :rule_name, :rule_kind, :subject, :condition_key, :summary, :facts, :now, :now, null, null)",
+        {
+            "alert_id": alert_id,
+            "rule_name": rule_name,
+            "rule_kind": rule_kind,
+            "subject": subject,
+            "condition_key": condition_key,
+            "summary": summary,
+            "facts": _json(facts),
+            "now": now,
+        },
     )
     _owe_notices(con, alert_id, "fired", channels, now)
 
 
-def touch_alert(con: duckdb.DuckDBPyConnection, alert_id: str, now: datetime) -> None:
+def touch_alert(con: Store, alert_id: str, now: datetime) -> None:
     """The condition still holds: nothing is sent again."""
-    con.execute(f"update {STATE_SCHEMA}.alerts set last_seen_at = ? where alert_id = ?", [now, alert_id])
+    as_warehouse(con).execute(
+        f"update {STATE_SCHEMA}.alerts set last_seen_at = :now where alert_id = :alert_id",
+        {"now": now, "alert_id": alert_id},
+    )
 
 
-def resolve_alert(con: duckdb.DuckDBPyConnection, alert_id: str, channels: Sequence[str], now: datetime) -> None:
+def resolve_alert(con: Store, alert_id: str, channels: Sequence[str], now: datetime) -> None:
     """The condition cleared: the alert is resolved; a "resolved" notice is owed to ``channels``."""
-    con.execute(f"update {STATE_SCHEMA}.alerts set resolved_at = ? where alert_id = ?", [now, alert_id])
+    as_warehouse(con).execute(
+        f"update {STATE_SCHEMA}.alerts set resolved_at = :now where alert_id = :alert_id",
+        {"now": now, "alert_id": alert_id},
+    )
     _owe_notices(con, alert_id, "resolved", channels, now)
 
 
-def _owe_notices(con: duckdb.DuckDBPyConnection, alert_id: str, notice: str, channels: Sequence[str], now) -> None:
-    if channels:
-        con.executemany(
-            f"insert into {STATE_SCHEMA}.alert_deliveries values (?, ?, ?, 'pending', 0, null, ?, null, null)",
-            [[alert_id, channel, notice, now] for channel in channels],
-        )
+def _owe_notices(con: Store, alert_id: str, notice: str, channels: Sequence[str], now) -> None:
+    as_warehouse(con).execute_many(
+        f"insert into {STATE_SCHEMA}.alert_deliveries "
+        "values (:alert_id, :channel, :notice, 'pending', 0, null, :now, null, null)",
+        [{"alert_id": alert_id, "channel": channel, "notice": notice, "now": now} for channel in channels],
+    )
 
 
-def pending_notices(con: duckdb.DuckDBPyConnection) -> list[PendingNotice]:
+def pending_notices(con: Store) -> list[PendingNotice]:
     """Every notice not yet delivered, oldest first (an alert's "fired" before its "resolved")."""
-    rows = con.execute(
+    rows = as_warehouse(con).fetch(
         f"""
         select d.alert_id, d.channel, d.notice, a.rule_name, a.rule_kind, a.subject, a.summary, a.facts,
             a.first_seen_at, a.resolved_at, d.attempts
@@ -443,12 +504,12 @@ def pending_notices(con: duckdb.DuckDBPyConnection) -> list[PendingNotice]:
         where d.status = 'pending'
         order by d.created_at, d.alert_id, d.notice = 'resolved', d.channel
         """
-    ).fetchall()
+    )
     return [PendingNotice(*row[:7], json.loads(row[7] or "{}"), *row[8:]) for row in rows]
 
 
 def record_delivery(
-    con: duckdb.DuckDBPyConnection,
+    con: Store,
     notice: PendingNotice,
     *,
     status: str,
@@ -456,38 +517,45 @@ def record_delivery(
     now: datetime,
 ) -> None:
     """What became of one attempt: sent, still pending (with the channel's error), or abandoned."""
-    con.execute(
+    store = as_warehouse(con)
+    store.execute(
         f"""
         update {STATE_SCHEMA}.alert_deliveries
-        set status = ?, attempts = attempts + 1, last_error = ?, last_attempt_at = ?,
-            sent_at = case when ? = 'sent' then ? end
-        where alert_id = ? and channel = ? and notice = ? and status = 'pending'
+        set status = :status, attempts = attempts + 1, last_error = :error, last_attempt_at = :now,
+            sent_at = case when :status = 'sent' then cast(:now as timestamp) end
+        where alert_id = :alert_id and channel = :channel and notice = :notice and status = 'pending'
         """,
-        [status, error, now, status, now, notice.alert_id, notice.channel, notice.notice],
+        {
+            "status": status,
+            "error": error,
+            "now": now,
+            "alert_id": notice.alert_id,
+            "channel": notice.channel,
+            "notice": notice.notice,
+        },
     )
     if status == "sent":
-        con.execute(f"update {STATE_SCHEMA}.alerts set last_sent_at = ? where alert_id = ?", [now, notice.alert_id])
+        store.execute(
+            f"update {STATE_SCHEMA}.alerts set last_sent_at = :now where alert_id = :alert_id",
+            {"now": now, "alert_id": notice.alert_id},
+        )
 
 
-def open_alerts(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, datetime, datetime]]:
+def open_alerts(con: Store) -> list[tuple[str, str, str, datetime, datetime]]:
     """(rule, subject, summary, first seen, last seen) of every unresolved alert, oldest first."""
     if not _has_table(con, "alerts"):
         return []
-    return con.execute(
+    return as_warehouse(con).fetch(
         f"""
         select rule_name, subject, summary, first_seen_at, last_seen_at
         from {STATE_SCHEMA}.alerts where resolved_at is null order by first_seen_at
         """
-    ).fetchall()
+    )
 
 
 def _json(value: Mapping[str, Any]) -> str:
     return json.dumps(dict(value), sort_keys=True, default=str)
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    (found,) = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [STATE_SCHEMA, table],
-    ).fetchall()[0]
-    return found > 0
+def _has_table(con: Store, table: str) -> bool:
+    return as_warehouse(con).has_table(STATE_SCHEMA, table)

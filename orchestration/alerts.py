@@ -51,8 +51,10 @@ T = TypeVar("T")
 
 def _alerter(config: "AlertConfig", warehouse: Path) -> "Alerter":
     from destinations.alerts import Alerter
+    from destinations.warehouse.locations import sync_locations
 
-    return Alerter(config, warehouse)
+    data, store = sync_locations(warehouse)  # CDP_TARGET and CDP_SYNC_STATE
+    return Alerter(config, data, state_store=store)
 
 
 def _load(alerts_file: str) -> "AlertConfig":

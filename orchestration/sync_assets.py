@@ -52,7 +52,10 @@ class SyncRunConfig(dg.Config):
 
 class SyncEngine(dg.ConfigurableResource):
     """Where syncs read and write: the warehouse file, the destinations file and the alerts
-    file (empty: CDP_WAREHOUSE, CDP_DESTINATIONS, CDP_ALERTS or their defaults)."""
+    file (empty: CDP_WAREHOUSE, CDP_DESTINATIONS, CDP_ALERTS or their defaults). The engine
+    setting picks the rest (destinations.warehouse.locations.sync_locations): CDP_TARGET
+    names the warehouse holding the data (the file above on the duckdb target), CDP_SYNC_STATE
+    the state store when it is not the warehouse itself."""
 
     warehouse: str = ""
     destinations_file: str = ""
@@ -62,18 +65,19 @@ class SyncEngine(dg.ConfigurableResource):
         return Path(self.warehouse) if self.warehouse else warehouse_path()
 
     def run(self, sync: SyncDefinition, config: SyncRunConfig, *, enforce_audience_checks: bool = False):
-        from cdp.warehouse import connect
         from destinations.engine import run_sync
         from destinations.registry import destination_connector
+        from destinations.warehouse.locations import sync_locations
 
+        data, store = sync_locations(self.warehouse_file())  # CDP_TARGET and CDP_SYNC_STATE
         return run_sync(
             sync,
-            warehouse=self.warehouse_file(),
+            warehouse=data.waiting(WAREHOUSE_WAIT_SECONDS),
+            state_store=store.waiting(WAREHOUSE_WAIT_SECONDS),
             connect_destination=destination_connector(Path(self.destinations_file) if self.destinations_file else None),
             dry_run=config.dry_run,
             force=config.force,
             full_resync=config.full_resync,
-            open_warehouse=lambda path: connect(path, wait_seconds=WAREHOUSE_WAIT_SECONDS),
             enforce_audience_checks=enforce_audience_checks,
         )
 

@@ -15,6 +15,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from cdp.settings import WAREHOUSE_ENV_VAR
 from destinations.alerts.config import ALERTS_ENV_VAR
 
+#: the engines sync tests run on (DuckDB, Postgres), as fixtures (tests/sync_engines.py)
+pytest_plugins = ["sync_engines"]
+
 #: Small enough to build in seconds, large enough for every segment and noise kind to show.
 SESSION_PEOPLE = 2_000
 SESSION_SEED = 20261101
@@ -78,17 +81,13 @@ _ENGINE_TIMINGS = pytest.StashKey[dict]()
 
 
 @pytest.fixture(scope="session")
-def postgres_target(request: pytest.FixtureRequest):
-    """The postgres target, pointed at a database of its own (created here, dropped afterwards)."""
-    from engines import engine_missing, postgres_missing_reason
-
+def postgres_target(postgres_server):
+    """The postgres target, pointed at a database of its own (created here, dropped afterwards) on the
+    session's Postgres server (tests/sync_engines.py: the configured one, or one the session starts)."""
     from cdp.engine_tables import postgres_connection
     from cdp.targets import load_target
 
     server = load_target("postgres")
-    reason = postgres_missing_reason(server)
-    if reason:
-        engine_missing(reason)
     database = f"cdp_test_{os.getpid()}"
     admin = postgres_connection(load_target_with(server, dbname="postgres"))
     admin.autocommit = True

@@ -50,31 +50,6 @@ def engine_missing(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def postgres_missing_reason(target: Target) -> str | None:
-    """Why the Postgres server named by the postgres target cannot be used, or None."""
-    try:
-        import psycopg2
-    except ImportError:
-        return 'psycopg2 is not installed: pip install -e ".[postgres]"'
-    settings = target.settings
-    try:
-        psycopg2.connect(
-            host=settings["host"],
-            port=settings["port"],
-            user=settings["user"],
-            password=settings.get("password") or None,
-            dbname="postgres",
-            connect_timeout=5,
-        ).close()
-    except psycopg2.OperationalError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return (
-            f"no Postgres server for user {settings['user']} at {settings['host']}:{settings['port']} ({first_line}); "
-            "set CDP_POSTGRES_HOST / _PORT / _USER / _PASSWORD (the user needs CREATEDB)"
-        )
-    return None
-
-
 def spark_missing_reason() -> str | None:
     """Why the local Spark target cannot run here, or None."""
     try:

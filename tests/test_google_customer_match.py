@@ -765,7 +765,9 @@ def test_a_mirror_sync_over_three_builds_leaves_the_audience_equal_to_the_segmen
         assert held(world) == expected_audience(people)
         assert set(world.state()) == {p.email for p in people.values() if p.consent}
     assert result.destination_report["request_status"] == "SUCCESS"
-    (stored,) = world.query("select destination_report from cdp_sync.runs where run_id = ?", [result.run_id])[0]
+    (stored,) = world.query(
+        "select destination_report from cdp_sync.runs where run_id = :run_id", {"run_id": result.run_id}
+    )[0]
     assert '"request_status": "SUCCESS"' in stored
 
 

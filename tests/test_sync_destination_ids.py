@@ -93,7 +93,9 @@ def test_the_platform_figures_are_stored_with_the_run(world: World):
     world.set_people(people(3))
     result = run_with(world, definition(), connector(world))
     assert result.destination_report == {"records_received": 3, "status": "done"}
-    (stored,) = world.query("select destination_report from cdp_sync.runs where run_id = ?", [result.run_id])[0]
+    (stored,) = world.query(
+        "select destination_report from cdp_sync.runs where run_id = :run_id", {"run_id": result.run_id}
+    )[0]
     assert json.loads(stored) == {"records_received": 3, "status": "done"}
 
 
@@ -114,7 +116,9 @@ def test_identifier_coverage_is_counted_before_sending(world: World):
     result = run_with(world, sync, sending, on_plan=on_plan)
     assert seen_before_send == [({"email": 4, "external_id": 3}, 0)]
     assert result.plan.coverage_lines() == ["email: 4 of 4 (100.0%)", "external_id: 3 of 4 (75.0%)"]
-    (stored,) = world.query("select identifier_coverage from cdp_sync.runs where run_id = ?", [result.run_id])[0]
+    (stored,) = world.query(
+        "select identifier_coverage from cdp_sync.runs where run_id = :run_id", {"run_id": result.run_id}
+    )[0]
     assert json.loads(stored) == {"email": 4, "external_id": 3}
 
 

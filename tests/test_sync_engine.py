@@ -1,6 +1,7 @@
 """The sync engine against a real webhook receiver over HTTP, on a small hand-made
 warehouse (tests/sync_world.py): modes, the safety guard, dry runs, invalid keys,
-failures and retries, crashes, concurrency, and what the warehouse records."""
+failures and retries, crashes, concurrency, and what the warehouse records — each on
+DuckDB and on Postgres (tests/sync_engines.py)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from sync_world import Person, World, definition, people
 
 from destinations.engine import MAX_ATTEMPTS, SyncAlreadyRunning
 from destinations.sandbox.webhook import Fault, WebhookSandbox
+from destinations.warehouse.locations import Location
 
 
 @pytest.fixture
-def world(tmp_path: Path):
+def world(tmp_path: Path, sync_engine: Location):
     with WebhookSandbox() as sandbox:
-        yield World(tmp_path / "warehouse.duckdb", sandbox)
+        yield World(tmp_path / "warehouse.duckdb", sandbox, location=sync_engine)
 
 
 def test_mirror_adds_updates_and_removes_until_the_destination_matches_the_segment(world: World):

@@ -78,18 +78,18 @@ def _check_invariants(world: World, sync_name: str) -> None:
     # state never records an unconfirmed record: every state row is an add or update the
     # destination confirmed, in the run that wrote it, with that payload
     unconfirmed = world.query(
-        """
+        f"""
         select s.record_key from cdp_sync.state s
-        where s.sync_name = ? and not exists (
+        where s.sync_name = :sync_name and not exists (
             select 1 from cdp_sync.changes c
             where c.sync_name = s.sync_name
                 and c.run_id = s.last_run_id
-                and c.key_sha256 = sha256(s.record_key)
+                and c.key_sha256 = {world.sha256("s.record_key")}
                 and c.op in ('add', 'update')
                 and c.status = 'confirmed'
         )
         """,
-        [sync_name],
+        {"sync_name": sync_name},
     )
     assert unconfirmed == []
     # mirror never removes a key it did not add
@@ -99,10 +99,11 @@ def _check_invariants(world: World, sync_name: str) -> None:
 @pytest.mark.parametrize("kind", sorted(HARNESSES))
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(runs=st.lists(run_strategy, min_size=1, max_size=4), mode=st.sampled_from(["mirror", "upsert"]))
-def test_syncs_converge_to_the_desired_audience_under_faults(kind, runs, mode):
+def test_syncs_converge_to_the_desired_audience_under_faults(kind, runs, mode, module_sync_engine):
+    """On DuckDB and on Postgres (module_sync_engine: tests/sync_engines.py)."""
     harness = HARNESSES[kind]()
     with tempfile.TemporaryDirectory() as directory, harness.sandbox() as sandbox:
-        world = World(Path(directory) / "warehouse.duckdb", sandbox, harness)
+        world = World(Path(directory) / "warehouse.duckdb", sandbox, harness, location=module_sync_engine)
         # records another sync put there first; no run of ours may remove them
         world.set_people(FOREIGN)
         assert world.run(definition("other_sync", harness=harness, mode="upsert")).status == "succeeded"

@@ -18,10 +18,19 @@ from destinations import state
 from destinations.engine import SyncRunResult
 from destinations.sandbox.webhook import Fault, WebhookSandbox
 from destinations.summary import OUTCOME_COUNTS, PLAN_COUNTS, PlanSummary
+from destinations.warehouse.locations import Location
 
 
 @pytest.fixture
-def world(tmp_path: Path):
+def world(tmp_path: Path, sync_engine: Location):
+    """A world on each engine (DuckDB, Postgres: tests/sync_engines.py)."""
+    with WebhookSandbox() as sandbox:
+        yield World(tmp_path / "warehouse.duckdb", sandbox, location=sync_engine)
+
+
+@pytest.fixture
+def duckdb_world(tmp_path: Path):
+    """A world in a DuckDB file, for what only a DuckDB file has (the open_warehouse seam)."""
     with WebhookSandbox() as sandbox:
         yield World(tmp_path / "warehouse.duckdb", sandbox)
 
@@ -52,12 +61,12 @@ def test_the_plan_summary_declares_each_count_once():
 
 
 def test_last_runs_and_held_counts_are_read_through_the_state_module(world: World):
-    with connect(world.path) as con:
+    with world.open() as con:
         assert state.last_runs(con) == {} and state.held_counts(con) == {}  # no sync has run here
     world.set_people(people(4))
     world.run(definition("first_sync"))
     world.run(definition("second_sync"), dry_run=True)
-    with connect(world.path, read_only=True) as con:
+    with world.open() as con:
         runs = state.last_runs(con)
         held = state.held_counts(con)
     assert set(runs) == {"first_sync", "second_sync"}
@@ -69,13 +78,13 @@ def test_last_runs_and_held_counts_are_read_through_the_state_module(world: Worl
 def test_reset_forgets_every_sync(world: World):
     world.set_people(people(2))
     world.run(definition())
-    with connect(world.path) as con:
+    with world.open() as con:
         state.reset(con)
         assert state.last_runs(con) == {} and state.held_counts(con) == {}
     assert world.run(definition()).plan.adds == 2  # the next run starts from empty state
 
 
-def test_run_sync_uses_the_connection_it_is_given(world: World):
+def test_run_sync_uses_the_connection_it_is_given(duckdb_world: World):
     """The seam the sync benchmark uses to time statements, instead of patching the engine."""
     from destinations.engine import run_sync
 
@@ -97,14 +106,14 @@ def test_run_sync_uses_the_connection_it_is_given(world: World):
         def __getattr__(self, name):
             return getattr(self._con, name)
 
-    world.set_people(people(3))
+    duckdb_world.set_people(people(3))
     result = run_sync(
         definition(),
-        warehouse=world.path,
-        connect_destination=lambda _: world.destination(),
+        warehouse=duckdb_world.path,
+        connect_destination=lambda _: duckdb_world.destination(),
         open_warehouse=lambda path: Recording(connect(path)),
     )
-    assert result.status == "succeeded" and world.received() == world.desired()
+    assert result.status == "succeeded" and duckdb_world.received() == duckdb_world.desired()
     assert any("in_flight" in sql for sql in executed) and closed == [True]
 
 

@@ -11,9 +11,11 @@ One evaluation, wherever it runs (after a sync run, after a build, on a Dagster 
 3. a second short transaction records what arrived; what did not stays pending for the
    next evaluation (and the report says so).
 
-The DuckDB file is never held while talking to a channel. A warehouse another process is
-writing raises cdp.warehouse.WarehouseBusyError before anything is judged: the caller skips
-and tries again later (a sensor's next tick).
+The alerts live beside the runs they judge, in the sync state store (the warehouse itself, or
+CDP_SYNC_STATE's store: destinations/warehouse/locations.py); segment sizes are read where the
+build left them. The store is never held while talking to a channel. A DuckDB file another
+process is writing raises cdp.warehouse.WarehouseBusyError before anything is judged: the
+caller skips and tries again later (a sensor's next tick).
 """
 
 from __future__ import annotations
@@ -25,9 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from cdp.warehouse import connect
 from destinations import state
@@ -35,10 +35,15 @@ from destinations.alerts.channels import Channel, Notice
 from destinations.alerts.config import AlertConfig
 from destinations.alerts.rules import Observation, SegmentSize, judge_segments, judge_sync_run
 from destinations.http import redact
+from destinations.warehouse import Warehouse, as_warehouse
+from destinations.warehouse.locations import DuckDBFile, Location, state_store_for
+
+if TYPE_CHECKING:
+    import duckdb
 
 log = logging.getLogger("cdp.alerts")
 
-OpenWarehouse = Callable[[Path], duckdb.DuckDBPyConnection]
+OpenWarehouse = Callable[[Path], "duckdb.DuckDBPyConnection"]
 
 
 def utc_now() -> datetime:
@@ -73,15 +78,18 @@ class Alerter:
     def __init__(
         self,
         config: AlertConfig,
-        warehouse: Path,
+        warehouse: Path | Location,
         *,
         open_warehouse: OpenWarehouse = connect,
         channel_tuning: Mapping[str, Any] | None = None,
+        state_store: Location | None = None,
     ) -> None:
-        """``channel_tuning`` goes to every channel (tests pass ``backoff_factor=0``)."""
+        """``warehouse`` holds the segments (a DuckDB file, opened with ``open_warehouse``, or a
+        Location); ``state_store`` the sync runs and the alerts (default: state_store_for it).
+        ``channel_tuning`` goes to every channel (tests pass ``backoff_factor=0``)."""
         self.config = config
-        self.warehouse = Path(warehouse)
-        self._open_warehouse = open_warehouse
+        self.data = warehouse if isinstance(warehouse, Location) else DuckDBFile(Path(warehouse), open_warehouse)
+        self.store = state_store or state_store_for(self.data)
         self._tuning = dict(channel_tuning or {})
 
     @property
@@ -94,7 +102,7 @@ class Alerter:
         """Judge the runs of ``sync_name`` started since ``since`` (those this attempt made)."""
         report = AlertReport()
 
-        def observe(con: duckdb.DuckDBPyConnection) -> list[Observation]:
+        def observe(con: Warehouse) -> list[Observation]:
             report.runs = state.runs_started_since(con, sync_name, since)
             return [o for run in report.runs for o in judge_sync_run(self.config.rules.values(), run)]
 
@@ -102,7 +110,14 @@ class Alerter:
 
     def after_build(self) -> AlertReport:
         """Judge every segment's size as the last build left it (``segments``)."""
-        return self._evaluate(lambda con: judge_segments(self.config.rules.values(), segment_sizes(con)))
+
+        def observe(con: Warehouse) -> list[Observation]:
+            if self.data == self.store:
+                return judge_segments(self.config.rules.values(), segment_sizes(con))
+            with self.data.open() as data:
+                return judge_segments(self.config.rules.values(), segment_sizes(data))
+
+        return self._evaluate(observe)
 
     def record(self, observations: Sequence[Observation]) -> AlertReport:
         """Record observations made elsewhere (a Dagster run's end) and deliver what is owed."""
@@ -111,7 +126,7 @@ class Alerter:
     # -- the steps ----------------------------------------------------------------------------
 
     def _evaluate(
-        self, observe: Callable[[duckdb.DuckDBPyConnection], list[Observation]], report: AlertReport | None = None
+        self, observe: Callable[[Warehouse], list[Observation]], report: AlertReport | None = None
     ) -> AlertReport:
         report = report if report is not None else AlertReport()
         if not self.enabled:
@@ -119,20 +134,20 @@ class Alerter:
         with self._warehouse() as con:
             state.ensure_alert_tables(con)
             observations = observe(con)
-            with _transaction(con):
+            with con.transaction():
                 for observation in observations:
                     self._apply(con, observation, report)
             owed = state.pending_notices(con)
         outcomes = self._deliver(owed, report)
         if outcomes:
-            with self._warehouse() as con, _transaction(con):
+            with self._warehouse() as con, con.transaction():
                 for notice, status, error in outcomes:
                     state.record_delivery(con, notice, status=status, error=error, now=utc_now())
         for line in report.pending:
             log.warning("alert pending, retried at the next evaluation: %s", line)
         return report
 
-    def _apply(self, con: duckdb.DuckDBPyConnection, observation: Observation, report: AlertReport) -> None:
+    def _apply(self, con: Warehouse, observation: Observation, report: AlertReport) -> None:
         rule = observation.rule
         name = f"{rule.name} on {observation.subject}" + (
             f" ({observation.condition})" if observation.condition else ""
@@ -199,23 +214,13 @@ class Alerter:
         return outcomes
 
     @contextmanager
-    def _warehouse(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self._open_warehouse(self.warehouse)
+    def _warehouse(self) -> Iterator[Warehouse]:
+        """The state store, open (alerts live beside the runs they judge)."""
+        con = self.store.open()
         try:
             yield con
         finally:
             con.close()
-
-
-@contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    con.begin()
-    try:
-        yield
-        con.commit()
-    except BaseException:
-        con.rollback()
-        raise
 
 
 def _notice(owed: state.PendingNotice) -> Notice:
@@ -232,14 +237,13 @@ def _notice(owed: state.PendingNotice) -> Notice:
     )
 
 
-def segment_sizes(con: duckdb.DuckDBPyConnection) -> list[SegmentSize]:
-    """Every segment's size and minimum as the last build registered them (none before a build)."""
-    (present,) = con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'main' and table_name = 'segments'"
-    ).fetchall()[0]
-    if not present:
+def segment_sizes(con: Any) -> list[SegmentSize]:
+    """Every segment's size and minimum as the last build registered them (none before a build).
+    ``con`` is the warehouse holding the build (a Warehouse, or a DuckDB connection)."""
+    data = as_warehouse(con)
+    if not data.has_table("main", "segments"):
         return []
-    rows = con.execute(
+    rows = data.fetch(
         "select segment_name, member_count, coalesce(min_size, 0) from main.segments order by segment_name"
-    ).fetchall()
+    )
     return [SegmentSize(name, int(count or 0), int(minimum)) for name, count, minimum in rows]

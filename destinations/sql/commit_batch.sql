@@ -2,9 +2,10 @@
 -- `batch_outcomes` (seq, status, error, destination_id) is registered by the caller: the
 -- destination's answer for each change of the batch, by its seq in the plan table.
 -- Records not confirmed stay in {{ schema }}.in_flight: some of them may have landed.
+{% import "_dialect.sql" as d with context %}
 
 -- the batch's plan rows beside their outcomes
-create or replace temp table batch_rows as
+{{ d.create_table_as('batch_rows', temporary=true) }}
 select
     plan.seq,
     plan.op,
@@ -19,20 +20,20 @@ select
     coalesce(outcomes.destination_id, plan.destination_id) as destination_id
 from {{ plan_table }} as plan
 inner join batch_outcomes as outcomes on outcomes.seq = plan.seq
-where plan.seq between $first_seq and $last_seq;
+where plan.seq between :first_seq and :last_seq;
 
 -- the change log: every change attempted, its outcome and the destination's error
 insert into {{ schema }}.changes
-select $run_id, $sync_name, seq, op, profile_id, key_sha256, status, error, $now
+select :run_id, :sync_name, seq, op, profile_id, key_sha256, status, error, :now
 from batch_rows;
 
 {% if confirmed_keys %}
 -- confirmed keys as values, not a subquery: DuckDB then uses the state_record_key index
 delete from {{ schema }}.state
-where sync_name = $sync_name
+where sync_name = :sync_name
     and record_key in (
         {%- for _ in range(confirmed_keys) %}
-        $confirmed_{{ loop.index0 }}{{ "," if not loop.last }}
+        :confirmed_{{ loop.index0 }}{{ "," if not loop.last }}
         {%- endfor %}
     );
 {% endif %}
@@ -40,13 +41,13 @@ where sync_name = $sync_name
 -- state advances only for what the destination confirmed
 insert into {{ schema }}.state
 select
-    $sync_name,
+    :sync_name,
     record_key,
     profile_id,
     payload_hash,
-    coalesce(first_confirmed_at, $now),
-    $now,
-    $run_id,
+    coalesce(first_confirmed_at, :now),
+    :now,
+    :run_id,
     destination_id
 from batch_rows
 where status = 'confirmed' and op in ('add', 'update');
@@ -54,12 +55,12 @@ where status = 'confirmed' and op in ('add', 'update');
 -- only a confirmation settles a doubt: a per-record failure after an in-run retry
 -- (timeout, dropped connection) may follow an attempt that did land
 delete from {{ schema }}.in_flight
-where sync_name = $sync_name
+where sync_name = :sync_name
     and record_key in (select record_key from batch_rows where status = 'confirmed');
 
 -- failures: the same change failing again counts one more attempt; a rejection, or too
 -- many attempts, makes it permanent (skipped until the record's payload changes)
-create or replace temp table batch_failures as
+{{ d.create_table_as('batch_failures', temporary=true) }}
 select
     batch.key_sha256,
     batch.op,
@@ -71,35 +72,35 @@ select
         else 1
     end as attempts,
     batch.status = 'rejected' as is_rejected,
-    coalesce(earlier.first_failed_at, $now) as first_failed_at
+    coalesce(earlier.first_failed_at, :now) as first_failed_at
 from batch_rows as batch
 left join {{ schema }}.failures as earlier
-    on earlier.sync_name = $sync_name
+    on earlier.sync_name = :sync_name
     and earlier.key_sha256 = batch.key_sha256
 where batch.status in ('failed', 'rejected');
 
 delete from {{ schema }}.failures
-where sync_name = $sync_name
+where sync_name = :sync_name
     and key_sha256 in (select key_sha256 from batch_rows);
 
 insert into {{ schema }}.failures
 select
-    $sync_name,
+    :sync_name,
     key_sha256,
     op,
     payload_hash,
     error,
     attempts,
-    is_rejected or attempts >= $max_attempts,
+    is_rejected or attempts >= :max_attempts,
     first_failed_at,
-    $now,
-    $run_id
+    :now,
+    :run_id
 from batch_failures;
 
 -- the run's running totals
 update {{ schema }}.runs set
-    sent = sent + $sent,
-    confirmed = confirmed + $confirmed,
-    failed = failed + $failed,
-    rejected = rejected + $rejected
-where run_id = $run_id;
+    sent = sent + :sent,
+    confirmed = confirmed + :confirmed,
+    failed = failed + :failed,
+    rejected = rejected + :rejected
+where run_id = :run_id;

@@ -1,15 +1,20 @@
 -- Desired rows for one sync: every member of the segment with the mapped fields, each
 -- marked with why it is not sent: `exclusion` (no consent, deletion requested, holdout)
 -- or `invalid_reason` (null, duplicate or malformed key — reported, never sent).
--- Rendered by destinations/plan.py; $-names are bound parameters.
-create or replace temp table sync_desired as
-
+-- Rendered by destinations/plan.py; :names are bound parameters. Runs where the data lives
+-- (the build's engine, Spark included); plan.py keeps the rows as the temp table sync_desired
+-- in the state store.
+{% import "_dialect.sql" as d with context -%}
+{%- set identifier_pairs = [] -%}
+{%- for name, column in identifiers %}{% set _ = identifier_pairs.append((name, "profile_fields." ~ d.quote(column))) %}{% endfor -%}
+{%- set field_pairs = [] -%}
+{%- for name, column in fields %}{% set _ = field_pairs.append((name, "profile_fields." ~ d.quote(column))) %}{% endfor %}
 with
 
 members as (
     select distinct profile_id
     from {{ membership }}
-    where segment_name = $segment
+    where segment_name = :segment
 ),
 
 profile_fields as (
@@ -19,33 +24,25 @@ profile_fields as (
 candidates as (
     select
         profile_fields.profile_id,
-        nullif(trim(cast(profile_fields."{{ key_column }}" as varchar)), '') as record_key,
-        json_object(
-            'identifiers', json_object(
-                {%- for name, column in identifiers %}
-                '{{ name }}', profile_fields."{{ column }}"{{ "," if not loop.last }}
-                {%- endfor %}
-            ),
-            'fields', json_object(
-                {%- for name, column in fields %}
-                '{{ name }}', profile_fields."{{ column }}"{{ "," if not loop.last }}
-                {%- endfor %}
-            )
-        ) as payload,
+        nullif(trim(cast(profile_fields.{{ d.quote(key_column) }} as {{ d.string_type() }})), '') as record_key,
+        {{ d.json_object([
+            ("identifiers", d.json_object(identifier_pairs)),
+            ("fields", d.json_object(field_pairs)),
+        ]) }} as payload,
         -- which mapped identifiers this member carries (the plan reports their coverage)
         {%- for name, columns in coverage %}
-        ({%- for column in columns %}profile_fields."{{ column }}" is not null{{ " and " if not loop.last }}{%- endfor %})
-            as "covers__{{ name }}",
+        ({%- for column in columns %}profile_fields.{{ d.quote(column) }} is not null{{ " and " if not loop.last }}{%- endfor %})
+            as {{ d.quote("covers__" ~ name) }},
         {%- endfor %}
         {%- if consent_column %}
-        coalesce(profile_fields."{{ consent_column }}", false) as has_consent,
+        coalesce(profile_fields.{{ d.quote(consent_column) }}, false) as has_consent,
         {%- else %}
         true as has_consent,
         {%- endif %}
         coalesce(profile_fields.is_deletion_requested, false) as is_deletion_requested,
         {%- if holdout_percent %}
         -- a stable share of profiles per sync: the same people stay held out run after run
-        (md5_number($sync_name || ':' || profile_fields.profile_id) % 100) < {{ holdout_percent }} as is_held_out
+        {{ d.holdout_bucket(":sync_name || ':' || profile_fields.profile_id") }} < {{ holdout_percent }} as is_held_out
         {%- else %}
         false as is_held_out
         {%- endif %}
@@ -76,10 +73,10 @@ final as (
     select
         profile_id,
         record_key,
-        cast(payload as varchar) as payload,
-        md5(cast(payload as varchar)) as payload_hash,
+        {{ d.json_text("payload") }} as payload,
+        {{ d.md5(d.json_text("payload")) }} as payload_hash,
         {%- for name, columns in coverage %}
-        "covers__{{ name }}",
+        {{ d.quote("covers__" ~ name) }},
         {%- endfor %}
         exclusion,
         case
@@ -89,7 +86,7 @@ final as (
             {%- if checks_key_format %}
             -- the pattern staging normalises with (dbt var identifier_patterns); case-blind,
             -- as staging matches after lower-casing
-            when not regexp_full_match(record_key, $key_pattern, 'i') then 'malformed key'
+            when not {{ d.regexp_full_match('record_key', ':key_pattern') }} then 'malformed key'
             {%- endif %}
         end as invalid_reason
     from counted

@@ -10,5 +10,10 @@ select
     {%- for count in counts %}
     {{ count.name }}{{ "," if not loop.last }}
     {%- endfor %}
-from {{ schema }}.runs
-qualify row_number() over (partition by sync_name order by started_at desc) = 1
+from (
+    select
+        *,
+        row_number() over (partition by sync_name order by started_at desc) as recency
+    from {{ schema }}.runs
+) as runs
+where recency = 1

@@ -1,9 +1,9 @@
 -- The plan for one sync: desired rows (sync_desired) against the last confirmed state,
 -- by key and payload hash. One row per change to send, per record skipped because the
 -- destination rejected it before, and per invalid desired row. Sendable rows come first
--- (seq 1..n) so the engine can stream them in batches by seq range.
-create or replace table {{ schema }}."plan__{{ sync_name }}" as
-
+-- (seq 1..n) so the engine can stream them in batches by seq range. Runs in the state store
+-- (destinations/plan.py creates the plan table from it).
+{% import "_dialect.sql" as d with context %}
 with
 
 desired as (
@@ -17,19 +17,19 @@ invalid as (
 confirmed as (
     select record_key, profile_id, payload_hash, first_confirmed_at, destination_id
     from {{ schema }}.state
-    where sync_name = $sync_name
+    where sync_name = :sync_name
 ),
 
 -- sent earlier without an answer (crash, timeout, outage): may be at the destination
 in_doubt as (
     select
         record_key,
-        any_value(profile_id) as profile_id,
-        arg_max(op, sent_at) as last_op,
-        arg_max(payload_hash, sent_at) as last_payload_hash,
-        arg_max(change_id, sent_at) as last_change_id
+        {{ d.any_value('profile_id') }} as profile_id,
+        {{ d.arg_max('op', 'sent_at') }} as last_op,
+        {{ d.arg_max('payload_hash', 'sent_at') }} as last_payload_hash,
+        {{ d.arg_max('change_id', 'sent_at') }} as last_change_id
     from {{ schema }}.in_flight
-    where sync_name = $sync_name
+    where sync_name = :sync_name
     group by record_key
 ),
 
@@ -52,15 +52,13 @@ known as (
 
 -- people who must leave every destination whatever the mode: consent withdrawn for this
 -- sync's purpose, or a deletion request
+-- (privacy_blocked.sql; computed where the data lives and loaded beside the state when that differs)
 privacy_blocked as (
-    select
-        profile_id,
-        nullif(trim(cast("{{ key_column }}" as varchar)), '') as record_key
-    from {{ profile_fields }}
-    where coalesce(is_deletion_requested, false)
-        {%- if consent_column %}
-        or not coalesce("{{ consent_column }}", false)
-        {%- endif %}
+    {%- if privacy_blocked_loaded %}
+    select * from sync_privacy_blocked
+    {%- else %}
+    {% filter indent(4) %}{% include "privacy_blocked.sql" %}{% endfilter %}
+    {%- endif %}
 ),
 
 -- a key two profiles claim is reported, and what the destination holds under it is left alone
@@ -98,7 +96,7 @@ diff as (
             -- an unanswered change may or may not have landed: send the record again
             when known.is_in_doubt then 'update'
             {%- if mode != 'add_only' %}
-            when desired.payload_hash <> known.payload_hash or $full_resync then 'update'
+            when desired.payload_hash <> known.payload_hash or :full_resync then 'update'
             {%- endif %}
         end as op
     from desired
@@ -119,9 +117,9 @@ changes as (
         case
             when in_doubt_op = op and in_doubt_payload_hash is not distinct from payload_hash
                 then in_doubt_change_id
-            else md5($run_id || '|' || op || '|' || record_key || '|' || coalesce(payload_hash, ''))
+            else {{ d.md5(":run_id || '|' || op || '|' || record_key || '|' || coalesce(payload_hash, '')") }}
         end as change_id,
-        sha256(record_key) as key_sha256
+        {{ d.sha256('record_key') }} as key_sha256
     from diff
     where op is not null
 ),
@@ -131,7 +129,7 @@ changes as (
 rejected as (
     select key_sha256, op, payload_hash
     from {{ schema }}.failures
-    where sync_name = $sync_name and is_permanent
+    where sync_name = :sync_name and is_permanent
 ),
 
 planned as (
@@ -159,7 +157,7 @@ reported as (
         'invalid' as op,
         profile_id,
         record_key,
-        sha256(record_key) as key_sha256,
+        {{ d.sha256('record_key') }} as key_sha256,
         cast(null as varchar) as payload,
         payload_hash,
         cast(null as timestamp) as first_confirmed_at,
@@ -177,7 +175,7 @@ final as (
                 profile_id
         ) as seq,
         *
-    from (select * from planned union all select * from reported)
+    from (select * from planned union all select * from reported) as planned_and_reported
 )
 
 select * from final order by seq

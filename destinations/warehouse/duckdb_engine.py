@@ -1,0 +1,87 @@
+"""The DuckDB warehouse: the default engine, and a state store for engines without transactions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from destinations.warehouse.base import MissingTableError, Params, Warehouse, translate_binds, used
+
+
+class DuckDBWarehouse(Warehouse):
+    """A DuckDB connection (cdp.warehouse.connect opens it: its lock errors stay WarehouseBusyError)."""
+
+    dialect = "duckdb"
+    transactional = True
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+
+    def _run(self, sql: str, params: Params | None) -> Any:
+        values = used(sql, params)
+        try:
+            if values:
+                return self.con.execute(translate_binds(sql, "dollar"), values)
+            return self.con.execute(sql)
+        except duckdb.CatalogException as error:
+            if "does not exist" in str(error):
+                raise MissingTableError(str(error).splitlines()[0]) from error
+            raise
+
+    def execute(self, sql: str, params: Params | None = None) -> None:
+        self._run(sql, params)
+
+    def query(self, sql: str, params: Params | None = None) -> tuple[list[str], list[tuple]]:
+        cursor = self._run(sql, params)
+        return [column[0] for column in cursor.description], cursor.fetchall()
+
+    def fetch(self, sql: str, params: Params | None = None) -> list[tuple]:
+        return self._run(sql, params).fetchall()
+
+    def fetch_arrow(self, sql: str, params: Params | None = None) -> pa.Table:
+        values = used(sql, params)
+        relation = self.con.sql(translate_binds(sql, "dollar"), params=values) if values else self.con.sql(sql)
+        return relation.to_arrow_table()
+
+    def has_table(self, schema: str, table: str) -> bool:
+        (found,) = self.con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchall()[0]
+        return found > 0
+
+    def create_table_as(self, name: str, sql: str, params: Params | None = None, *, temporary: bool = False) -> None:
+        self.execute(f"create or replace {'temp ' if temporary else ''}table {name} as\n{sql}", params)
+
+    def load_rows(self, name: str, rows: pa.Table, *, temporary: bool = True) -> None:
+        """A temporary relation is the Arrow table itself, registered (no copy); a lasting one is copied in."""
+        if temporary:
+            self.con.register(name, rows)
+            return
+        self.con.register("_cdp_loaded_rows", rows)
+        try:
+            self.con.execute(f"create or replace table {name} as select * from _cdp_loaded_rows")
+        finally:
+            self.con.unregister("_cdp_loaded_rows")
+
+    def drop_loaded(self, name: str) -> None:
+        self.con.unregister(name)
+
+    def _begin(self) -> None:
+        self.con.begin()
+
+    def _commit(self) -> None:
+        self.con.commit()
+
+    def _rollback(self) -> None:
+        self.con.rollback()
+
+    def execute_many(self, sql: str, rows) -> None:
+        rows = list(rows)
+        if rows:
+            self.con.executemany(translate_binds(sql, "dollar"), [used(sql, row) for row in rows])
+
+    def close(self) -> None:
+        self.con.close()
