@@ -305,7 +305,7 @@ def test_a_target_reads_its_settings_from_the_environment(monkeypatch: pytest.Mo
     assert load_target().name == "duckdb"
 
 
-@pytest.mark.parametrize("command", [["syncs"], ["tables"], ["segments", "list"]])
+@pytest.mark.parametrize("command", [["tables"], ["segments", "list"]])
 def test_commands_on_the_duckdb_file_refuse_another_target_rather_than_read_the_wrong_warehouse(command):
     import os
     import subprocess
@@ -319,3 +319,50 @@ def test_commands_on_the_duckdb_file_refuse_another_target_rather_than_read_the_
     assert f"`cdp {command[0]}` works on the DuckDB warehouse only, and CDP_TARGET names target 'postgres'" in (
         result.stderr
     )
+
+
+#: A shipped sync (dbt_project/models/syncs/_syncs__exposures.yml) to the sandbox's webhook.
+ENGINE_SYNC = "champions_to_webhook"
+
+
+def _sync_to_a_sandbox(env: dict[str, str], *args: str) -> set[str]:
+    """`cdp sync ENGINE_SYNC` in a child process (Spark's JVM must not live in pytest) against a fresh
+    sandbox; the keys the webhook then holds."""
+    import os
+    import subprocess
+    import sys
+
+    from destinations.sandbox import SandboxServer, demo_environment, emulators
+
+    with SandboxServer(emulators()) as server:
+        child = {**os.environ, **demo_environment(server.ready_document()), **env}
+        done = subprocess.run(
+            [sys.executable, "-m", "cli.main", "sync", ENGINE_SYNC, "--quiet", *args],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            env=child,
+        )
+        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+        return set(server.emulators["webhook"].state)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_sync_runs_from_the_engines_build_and_sends_what_duckdb_sends(
+    engine: str, built_warehouse: Path, tmp_path: Path, request
+):
+    """The sync reads the engine's own build (CDP_TARGET) and keeps its state in the warehouse, or on
+    Spark in the DuckDB store CDP_SYNC_STATE names; the webhook ends up holding exactly the people
+    the same sync sends from the DuckDB build."""
+    import shutil
+
+    build: EngineBuild = request.getfixturevalue(engine)
+    duckdb_copy = tmp_path / "duckdb.duckdb"
+    shutil.copy(built_warehouse, duckdb_copy)
+    expected = _sync_to_a_sandbox({"CDP_TARGET": "duckdb"}, "--warehouse", str(duckdb_copy))
+    env = {"CDP_TARGET": build.target.name}
+    if build.target.engine == "spark":
+        env["CDP_SYNC_STATE"] = f"duckdb:///{tmp_path / 'sync_state.duckdb'}"
+    held = _sync_to_a_sandbox(env)
+    assert held == expected and len(expected) > 2
