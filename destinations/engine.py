@@ -50,6 +50,7 @@ from destinations.audience_checks import AudienceCheck, check_audience, failures
 from destinations.base import Change, Destination, DestinationConfigError, DestinationUnavailable, Outcome
 from destinations.definitions import SyncDefinition
 from destinations.http import redact
+from destinations.privacy import forget_erased
 from destinations.plan import (
     SyncSources,
     build_plan,
@@ -98,6 +99,10 @@ class SyncRunResult:
     confirmed: int = 0
     failed: int = 0
     rejected: int = 0
+    #: people a privacy request erased whom the destination confirmed forgetting (destinations/privacy.py)
+    forgotten: int = 0
+    #: privacy receipts of this sync still pending after the run (retried next run)
+    forget_pending: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     #: the platform's own figures for the run (Destination.report()), e.g. Meta's invalid entries
@@ -248,6 +253,8 @@ class _Run:
             full_resync=self.full_resync,
             now=_now(),
         )
+        if not self.dry_run:
+            self._forget(connect_destination)  # compliance first: before the pause, the plan and the guard
         if self.result.paused and not self.dry_run:
             return self._finish(
                 "paused",
@@ -277,6 +284,8 @@ class _Run:
             failed = failures(self.result.checks)
             stop_reason = f"stopped before sending: {failed}" if failed else None
         if stop_reason:
+            if plan.privacy_removes:
+                stop_reason += self._send_privacy_removes(connect_destination, plan, progress, after_send)
             return self._finish("stopped", stop_reason)
 
         state.log_unsent(self.con, run_id=self.run_id, sync_name=self.sync.name, plan_table=self.table, now=_now())
@@ -298,6 +307,44 @@ class _Run:
             destination.close()
         return self._finish(*self._verdict(plan, unavailable))
 
+    def _forget(self, connect_destination) -> None:
+        """The forget pass (destinations/privacy.py): every erased person this sync's destination
+        holds gets the platform's strongest removal; receipts record what was confirmed."""
+        try:
+            forgotten = forget_erased(
+                self.con,
+                self.data,
+                self.sync,
+                self.sources.privacy_erasures,
+                connect_destination,
+                run_id=self.run_id,
+                now=_now,
+            )
+        except DestinationConfigError as error:
+            self._finish("failed", str(error))
+            raise
+        self.result.forgotten, self.result.forget_pending = forgotten.forgotten, forgotten.pending
+        self.result.errors += forgotten.errors[: max(0, 5 - len(self.result.errors))]
+        if forgotten.forgotten:
+            state.record_forgotten(self.con, self.run_id, forgotten.forgotten)
+
+    def _send_privacy_removes(self, connect_destination, plan: PlanSummary, progress, after_send) -> str:
+        """A stopped run still sends its privacy removals (plan seqs 1..privacy_removes): consent
+        withdrawn, deletion requested or suppressed is never held by the guard or the checks."""
+        state.log_unsent(self.con, run_id=self.run_id, sync_name=self.sync.name, plan_table=self.table, now=_now())
+        try:
+            destination = connect_destination(self.sync)
+        except DestinationConfigError as error:
+            self._finish("failed", str(error))
+            raise
+        try:
+            unavailable = self._send_all(destination, plan, progress, after_send, total=plan.privacy_removes)
+        finally:
+            destination.close()
+        r = self.result
+        sent = f" Its {plan.privacy_removes} privacy removals were sent all the same: {r.confirmed} confirmed"
+        return sent + (f", stopped: {unavailable}." if unavailable else f", {r.failed} failed, {r.rejected} rejected.")
+
     def _paused(self) -> str | None:
         """Why this sync is paused, or None: its definition first, then the CLI's pause."""
         if self.sync.paused:
@@ -312,24 +359,29 @@ class _Run:
 
     def _guard(self, plan: PlanSummary) -> str | None:
         """Why this run must not send anything without --force, or None."""
-        if plan.removes and plan.desired == 0:
+        if plan.guarded_removes and plan.desired == 0:
             return (
                 f"stopped before sending: segment '{self.sync.segment}' has no profiles to send, "
-                f"which would remove all {plan.removes} records this sync holds at "
+                f"which would remove all {plan.guarded_removes} records this sync holds at "
                 f"'{self.sync.destination}'. If that is intended, run again with --force."
             )
-        holding = plan.confirmed_before
-        if plan.removes and holding and plan.removes / holding > self.sync.max_removal_share:
+        # privacy removals (consent, deletion, suppression) are never held: weigh only the rest
+        removes = plan.guarded_removes
+        holding = plan.confirmed_before - plan.privacy_removes
+        if removes and holding and removes / holding > self.sync.max_removal_share:
             return (
-                f"stopped before sending: {plan.removes} removals are {plan.removes / holding:.0%} of the "
+                f"stopped before sending: {removes} removals are {removes / holding:.0%} of the "
                 f"{holding} records this sync holds at '{self.sync.destination}', above max_removal_share "
                 f"{self.sync.max_removal_share:.0%}. Review {self.table}; if it is right, run again with --force."
             )
         return None
 
-    def _send_all(self, destination: Destination, plan: PlanSummary, progress, after_send) -> str | None:
-        """Send the plan batch by batch; the reason the destination became unavailable, or None."""
-        total = plan.sendable
+    def _send_all(
+        self, destination: Destination, plan: PlanSummary, progress, after_send, *, total: int | None = None
+    ) -> str | None:
+        """Send the plan batch by batch (its first ``total`` changes: default all); the reason the
+        destination became unavailable, or None."""
+        total = plan.sendable if total is None else total
         batch_size = max(1, int(destination.batch_size))
         if progress:
             progress(0, total)
