@@ -50,7 +50,6 @@ from destinations.audience_checks import AudienceCheck, check_audience, failures
 from destinations.base import Change, Destination, DestinationConfigError, DestinationUnavailable, Outcome
 from destinations.definitions import SyncDefinition
 from destinations.http import redact
-from destinations.privacy import forget_erased
 from destinations.plan import (
     SyncSources,
     build_plan,
@@ -59,6 +58,7 @@ from destinations.plan import (
     planned_changes,
     segment_min_size,
 )
+from destinations.privacy import forget_erased
 from destinations.summary import PlanSummary
 from destinations.warehouse import Warehouse
 from destinations.warehouse.locations import DuckDBFile, Location, state_store_for

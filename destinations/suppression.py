@@ -37,7 +37,9 @@ class SuppressedValue:
     value_sha256: str
 
 
-def suppressed_value(value: str, identifier_type: str | None = None, *, default_region: str | None = None) -> SuppressedValue:
+def suppressed_value(
+    value: str, identifier_type: str | None = None, *, default_region: str | None = None
+) -> SuppressedValue:
     """``value`` normalised and hashed for the list; its type detected (an @ makes an email)
     unless given. A value that is no valid email or phone raises SuppressionError."""
     kind = identifier_type or ("email" if "@" in value else "phone")

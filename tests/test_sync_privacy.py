@@ -205,5 +205,66 @@ def test_withdrawn_consent_and_deletion_requests_are_never_held_by_the_guard(tmp
         world.set_people(crowd)
         stopped = world.run(sync)
         assert stopped.status == "stopped" and "privacy removals were sent" in stopped.message
-        assert set(world.received()) == {"person5@example.com", "person6@example.com", "person7@example.com",
-                                         "person9@example.com"}
+        assert set(world.received()) == {
+            "person5@example.com",
+            "person6@example.com",
+            "person7@example.com",
+            "person9@example.com",
+        }
+
+
+def test_privacy_removals_alert_on_their_own_rule_with_counts_only():
+    from destinations.alerts.rules import RULE_KINDS, PrivacyRemovalsOptions, Rule, judge_sync_run
+
+    assert "privacy_removals" in RULE_KINDS
+    rule = Rule("privacy", "privacy_removals", PrivacyRemovalsOptions(min_count=2), ("ops",))
+    counts = {"forgotten": 1, "planned_privacy_removes": 1, "sent": 1, "confirmed": 1}
+    run = state.RunRecord("r1", "s", "hook", "succeeded", "to person0@example.com", NOW, NOW, counts)
+    (observation,) = judge_sync_run([rule], run)
+    assert observation.holds and "forgot 1 erased people" in observation.summary
+    assert "@" not in observation.summary + repr(observation.facts)
+    quiet = replace(run, counts={**counts, "forgotten": 0})
+    assert not judge_sync_run([rule], quiet)[0].holds
+
+
+def test_the_cli_keeps_the_suppression_list_and_shows_pending_receipts(tmp_path: Path, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    warehouse = tmp_path / "cli.duckdb"
+    monkeypatch.delenv("CDP_SYNC_STATE", raising=False)
+    monkeypatch.delenv("CDP_TARGET", raising=False)
+    runner = CliRunner()
+    where = ["--warehouse", str(warehouse)]
+    added = runner.invoke(main, ["suppress", "add", "Ada@Example.com", "--reason", "complaint", *where])
+    assert added.exit_code == 0, added.output
+    again = runner.invoke(main, ["suppress", "add", "ada@example.com ", "--reason", "again", *where])
+    assert "already suppressed" in again.output
+    phone = runner.invoke(main, ["suppress", "add", "020 7946 0958", "--region", "GB", "--reason", "sms", *where])
+    assert phone.exit_code == 0, phone.output
+    bad = runner.invoke(main, ["suppress", "add", "not-a-phone", "--reason", "x", *where])
+    assert (
+        bad.exit_code == 2 and "not a valid phone" in bad.output and "not-a-phone" not in bad.output.split("Error")[-1]
+    )
+    listed = runner.invoke(main, ["suppress", "list", *where], env={"COLUMNS": "300"})
+    assert sha256_hex("ada@example.com") in listed.output and sha256_hex("+442079460958") in listed.output
+    assert "ada@example.com" not in listed.output.lower()
+    removed = runner.invoke(main, ["suppress", "remove", "ada@example.com", *where])
+    assert removed.exit_code == 0 and "no longer suppressed" in removed.output
+    assert runner.invoke(main, ["suppress", "remove", "ada@example.com", *where]).exit_code == 1
+
+    with WebhookSandbox() as sandbox:
+        world = World(warehouse, sandbox)
+        sync = definition(mode="upsert")
+        world.set_people(people(2))
+        world.run(sync)
+        erase(world, ("req-cli", "p000"))
+        sandbox.inject(*[Fault.status(503, title="down")] * 3)
+        world.run(sync)
+        status = runner.invoke(main, ["privacy", "status", *where], env={"COLUMNS": "300"})
+        assert status.exit_code == 1 and "1 pending" in status.output and "req-cli" in status.output
+        world.run(sync)
+        status = runner.invoke(main, ["privacy", "status", "--all", *where], env={"COLUMNS": "300"})
+        assert status.exit_code == 0 and "1 complete, 0 pending" in status.output and "confirmed" in status.output
+        assert "person0" not in status.output

@@ -783,9 +783,7 @@ class KlaviyoEmulator(Emulator):
         given = [("id", profile["id"])] if profile.get("id") is not None else []
         given += [(name, value) for name, value in attributes.items() if value is not None]
         if len(given) != 1 or not isinstance(given[0][1], str) or not given[0][1].strip():
-            return _invalid(
-                "Exactly one of id, email or phone_number must be given.", "/data/attributes/profile/data"
-            )
+            return _invalid("Exactly one of id, email or phone_number must be given.", "/data/attributes/profile/data")
         name, value = given[0]
         if name == "id":
             if value not in self.profiles:

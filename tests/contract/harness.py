@@ -122,9 +122,7 @@ class ConnectorHarness(ABC):
     def received(self, sandbox: Any) -> bytes:
         """Every request's path, query and body the sandbox received, as one byte string (to look
         for a value — raw or hashed — that must never have reached the platform)."""
-        return b"\n".join(
-            f"{r.path}?{r.query}\n".encode() + r.body for r in sandbox.emulator.requests
-        )
+        return b"\n".join(f"{r.path}?{r.query}\n".encode() + r.body for r in sandbox.emulator.requests)
 
     @abstractmethod
     def requests(self, sandbox: Any) -> int:
