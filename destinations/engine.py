@@ -4,14 +4,19 @@ One run of one sync:
 
 1. take the sync's lock (one run per sync at a time, across processes);
 2. mark runs a crash left "running" as crashed (the lock proves they are dead);
-3. a paused sync (in its definition, or `cdp sync NAME --pause`) stops here: the run is
+3. forget (destinations/privacy.py): every person a deletion request erased whom this sync's
+   destination holds gets the platform's strongest removal, with a receipt — before the pause,
+   the plan and the guard, since compliance comes first (a dry run forgets nothing);
+   then a paused sync (in its definition, or `cdp sync NAME --pause`) stops: the run is
    recorded as `paused` and nothing is planned or sent (a dry run still plans);
 4. check the definition against the warehouse, then plan in SQL (destinations/plan.py),
    and weigh the planned audience (destinations/audience_checks.py);
 5. dry run: stop here — the plan table is the reviewable output, no state changes;
 6. the safety guard: an empty source or removals above ``max_removal_share`` of what
    the destination holds stop the run before anything is sent, unless forced; so do
-   failed audience checks when the caller enforces them (Dagster's send does);
+   failed audience checks when the caller enforces them (Dagster's send does). Privacy
+   removals (consent withdrawn, deletion requested, suppressed) are not weighed, and a
+   stopped run still sends them (they come first in the plan);
 7. stream the plan in the destination's batch size (one batch in memory), send, and in
    one transaction per batch: log every change, advance the confirmed state only for
    records the destination confirmed, record failures (retried next run) and rejections
@@ -37,7 +42,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,7 +104,8 @@ class SyncRunResult:
     confirmed: int = 0
     failed: int = 0
     rejected: int = 0
-    #: people a privacy request erased whom the destination confirmed forgetting (destinations/privacy.py)
+    #: people a privacy request erased whom the destination confirmed forgetting (destinations/privacy.py);
+    #: also PlanSummary.forgotten once the run plans (a paused run records it without a plan)
     forgotten: int = 0
     #: privacy receipts of this sync still pending after the run (retried next run)
     forget_pending: int = 0
@@ -264,6 +270,7 @@ class _Run:
         plan = build_plan(
             self.con, self.sync, self.sources, full_resync=self.full_resync, run_id=self.run_id, data=self.data
         )
+        plan = replace(plan, forgotten=self.result.forgotten)  # the forget pass ran before the plan
         self.result.plan = plan
         state.record_plan(self.con, self.run_id, plan, _now())
         self.result.checks = check_audience(self.sync, plan, segment_min_size(self.data, self.sync, self.sources))

@@ -64,6 +64,9 @@ class PlanSummary:
     #: planned removes for privacy (consent withdrawn, deletion requested, suppressed): never held
     #: by the mass-removal guard or the audience checks, sent even when they stop the rest
     privacy_removes: int = _count("planned_privacy_removes", "  of which privacy removals (never held)", default=0)
+    #: people a deletion request erased whom the destination confirmed forgetting this run, before
+    #: the plan (destinations/privacy.py; receipts: `cdp privacy status`)
+    forgotten: int = _count("forgotten", "forgotten (deletion requests)", default=0)
     #: desired records carrying each mapped identifier, in mapping order (name, count);
     #: stored with the run as JSON (cdp_sync.runs.identifier_coverage), not as a count column
     identifier_coverage: tuple[tuple[str, int], ...] = ()
@@ -111,8 +114,6 @@ OUTCOME_COUNTS: tuple[Count, ...] = (
     Count("confirmed", "confirmed", "confirmed"),
     Count("failed", "failed (retried next run)", "failed"),
     Count("rejected", "rejected", "rejected"),
-    #: people a privacy request erased whom the destination confirmed forgetting (destinations/privacy.py)
-    Count("forgotten", "forgotten (privacy requests)", "forgotten"),
 )
 
 
