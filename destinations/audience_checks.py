@@ -131,7 +131,8 @@ def _not_below_min_size(sync: SyncDefinition, plan: PlanSummary, min_size: int |
 
 
 def _change_within_limits(sync: SyncDefinition, plan: PlanSummary) -> AudienceCheck:
-    audience, held = plan.desired, plan.confirmed_before
+    # privacy removals (consent, deletion, suppression) never count as shrinkage: they are not held
+    audience, held = plan.desired, plan.confirmed_before - plan.privacy_removes
     change = (audience - held) / held if held else 0.0
     metadata = {
         "audience": audience,

@@ -21,16 +21,21 @@ change back. A connector:
 - reports the platform's own acceptance or match figures for the run so far
   (``report()``: Meta's invalid entries, Klaviyo's job counts, a Data Manager request's
   status), which the engine stores with the run;
-- never puts raw personal data into exceptions or error strings.
+- never puts raw personal data into exceptions or error strings;
+- may offer ``forget(changes)``: the platform's strongest removal of people a privacy request
+  erased (Mailchimp's permanent delete, Klaviyo's data privacy deletion job, a webhook
+  ``forget`` event). A connector without it gets a plain removal (:func:`forget_records`):
+  for an ad audience, leaving the audience is all the platform offers. A forget outcome may
+  carry the platform's acknowledgement (``Outcome.answer``: status codes and ids only).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
-Operation = Literal["upsert", "remove"]
+Operation = Literal["upsert", "remove", "forget"]
 OutcomeStatus = Literal["confirmed", "failed", "rejected"]
 
 #: Sync modes, and the operations each may send.
@@ -70,6 +75,9 @@ class Outcome:
     error: str | None = None
     #: the platform's id for the record (kept in cdp_sync.state, handed back on its next change)
     destination_id: str | None = None
+    #: the platform's acknowledgement of a forget ("HTTP 204", "HTTP 202 deletion job"): codes and
+    #: ids only, never personal data; kept in the privacy receipt
+    answer: str | None = None
 
 
 class DestinationError(Exception):
@@ -134,3 +142,19 @@ class Destination(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+def forget_records(destination: Destination, changes: list[Change]) -> list[Outcome]:
+    """The strongest removal ``destination`` offers for ``changes`` (len ≤ batch_size): its
+    ``forget`` where it has one, else a plain removal through ``send``."""
+    forget = getattr(destination, "forget", None)
+    if callable(forget):
+        return list(forget(changes))
+    removals = [
+        Change(change.change_id, "remove", change.key, change.identifiers, {}, change.destination_id)
+        for change in changes
+    ]
+    return [
+        outcome if outcome.status != "confirmed" or outcome.answer else replace(outcome, answer="removed")
+        for outcome in destination.send(removals)
+    ]

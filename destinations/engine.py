@@ -4,14 +4,19 @@ One run of one sync:
 
 1. take the sync's lock (one run per sync at a time, across processes);
 2. mark runs a crash left "running" as crashed (the lock proves they are dead);
-3. a paused sync (in its definition, or `cdp sync NAME --pause`) stops here: the run is
+3. forget (destinations/privacy.py): every person a deletion request erased whom this sync's
+   destination holds gets the platform's strongest removal, with a receipt — before the pause,
+   the plan and the guard, since compliance comes first (a dry run forgets nothing);
+   then a paused sync (in its definition, or `cdp sync NAME --pause`) stops: the run is
    recorded as `paused` and nothing is planned or sent (a dry run still plans);
 4. check the definition against the warehouse, then plan in SQL (destinations/plan.py),
    and weigh the planned audience (destinations/audience_checks.py);
 5. dry run: stop here — the plan table is the reviewable output, no state changes;
 6. the safety guard: an empty source or removals above ``max_removal_share`` of what
    the destination holds stop the run before anything is sent, unless forced; so do
-   failed audience checks when the caller enforces them (Dagster's send does);
+   failed audience checks when the caller enforces them (Dagster's send does). Privacy
+   removals (consent withdrawn, deletion requested, suppressed) are not weighed, and a
+   stopped run still sends them (they come first in the plan);
 7. stream the plan in the destination's batch size (one batch in memory), send, and in
    one transaction per batch: log every change, advance the confirmed state only for
    records the destination confirmed, record failures (retried next run) and rejections
@@ -37,7 +42,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +63,7 @@ from destinations.plan import (
     planned_changes,
     segment_min_size,
 )
+from destinations.privacy import forget_erased
 from destinations.summary import PlanSummary
 from destinations.warehouse import Warehouse
 from destinations.warehouse.locations import DuckDBFile, Location, state_store_for
@@ -98,6 +104,11 @@ class SyncRunResult:
     confirmed: int = 0
     failed: int = 0
     rejected: int = 0
+    #: people a privacy request erased whom the destination confirmed forgetting (destinations/privacy.py);
+    #: also PlanSummary.forgotten once the run plans (a paused run records it without a plan)
+    forgotten: int = 0
+    #: privacy receipts of this sync still pending after the run (retried next run)
+    forget_pending: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     #: the platform's own figures for the run (Destination.report()), e.g. Meta's invalid entries
@@ -248,6 +259,8 @@ class _Run:
             full_resync=self.full_resync,
             now=_now(),
         )
+        if not self.dry_run:
+            self._forget(connect_destination)  # compliance first: before the pause, the plan and the guard
         if self.result.paused and not self.dry_run:
             return self._finish(
                 "paused",
@@ -257,6 +270,7 @@ class _Run:
         plan = build_plan(
             self.con, self.sync, self.sources, full_resync=self.full_resync, run_id=self.run_id, data=self.data
         )
+        plan = replace(plan, forgotten=self.result.forgotten)  # the forget pass ran before the plan
         self.result.plan = plan
         state.record_plan(self.con, self.run_id, plan, _now())
         self.result.checks = check_audience(self.sync, plan, segment_min_size(self.data, self.sync, self.sources))
@@ -277,6 +291,8 @@ class _Run:
             failed = failures(self.result.checks)
             stop_reason = f"stopped before sending: {failed}" if failed else None
         if stop_reason:
+            if plan.privacy_removes:
+                stop_reason += self._send_privacy_removes(connect_destination, plan, progress, after_send)
             return self._finish("stopped", stop_reason)
 
         state.log_unsent(self.con, run_id=self.run_id, sync_name=self.sync.name, plan_table=self.table, now=_now())
@@ -298,6 +314,44 @@ class _Run:
             destination.close()
         return self._finish(*self._verdict(plan, unavailable))
 
+    def _forget(self, connect_destination) -> None:
+        """The forget pass (destinations/privacy.py): every erased person this sync's destination
+        holds gets the platform's strongest removal; receipts record what was confirmed."""
+        try:
+            forgotten = forget_erased(
+                self.con,
+                self.data,
+                self.sync,
+                self.sources.privacy_erasures,
+                connect_destination,
+                run_id=self.run_id,
+                now=_now,
+            )
+        except DestinationConfigError as error:
+            self._finish("failed", str(error))
+            raise
+        self.result.forgotten, self.result.forget_pending = forgotten.forgotten, forgotten.pending
+        self.result.errors += forgotten.errors[: max(0, 5 - len(self.result.errors))]
+        if forgotten.forgotten:
+            state.record_forgotten(self.con, self.run_id, forgotten.forgotten)
+
+    def _send_privacy_removes(self, connect_destination, plan: PlanSummary, progress, after_send) -> str:
+        """A stopped run still sends its privacy removals (plan seqs 1..privacy_removes): consent
+        withdrawn, deletion requested or suppressed is never held by the guard or the checks."""
+        state.log_unsent(self.con, run_id=self.run_id, sync_name=self.sync.name, plan_table=self.table, now=_now())
+        try:
+            destination = connect_destination(self.sync)
+        except DestinationConfigError as error:
+            self._finish("failed", str(error))
+            raise
+        try:
+            unavailable = self._send_all(destination, plan, progress, after_send, total=plan.privacy_removes)
+        finally:
+            destination.close()
+        r = self.result
+        sent = f" Its {plan.privacy_removes} privacy removals were sent all the same: {r.confirmed} confirmed"
+        return sent + (f", stopped: {unavailable}." if unavailable else f", {r.failed} failed, {r.rejected} rejected.")
+
     def _paused(self) -> str | None:
         """Why this sync is paused, or None: its definition first, then the CLI's pause."""
         if self.sync.paused:
@@ -312,24 +366,29 @@ class _Run:
 
     def _guard(self, plan: PlanSummary) -> str | None:
         """Why this run must not send anything without --force, or None."""
-        if plan.removes and plan.desired == 0:
+        if plan.guarded_removes and plan.desired == 0:
             return (
                 f"stopped before sending: segment '{self.sync.segment}' has no profiles to send, "
-                f"which would remove all {plan.removes} records this sync holds at "
+                f"which would remove all {plan.guarded_removes} records this sync holds at "
                 f"'{self.sync.destination}'. If that is intended, run again with --force."
             )
-        holding = plan.confirmed_before
-        if plan.removes and holding and plan.removes / holding > self.sync.max_removal_share:
+        # privacy removals (consent, deletion, suppression) are never held: weigh only the rest
+        removes = plan.guarded_removes
+        holding = plan.confirmed_before - plan.privacy_removes
+        if removes and holding and removes / holding > self.sync.max_removal_share:
             return (
-                f"stopped before sending: {plan.removes} removals are {plan.removes / holding:.0%} of the "
+                f"stopped before sending: {removes} removals are {removes / holding:.0%} of the "
                 f"{holding} records this sync holds at '{self.sync.destination}', above max_removal_share "
                 f"{self.sync.max_removal_share:.0%}. Review {self.table}; if it is right, run again with --force."
             )
         return None
 
-    def _send_all(self, destination: Destination, plan: PlanSummary, progress, after_send) -> str | None:
-        """Send the plan batch by batch; the reason the destination became unavailable, or None."""
-        total = plan.sendable
+    def _send_all(
+        self, destination: Destination, plan: PlanSummary, progress, after_send, *, total: int | None = None
+    ) -> str | None:
+        """Send the plan batch by batch (its first ``total`` changes: default all); the reason the
+        destination became unavailable, or None."""
+        total = plan.sendable if total is None else total
         batch_size = max(1, int(destination.batch_size))
         if progress:
             progress(0, total)

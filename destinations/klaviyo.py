@@ -139,6 +139,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "get_profile_ids_for_list": Endpoint("GET", "/lists/{id}/relationships/profiles", "L"),
     "add_profiles_to_list": Endpoint("POST", "/lists/{id}/relationships/profiles", "M"),
     "remove_profiles_from_list": Endpoint("DELETE", "/lists/{id}/relationships/profiles", "M"),
+    "request_profile_deletion": Endpoint("POST", "/data-privacy-deletion-jobs", "S"),
 }
 
 #: sync identifier name -> profile attribute
@@ -261,6 +262,7 @@ class _Figures:
     import_failed_count: int = 0
     list_adds: int = 0
     list_removes: int = 0
+    deletion_jobs: int = 0
     fields_cleared: int = 0
     requests: int = 0
 
@@ -457,6 +459,44 @@ class KlaviyoDestination:
             self._upsert(upserts, outcomes)
         return [outcomes[change.change_id] for change in changes]
 
+    def forget(self, changes: list[Change]) -> list[Outcome]:
+        """A privacy request: one data privacy deletion job per record (``POST
+        /data-privacy-deletion-jobs``, 202), by the Klaviyo profile id when it is known, else by
+        email or phone. Klaviyo then deletes every profile matching it, wherever it is listed."""
+        refuse_oversized_batch(self.label, changes, self.batch_size)
+        return [self._request_deletion(change) for change in changes]
+
+    def _request_deletion(self, change: Change) -> Outcome:
+        lookups: list[tuple[str, str]] = []
+        if change.destination_id:
+            lookups.append(("id", change.destination_id))
+        lookup = _lookup(change)
+        if lookup is not None and lookup[0] in ("email", "phone_number"):
+            lookups.append(lookup)
+        if not lookups:
+            return Outcome(change.change_id, "rejected", "the record has no email, phone or Klaviyo id to delete by")
+        response = None
+        for attribute, value in lookups:
+            profile: dict[str, Any] = {"type": "profile"}
+            if attribute == "id":
+                profile["id"] = value
+            else:
+                profile["attributes"] = {attribute: value}
+            body = _dumps({"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data": profile}}}})
+            response = self._call("request_profile_deletion", body=body, redact_values=_pii(change))
+            if response.status_code == 202:
+                self._figures.deletion_jobs += 1
+                return Outcome(change.change_id, "confirmed", answer=f"HTTP 202 deletion job by {attribute}")
+            if response.status_code != 404:  # an id Klaviyo no longer knows: try the identifier
+                break
+        assert response is not None
+        return Outcome(
+            change.change_id,
+            "rejected",
+            f"Klaviyo refused the deletion job (HTTP {response.status_code}"
+            f"{_colon(error_title(response, *_pii(change)))})",
+        )
+
     def report(self) -> dict[str, int | float]:
         """Klaviyo's own counts from the import jobs, and the list calls made."""
         figures = self._figures
@@ -467,6 +507,7 @@ class KlaviyoDestination:
             "import_failed_count": figures.import_failed_count,
             "list_adds": figures.list_adds,
             "list_removes": figures.list_removes,
+            "deletion_jobs": figures.deletion_jobs,
             "fields_cleared": figures.fields_cleared,
             "requests": figures.requests,
         }

@@ -25,6 +25,11 @@ batch archive and allows 10 simultaneous connections per API key, so removals ru
 small thread pool (``max_connections``, 5 by default, 10 at most: other tools share the
 key's limit); a 429 past the limit is retried with back-off by the shared session.
 
+A privacy request's removal (``forget``) deletes the member permanently
+(``POST /lists/{id}/members/{subscriber_hash}/actions/delete-permanent``, 204): Mailchimp then
+refuses to add the address again by API ("Forgotten Email Not Subscribed"), as the law wants.
+It runs on the same pool; a 404 means Mailchimp holds no such member (confirmed).
+
 A bare HTTP 403 (no API error body) is not taken for bad credentials: Mailchimp's own
 credential and permission errors always come as problem JSON (401 "API Key Invalid", 403
 "Forbidden" / "User Disabled"), while a body-less 403 is its edge refusing traffic, as
@@ -270,6 +275,12 @@ class MailchimpDestination:
             outcomes.update(self._archive_all(removals))
         return [outcomes[change.change_id] for change in changes]
 
+    def forget(self, changes: list[Change]) -> list[Outcome]:
+        """Delete each member permanently (a privacy request); one outcome per change, in order."""
+        refuse_oversized_batch(self.label, changes, self.batch_size)
+        outcomes = self._archive_all(changes, self._delete_permanently)
+        return [outcomes[change.change_id] for change in changes]
+
     def report(self) -> dict[str, int]:
         """Mailchimp's own figures so far: members it created and updated, the per-member
         errors it reported, members archived (and already gone), and members it keeps out
@@ -284,6 +295,7 @@ class MailchimpDestination:
                     "archived",
                     "already_archived",
                     "not_resubscribed",
+                    "deleted_permanently",
                 )
             }
 
@@ -373,8 +385,8 @@ class MailchimpDestination:
 
     # -- removals ----------------------------------------------------------------------
 
-    def _archive_all(self, removals: Sequence[Change]) -> dict[str, Outcome]:
-        """Archive each member, at most ``max_connections`` at once. A configuration error or
+    def _archive_all(self, removals: Sequence[Change], remove: Any = None) -> dict[str, Outcome]:
+        """Archive (or ``remove`` otherwise) each member, at most ``max_connections`` at once. A configuration error or
         the platform becoming unavailable stops the rest and is raised."""
         outcomes: dict[str, Outcome] = {}
         jobs: list[Change] = []
@@ -388,7 +400,7 @@ class MailchimpDestination:
         with ThreadPoolExecutor(
             max_workers=min(self.max_connections, len(jobs)), thread_name_prefix="mailchimp"
         ) as pool:
-            futures = [pool.submit(self._archive, change) for change in jobs]
+            futures = [pool.submit(remove or self._archive, change) for change in jobs]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failure = next((f.exception() for f in done if f.exception() is not None), None)
             if failure is not None:
@@ -417,6 +429,24 @@ class MailchimpDestination:
             change.change_id,
             "rejected",
             f"Mailchimp refused to archive this member (HTTP {response.status_code}{_colon(title)})",
+        )
+
+    def _delete_permanently(self, change: Change) -> Outcome:
+        subscriber_hash = mailchimp_subscriber_hash(_email_of(change) or "")
+        response = self._request("POST", f"{self._list_url}/members/{subscriber_hash}/actions/delete-permanent")
+        if response.status_code in (200, 204):
+            self._count("deleted_permanently")
+            return Outcome(change.change_id, "confirmed", answer=f"HTTP {response.status_code} delete-permanent")
+        if response.status_code == 404:
+            self._ensure_list_exists()  # a 404 for a list that is not there must not read as "gone"
+            return Outcome(change.change_id, "confirmed", answer="HTTP 404 no such member")
+        personal = _pii_values(change)
+        self._check(response, personal)
+        title = error_title(response, *personal)
+        return Outcome(
+            change.change_id,
+            "rejected",
+            f"Mailchimp refused to delete this member permanently (HTTP {response.status_code}{_colon(title)})",
         )
 
     def _ensure_list_exists(self) -> None:

@@ -49,6 +49,8 @@ class SyncSources:
     membership: str = "main.segment_membership"
     profile_fields: str = "main.sync_profile_fields"
     segments: str = "main.segments"
+    #: the erasure build's audit trail (dbt model privacy_erasures): whom the syncs must forget
+    privacy_erasures: str = "main.privacy_erasures"
 
 
 def plan_table(sync: SyncDefinition) -> str:
@@ -116,6 +118,7 @@ def build_plan(
     ``run_id`` seeds the ids of new changes (a re-sent unanswered change keeps its own)."""
     store = as_warehouse(con)
     data = store if data is None else as_warehouse(data)
+    profile_columns = set(data.columns(sources.profile_fields))
     context = {
         "schema": state.STATE_SCHEMA,
         "sync_name": sync.name,
@@ -129,6 +132,7 @@ def build_plan(
         "mode": sync.mode,
         "checks_key_format": key_pattern(sync.key) is not None,
         "coverage": coverage_checks(sync),
+        "suppression_columns": [(kind, kind) for kind in SUPPRESSIBLE if kind in profile_columns],
     }
     params = {
         "segment": sync.segment,
@@ -137,14 +141,19 @@ def build_plan(
         "run_id": run_id,
         "key_pattern": key_pattern(sync.key),
     }
-    _computed_where_the_data_lives(data, store, "desired.sql", "sync_desired", context, params)
-    if data is not store:
-        _computed_where_the_data_lives(data, store, "privacy_blocked.sql", "sync_privacy_blocked", context, params)
-    store.create_table_as(
-        plan_table(sync),
-        render("plan.sql", dialect=store.dialect, privacy_blocked_loaded=data is not store, **context),
-        params,
-    )
+    # the suppression list lives beside the state; desired.sql reads it where the data lives
+    data.load_rows("sync_suppressed", state.suppressed_hashes(store), temporary=True)
+    try:
+        _computed_where_the_data_lives(data, store, "desired.sql", "sync_desired", context, params)
+        if data is not store:
+            _computed_where_the_data_lives(data, store, "privacy_blocked.sql", "sync_privacy_blocked", context, params)
+        store.create_table_as(
+            plan_table(sync),
+            render("plan.sql", dialect=store.dialect, privacy_blocked_loaded=data is not store, **context),
+            params,
+        )
+    finally:
+        data.drop_loaded("sync_suppressed")
     counts = store.fetch(
         """
         select
@@ -152,7 +161,8 @@ def build_plan(
             count(*) filter (where exclusion is null and invalid_reason is null),
             count(*) filter (where exclusion in ('no consent', 'deletion requested')),
             count(*) filter (where exclusion = 'holdout'),
-            count(*) filter (where invalid_reason is not null)
+            count(*) filter (where invalid_reason is not null),
+            count(*) filter (where exclusion = 'suppressed')
         from sync_desired
         """
     )[0]
@@ -160,6 +170,7 @@ def build_plan(
         store.fetch("select invalid_reason, count(*) from sync_desired where invalid_reason is not null group by 1")
     )
     ops = dict(store.fetch(f"select op, count(*) from {plan_table(sync)} group by op"))
+    (privacy_removes,) = store.fetch(f"select count(*) from {plan_table(sync)} where op = 'remove' and is_privacy")[0]
     # skipped rows that would have been adds or updates: still desired, but not unchanged
     (skipped_upserts,) = store.fetch(
         f"select count(*) from {plan_table(sync)} where op = 'skip_rejected' and payload is not null"
@@ -179,6 +190,8 @@ def build_plan(
         removes=ops.get("remove", 0),
         unchanged=desired - adds - updates - skipped_upserts,
         skipped_rejected=ops.get("skip_rejected", 0),
+        excluded_suppressed=counts[5],
+        privacy_removes=privacy_removes,
         identifier_coverage=coverage,
     )
 
@@ -194,6 +207,9 @@ def _computed_where_the_data_lives(
     else:
         store.load_rows(table, data.fetch_arrow(sql, params), temporary=True)
 
+
+#: sync_profile_fields columns the global suppression list is matched on (destinations/suppression.py)
+SUPPRESSIBLE = ("email", "phone")
 
 #: identifiers that match a person only together (Meta and Google match on name + ZIP)
 NAME_AND_ZIP = ("first_name", "last_name", "zip")

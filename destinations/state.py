@@ -559,3 +559,313 @@ def _json(value: Mapping[str, Any]) -> str:
 
 def _has_table(con: Store, table: str) -> bool:
     return as_warehouse(con).has_table(STATE_SCHEMA, table)
+
+
+# -- suppression (destinations/suppression.py normalises and hashes; these statements keep) -----------
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """One entry of the global suppression list: a hash, never the value."""
+
+    identifier_type: str
+    value_sha256: str
+    reason: str
+    added_by: str
+    added_at: datetime
+
+
+def suppressed_hashes(con: Store) -> pa.Table:
+    """The SHA-256 of every value on the suppression list now (one column, ``value_sha256``)."""
+    hashes: list[str] = []
+    if _has_table(con, "suppressions"):
+        hashes = [
+            row[0]
+            for row in as_warehouse(con).fetch(
+                f"select distinct value_sha256 from {STATE_SCHEMA}.suppressions where removed_at is null"
+            )
+        ]
+    return pa.table({"value_sha256": pa.array(hashes, pa.string())})
+
+
+def add_suppression(
+    con: Store, identifier_type: str, value_sha256: str, *, reason: str, added_by: str, now: datetime
+) -> bool:
+    """Put a hashed value on the list; False when it is there already (nothing changes)."""
+    ensure_tables(con)
+    store = as_warehouse(con)
+    with store.transaction():
+        if _active_suppression(store, identifier_type, value_sha256):
+            return False
+        store.execute(
+            f"insert into {STATE_SCHEMA}.suppressions "
+            "values (:identifier_type, :value_sha256, :reason, :added_by, :now, null, null)",
+            {
+                "identifier_type": identifier_type,
+                "value_sha256": value_sha256,
+                "reason": reason,
+                "added_by": added_by,
+                "now": now,
+            },
+        )
+    return True
+
+
+def remove_suppression(con: Store, identifier_type: str, value_sha256: str, *, removed_by: str, now: datetime) -> bool:
+    """Take a hashed value off the list (the row stays, with who and when); False when it was not on it."""
+    ensure_tables(con)
+    store = as_warehouse(con)
+    with store.transaction():
+        if not _active_suppression(store, identifier_type, value_sha256):
+            return False
+        store.execute(
+            f"""
+            update {STATE_SCHEMA}.suppressions set removed_by = :removed_by, removed_at = :now
+            where identifier_type = :identifier_type and value_sha256 = :value_sha256 and removed_at is null
+            """,
+            {"identifier_type": identifier_type, "value_sha256": value_sha256, "removed_by": removed_by, "now": now},
+        )
+    return True
+
+
+def suppressions(con: Store) -> list[Suppression]:
+    """Every value on the list now, oldest first."""
+    if not _has_table(con, "suppressions"):
+        return []
+    rows = as_warehouse(con).fetch(
+        f"""
+        select identifier_type, value_sha256, reason, added_by, added_at
+        from {STATE_SCHEMA}.suppressions where removed_at is null order by added_at, value_sha256
+        """
+    )
+    return [Suppression(*row) for row in rows]
+
+
+def _active_suppression(store: Any, identifier_type: str, value_sha256: str) -> bool:
+    return bool(
+        store.fetch(
+            f"""
+            select count(*) from {STATE_SCHEMA}.suppressions
+            where identifier_type = :identifier_type and value_sha256 = :value_sha256 and removed_at is null
+            """,
+            {"identifier_type": identifier_type, "value_sha256": value_sha256},
+        )[0][0]
+    )
+
+
+# -- privacy receipts (destinations/privacy.py decides; these statements remember) ------------------
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """One (deletion request, sync) pair: whether its destination confirmed forgetting the person."""
+
+    request_id: str
+    sync_name: str
+    destination: str
+    requested_at: datetime | None
+    opened_at: datetime
+    sent_at: datetime | None
+    confirmed_at: datetime | None
+    status: str
+    attempts: int
+    answer: str | None
+
+
+class HeldRecord(NamedTuple):
+    """A record of an erased profile that a sync's destination holds, or may hold, or held."""
+
+    request_ids: tuple[str, ...]
+    profile_id: str
+    record_key: str
+    destination_id: str | None
+
+
+def open_receipts(
+    con: Store, *, erasures: pa.Table, sync_name: str, destination: str, run_id: str, now: datetime
+) -> int:
+    """A pending receipt for every erasure (request_id, profile_id, requested_at) whose profile
+    this sync's destination holds (state), may hold (in_flight) or held (departed), unless the
+    pair has one already. Returns how many were opened."""
+    store = as_warehouse(con)
+    params = {"sync_name": sync_name, "destination": destination, "run_id": run_id, "now": now}
+    store.load_rows("sync_erasures", erasures, temporary=True)
+    try:
+        with store.transaction():
+            before = _receipt_count(store, sync_name)
+            store.execute(
+                f"""
+                insert into {STATE_SCHEMA}.privacy_receipts
+                select distinct
+                    erasures.request_id, :sync_name, :destination, erasures.profile_id, erasures.requested_at,
+                    :now, cast(null as timestamp), cast(null as timestamp), 'pending', 0, cast(null as varchar), :run_id
+                from sync_erasures as erasures
+                where erasures.profile_id in ({_held_profiles()})
+                    and not exists (
+                        select 1 from {STATE_SCHEMA}.privacy_receipts as receipts
+                        where receipts.request_id = erasures.request_id and receipts.sync_name = :sync_name
+                    )
+                """,
+                params,
+            )
+            return _receipt_count(store, sync_name) - before
+    finally:
+        store.drop_loaded("sync_erasures")
+
+
+def _held_profiles() -> str:
+    """The profiles whose records a sync's destination holds, may hold or held (:sync_name)."""
+    return " union ".join(
+        f"select profile_id from {STATE_SCHEMA}.{table} where sync_name = :sync_name and profile_id is not null"
+        for table in ("state", "in_flight", "departed")
+    )
+
+
+def _receipt_count(store: Any, sync_name: str) -> int:
+    return store.fetch(
+        f"select count(*) from {STATE_SCHEMA}.privacy_receipts where sync_name = :sync_name", {"sync_name": sync_name}
+    )[0][0]
+
+
+def pending_forgets(con: Store, sync_name: str) -> tuple[list[HeldRecord], list[str]]:
+    """The records to forget for this sync's pending receipts, one per key (with every request
+    naming its profile), and the pending profiles no record addresses any more."""
+    rows = as_warehouse(con).fetch(
+        f"""
+        with
+
+        pending as (
+            select request_id, profile_id from {STATE_SCHEMA}.privacy_receipts
+            where sync_name = :sync_name and status = 'pending'
+        ),
+
+        held as (
+            select profile_id, record_key, destination_id from {STATE_SCHEMA}.state where sync_name = :sync_name
+            union
+            select profile_id, record_key, cast(null as varchar) from {STATE_SCHEMA}.in_flight
+            where sync_name = :sync_name
+            union
+            select profile_id, record_key, destination_id from {STATE_SCHEMA}.departed where sync_name = :sync_name
+        )
+
+        select pending.request_id, pending.profile_id, held.record_key, held.destination_id
+        from pending
+        left join held on held.profile_id = pending.profile_id
+        order by pending.profile_id, held.record_key, held.destination_id, pending.request_id
+        """,
+        {"sync_name": sync_name},
+    )
+    records: dict[str, HeldRecord] = {}
+    unaddressed: list[str] = []
+    for request_id, profile_id, record_key, destination_id in rows:
+        if record_key is None:
+            unaddressed.append(profile_id)
+            continue
+        known = records.get(record_key)
+        if known is None:
+            records[record_key] = HeldRecord((request_id,), profile_id, record_key, destination_id)
+        else:
+            requests = known.request_ids if request_id in known.request_ids else (*known.request_ids, request_id)
+            records[record_key] = known._replace(
+                request_ids=requests, destination_id=known.destination_id or destination_id
+            )
+    return list(records.values()), sorted(set(unaddressed))
+
+
+def settle_receipts(
+    con: Store,
+    *,
+    sync_name: str,
+    run_id: str,
+    confirmed: Mapping[str, str],
+    pending: Mapping[str, str],
+    now: datetime,
+) -> int:
+    """Record one forget pass, in one transaction: per profile, ``confirmed`` (profile -> the
+    platform's answer) or still ``pending`` (profile -> the error, retried next run). A confirmed
+    profile's every row in this schema for the sync goes: state, in_flight, departed, failures,
+    the change log and the plan table. Returns how many receipts were confirmed."""
+    store = as_warehouse(con)
+    plan = f'{STATE_SCHEMA}."plan__{sync_name}"'
+    has_plan = store.has_table(STATE_SCHEMA, f"plan__{sync_name}")
+    settled = 0
+    with store.transaction():
+        for profile_id, answer in pending.items():
+            store.execute(
+                f"""
+                update {STATE_SCHEMA}.privacy_receipts
+                set sent_at = coalesce(sent_at, :now), attempts = attempts + 1, answer = :answer, last_run_id = :run_id
+                where sync_name = :sync_name and profile_id = :profile_id and status = 'pending'
+                """,
+                {"now": now, "answer": answer, "run_id": run_id, "sync_name": sync_name, "profile_id": profile_id},
+            )
+        for profile_id, answer in confirmed.items():
+            params = {"sync_name": sync_name, "profile_id": profile_id}
+            settled += store.fetch(
+                f"""
+                select count(*) from {STATE_SCHEMA}.privacy_receipts
+                where sync_name = :sync_name and profile_id = :profile_id and status = 'pending'
+                """,
+                params,
+            )[0][0]
+            store.execute(
+                f"""
+                update {STATE_SCHEMA}.privacy_receipts
+                set sent_at = coalesce(sent_at, :now), confirmed_at = :now, status = 'confirmed',
+                    attempts = attempts + 1, answer = :answer, last_run_id = :run_id
+                where sync_name = :sync_name and profile_id = :profile_id and status = 'pending'
+                """,
+                {**params, "now": now, "answer": answer, "run_id": run_id},
+            )
+            keys = f"""
+                select record_key from {STATE_SCHEMA}.state where sync_name = :sync_name and profile_id = :profile_id
+                union select record_key from {STATE_SCHEMA}.in_flight
+                where sync_name = :sync_name and profile_id = :profile_id
+                union select record_key from {STATE_SCHEMA}.departed
+                where sync_name = :sync_name and profile_id = :profile_id
+            """
+            store.execute(
+                f"""
+                delete from {STATE_SCHEMA}.failures
+                where sync_name = :sync_name
+                    and key_sha256 in (select {_sha256(store.dialect, "record_key")} from ({keys}) as held_keys)
+                """,
+                params,
+            )
+            for table in ("state", "in_flight", "departed", "changes"):
+                store.execute(
+                    f"delete from {STATE_SCHEMA}.{table} where sync_name = :sync_name and profile_id = :profile_id",
+                    params,
+                )
+            if has_plan:
+                store.execute(f"delete from {plan} where profile_id = :profile_id", {"profile_id": profile_id})
+    return settled
+
+
+def _sha256(dialect: str, expression: str) -> str:
+    from destinations.sql_templates import dialect_macros
+
+    return str(dialect_macros(dialect).sha256(expression))
+
+
+def record_forgotten(con: Store, run_id: str, forgotten: int) -> None:
+    """The run's count of people its destination confirmed forgetting."""
+    as_warehouse(con).execute(
+        f"update {STATE_SCHEMA}.runs set forgotten = :forgotten where run_id = :run_id",
+        {"forgotten": forgotten, "run_id": run_id},
+    )
+
+
+def receipts(con: Store) -> list[Receipt]:
+    """Every privacy receipt, by request then sync; works on a read-only connection."""
+    if not _has_table(con, "privacy_receipts"):
+        return []
+    rows = as_warehouse(con).fetch(
+        f"""
+        select request_id, sync_name, destination, requested_at, opened_at, sent_at, confirmed_at, status,
+            attempts, answer
+        from {STATE_SCHEMA}.privacy_receipts
+        order by request_id, sync_name
+        """
+    )
+    return [Receipt(*row) for row in rows]

@@ -35,8 +35,8 @@ class Count:
         return getattr(record, self.attribute)
 
 
-def _count(name: str, label: str) -> Any:
-    return field(metadata={"name": name, "label": label})
+def _count(name: str, label: str, **default: int) -> Any:
+    return field(metadata={"name": name, "label": label}, **default)
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,22 @@ class PlanSummary:
     #: desired records the destination already holds as they are
     unchanged: int = _count("unchanged", "unchanged")
     skipped_rejected: int = _count("skipped_rejected", "skipped (rejected before)")
+    #: members no sync sends: on the global suppression list (cdp suppress)
+    excluded_suppressed: int = _count("excluded_suppressed", "excluded: suppressed", default=0)
+    #: planned removes for privacy (consent withdrawn, deletion requested, suppressed): never held
+    #: by the mass-removal guard or the audience checks, sent even when they stop the rest
+    privacy_removes: int = _count("planned_privacy_removes", "  of which privacy removals (never held)", default=0)
+    #: people a deletion request erased whom the destination confirmed forgetting this run, before
+    #: the plan (destinations/privacy.py; receipts: `cdp privacy status`)
+    forgotten: int = _count("forgotten", "forgotten (deletion requests)", default=0)
     #: desired records carrying each mapped identifier, in mapping order (name, count);
     #: stored with the run as JSON (cdp_sync.runs.identifier_coverage), not as a count column
     identifier_coverage: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def guarded_removes(self) -> int:
+        """Removals the mass-removal guard weighs: every planned removal but the privacy ones."""
+        return self.removes - self.privacy_removes
 
     @property
     def sendable(self) -> int:
@@ -69,9 +82,9 @@ class PlanSummary:
 
     @property
     def eligible(self) -> int:
-        """Members left once consent, deletion and holdout are applied: the audience the key
-        must address (desired + invalid)."""
-        return self.segment_members - self.excluded_consent - self.excluded_holdout
+        """Members left once consent, deletion, suppression and holdout are applied: the
+        audience the key must address (desired + invalid)."""
+        return self.segment_members - self.excluded_consent - self.excluded_suppressed - self.excluded_holdout
 
     def coverage_lines(self) -> list[str]:
         """ "email: 1,180 of 1,200 (98.3%)" per identifier, for people and logs."""
@@ -157,6 +170,10 @@ def run_summary(result: SyncRunResult, destination: str) -> str:
         parts.append(
             f"sent {result.sent:,}: {result.confirmed:,} confirmed, {result.failed:,} failed, {result.rejected:,} rejected"
         )
+    if plan is not None and plan.privacy_removes:
+        parts.append(f"{plan.privacy_removes:,} of the removes for privacy (consent, deletion, suppression)")
+    if result.forgotten:
+        parts.append(f"forgot {result.forgotten:,} erased people")
     failed_checks = [check.name for check in result.checks if not check.passed]
     if failed_checks:
         parts.append(f"failed checks: {', '.join(failed_checks)}")

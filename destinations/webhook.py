@@ -18,7 +18,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -207,6 +207,18 @@ class WebhookDestination:
             return []
         response = self._post(changes)
         return self._outcomes(changes, response)
+
+    def forget(self, changes: list[Change]) -> list[Outcome]:
+        """A privacy request: the receiver gets a ``forget`` change per person (not a plain
+        ``remove``), so it can erase what it derived from them too; one outcome per change."""
+        refuse_oversized_batch(_label(self.name), changes, self.batch_size)
+        if not changes:
+            return []
+        forgets = [replace(change, op="forget", fields={}) for change in changes]
+        outcomes = self._outcomes(forgets, self._post(forgets))
+        return [
+            replace(outcome, answer="receiver ok") if outcome.status == "confirmed" else outcome for outcome in outcomes
+        ]
 
     def report(self) -> dict[str, int]:
         """A receiver answers per record and gives no figures of its own."""

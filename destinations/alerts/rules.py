@@ -60,6 +60,17 @@ class AudienceChangeOptions:
 
 
 @dataclass(frozen=True)
+class PrivacyRemovalsOptions:
+    """A run removed people for privacy: forgot erased people (a deletion request) or removed
+    those whose consent was withdrawn or who were suppressed. Never held by the guard, so they are
+    told apart from ordinary removals here."""
+
+    min_count: int = option(
+        default=1, minimum=1, help="alert when a run's forgotten + privacy removals reach this many"
+    )
+
+
+@dataclass(frozen=True)
 class SlowRunOptions:
     """A run took longer than a limit."""
 
@@ -91,6 +102,12 @@ RULE_KINDS: dict[str, RuleKind] = {
         RuleKind("rejected_share", SYNC_SCOPE, RejectedShareOptions, "rejected records above a share of those sent"),
         RuleKind("audience_change", SYNC_SCOPE, AudienceChangeOptions, "audience size change past a threshold"),
         RuleKind("slow_run", SYNC_SCOPE, SlowRunOptions, "a sync run slower than a limit"),
+        RuleKind(
+            "privacy_removals",
+            SYNC_SCOPE,
+            PrivacyRemovalsOptions,
+            "a sync run forgot erased people or removed people for consent or suppression",
+        ),
         RuleKind("segment_below_minimum", SEGMENT_SCOPE, SegmentMinimumOptions, "a segment below its minimum size"),
     )
 }
@@ -302,11 +319,34 @@ def _judge_slow(rule: Rule, run: RunRecord) -> Observation:
     )
 
 
+def _judge_privacy_removals(rule: Rule, run: RunRecord) -> Observation | None:
+    threshold: PrivacyRemovalsOptions = rule.options
+    forgotten, removed = _count(run, "forgotten") or 0, _count(run, "planned_privacy_removes")
+    if removed is None and not forgotten:
+        return None  # the run never planned and forgot no one: nothing to judge
+    removed = removed or 0
+    summary = (
+        f"Sync {run.sync_name}: run {run.run_id} forgot {forgotten:,} erased people (deletion requests) and "
+        f"planned {removed:,} privacy removals (consent withdrawn or suppressed); destination {run.destination}. "
+        "Receipts: cdp privacy status."
+    )
+    return _observe(
+        rule,
+        run,
+        forgotten + removed >= threshold.min_count,
+        summary,
+        forgotten=forgotten,
+        privacy_removes=removed,
+        min_count=threshold.min_count,
+    )
+
+
 _JUDGES = {
     "run_failed": _judge_failed,
     "rejected_share": _judge_rejected,
     "audience_change": _judge_audience_change,
     "slow_run": _judge_slow,
+    "privacy_removals": _judge_privacy_removals,
 }
 
 

@@ -183,6 +183,8 @@ class KlaviyoEmulator(Emulator):
             for list_id, name in (lists or {DEFAULT_LIST_ID: DEFAULT_LIST_NAME}).items()
         }
         self.jobs: dict[str, _Job] = {}
+        #: profiles a data privacy deletion job deleted
+        self.deleted_profiles = 0
 
     # -- what tests read -------------------------------------------------------------------
 
@@ -759,6 +761,50 @@ class KlaviyoEmulator(Emulator):
                 return [], _invalid(f"A profile with id {item['id']} does not exist.", f"/data/{index}/id")
             ids.append(item["id"])
         return ids, None
+
+    # -- data privacy ----------------------------------------------------------------------------
+
+    def _request_profile_deletion(self, request: Request, _: str | None, base: str, __: Fault | None) -> Reply:
+        """``POST /data-privacy-deletion-jobs``: exactly one of the profile's id, email or phone
+        number; every matching profile is deleted (Klaviyo runs the job later; here at once) —
+        from the account and every list. 202 with no body; an unknown id is a 404."""
+        body, problem = _json_body(request)
+        if problem:
+            return problem
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict) or data.get("type") != "data-privacy-deletion-job":
+            return _invalid("data.type must be 'data-privacy-deletion-job'.", "/data/type")
+        profile = ((data.get("attributes") or {}).get("profile") or {}).get("data")
+        if not isinstance(profile, dict) or profile.get("type") != "profile":
+            return _invalid("attributes.profile.data must be {type: 'profile', ...}.", "/data/attributes/profile/data")
+        attributes = profile.get("attributes") or {}
+        if not isinstance(attributes, dict) or set(attributes) - {"email", "phone_number"}:
+            return _invalid("A profile is named by email or phone_number only.", "/data/attributes/profile/data")
+        given = [("id", profile["id"])] if profile.get("id") is not None else []
+        given += [(name, value) for name, value in attributes.items() if value is not None]
+        if len(given) != 1 or not isinstance(given[0][1], str) or not given[0][1].strip():
+            return _invalid("Exactly one of id, email or phone_number must be given.", "/data/attributes/profile/data")
+        name, value = given[0]
+        if name == "id":
+            if value not in self.profiles:
+                return _error(404, "not_found", "Not found.", f"A profile with id {value} does not exist.")
+            doomed = [value]
+        else:
+            doomed = [pid for pid in [self._index[name].get(_key(name, value))] if pid is not None]
+        for profile_id in doomed:
+            self._delete_profile(profile_id)
+        return Reply.empty(202)
+
+    def _delete_profile(self, profile_id: str) -> None:
+        """Gone from the account, its indexes and every list (the deletion is not reversible)."""
+        self.profiles.pop(profile_id, None)
+        for name, key in self._keys.pop(profile_id, {}).items():
+            if self._index[name].get(key) == profile_id:
+                del self._index[name][key]
+        self._created.pop(profile_id, None)
+        for entry in self.lists.values():
+            entry["members"].pop(profile_id, None)
+        self.deleted_profiles += 1
 
     # -- shared --------------------------------------------------------------------------------
 

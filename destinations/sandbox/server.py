@@ -88,6 +88,10 @@ class Logged:
     method: str
     path: str
     status: int | None
+    #: what the request carried: its query string and body, exactly as received (tests look in
+    #: them for a value that must never reach a platform)
+    query: str = ""
+    body: bytes = b""
 
 
 class Emulator:
@@ -147,7 +151,8 @@ class Emulator:
     def record(self, request: Request, status: int | None) -> None:
         """Log the request as answered (``status`` None: dropped without an answer)."""
         with self.lock:
-            self._log.append(Logged(request.number, request.method, request.path, status))
+            query = "&".join(f"{name}={value}" for name, values in request.query.items() for value in values)
+            self._log.append(Logged(request.number, request.method, request.path, status, query, request.body))
 
     @property
     def requests(self) -> list[Logged]:

@@ -113,6 +113,7 @@ class WebhookEmulator(Emulator):
         self._deliveries: list[Delivery] = []
         self._applied = 0
         self._duplicates = 0
+        self._forgotten: set[str] = set()
 
     # -- inspection ----------------------------------------------------------------
 
@@ -127,6 +128,12 @@ class WebhookEmulator(Emulator):
         """Every request answered (or dropped) so far, in the order they finished."""
         with self.lock:
             return list(self._deliveries)
+
+    @property
+    def forgotten(self) -> set[str]:
+        """Keys the receiver got a ``forget`` event for (a privacy request)."""
+        with self.lock:
+            return set(self._forgotten)
 
     @property
     def applied(self) -> int:
@@ -226,6 +233,8 @@ class WebhookEmulator(Emulator):
             }
         else:
             self._state.pop(change["key"], None)
+            if change["op"] == "forget":  # a privacy request: the receiver erases the person
+                self._forgotten.add(change["key"])
         self._applied += 1
         return {"id": change["id"], "status": "ok"}
 
@@ -288,6 +297,10 @@ class WebhookSandbox:
     @property
     def requests(self) -> list[Delivery]:
         return self.emulator.deliveries
+
+    @property
+    def forgotten(self) -> set[str]:
+        return self.emulator.forgotten
 
     @property
     def applied(self) -> int:
@@ -363,8 +376,8 @@ def _change_problem(change: Any) -> str | None:
     for name in ("id", "key"):
         if not isinstance(change.get(name), str) or not change[name]:
             return f"{name} must be a non-empty string"
-    if change.get("op") not in ("upsert", "remove"):
-        return "op must be 'upsert' or 'remove'"
+    if change.get("op") not in ("upsert", "remove", "forget"):
+        return "op must be 'upsert', 'remove' or 'forget'"
     for name in ("identifiers", "fields"):
         if not isinstance(change.get(name), dict):
             return f"{name} must be an object"

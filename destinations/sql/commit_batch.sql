@@ -52,6 +52,17 @@ select
 from batch_rows
 where status = 'confirmed' and op in ('add', 'update');
 
+-- a record removed may stay at the destination (Mailchimp archives it): its key is kept in
+-- departed so that a later privacy request can still reach it; a record added again leaves it
+delete from {{ schema }}.departed
+where sync_name = :sync_name
+    and record_key in (select record_key from batch_rows where status = 'confirmed');
+
+insert into {{ schema }}.departed
+select :sync_name, record_key, profile_id, destination_id, :now, :run_id
+from batch_rows
+where status = 'confirmed' and op = 'remove';
+
 -- only a confirmation settles a doubt: a per-record failure after an in-run retry
 -- (timeout, dropped connection) may follow an attempt that did land
 delete from {{ schema }}.in_flight

@@ -1,5 +1,5 @@
 -- Desired rows for one sync: every member of the segment with the mapped fields, each
--- marked with why it is not sent: `exclusion` (no consent, deletion requested, holdout)
+-- marked with why it is not sent: `exclusion` (deletion requested, suppressed, no consent, holdout)
 -- or `invalid_reason` (null, duplicate or malformed key — reported, never sent).
 -- Rendered by destinations/plan.py; :names are bound parameters. Runs where the data lives
 -- (the build's engine, Spark included); plan.py keeps the rows as the temp table sync_desired
@@ -40,6 +40,7 @@ candidates as (
         true as has_consent,
         {%- endif %}
         coalesce(profile_fields.is_deletion_requested, false) as is_deletion_requested,
+        {% filter indent(8) %}{% include "_suppressed.sql" %}{% endfilter %} as is_suppressed,
         {%- if holdout_percent %}
         -- a stable share of profiles per sync: the same people stay held out run after run
         {{ d.holdout_bucket(":sync_name || ':' || profile_fields.profile_id") }} < {{ holdout_percent }} as is_held_out
@@ -55,6 +56,7 @@ marked as (
         *,
         case
             when is_deletion_requested then 'deletion requested'
+            when is_suppressed then 'suppressed'
             when not has_consent then 'no consent'
             when is_held_out then 'holdout'
         end as exclusion

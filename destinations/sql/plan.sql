@@ -6,8 +6,16 @@
 {% import "_dialect.sql" as d with context %}
 with
 
+-- people a privacy request erased whom this sync's destination held: forgotten by
+-- destinations/privacy.py (pending until confirmed), never planned again
+erased as (
+    select profile_id, status from {{ schema }}.privacy_receipts where sync_name = :sync_name
+),
+
 desired as (
-    select * from sync_desired where exclusion is null and invalid_reason is null
+    select * from sync_desired
+    where exclusion is null and invalid_reason is null
+        and profile_id not in (select profile_id from erased)
 ),
 
 invalid as (
@@ -18,6 +26,7 @@ confirmed as (
     select record_key, profile_id, payload_hash, first_confirmed_at, destination_id
     from {{ schema }}.state
     where sync_name = :sync_name
+        and (profile_id is null or profile_id not in (select profile_id from erased where status = 'pending'))
 ),
 
 -- sent earlier without an answer (crash, timeout, outage): may be at the destination
@@ -30,6 +39,7 @@ in_doubt as (
         {{ d.arg_max('change_id', 'sent_at') }} as last_change_id
     from {{ schema }}.in_flight
     where sync_name = :sync_name
+        and (profile_id is null or profile_id not in (select profile_id from erased where status = 'pending'))
     group by record_key
 ),
 
@@ -61,6 +71,18 @@ privacy_blocked as (
     {%- endif %}
 ),
 
+-- what the destination holds that privacy takes away: never held by the mass-removal guard
+known_blocked as (
+    select
+        *,
+        coalesce(
+            profile_id in (select profile_id from privacy_blocked)
+            or record_key in (select record_key from privacy_blocked),
+            false
+        ) as is_privacy_blocked
+    from known
+),
+
 -- a key two profiles claim is reported, and what the destination holds under it is left alone
 ambiguous_keys as (
     select distinct record_key from invalid where invalid_reason = 'duplicate key'
@@ -77,12 +99,11 @@ diff as (
         known.in_doubt_op,
         known.in_doubt_payload_hash,
         known.in_doubt_change_id,
+        desired.record_key is null and coalesce(known.is_privacy_blocked, false) as is_privacy,
         case
             when desired.record_key is null then
                 case
-                    when known.profile_id in (select profile_id from privacy_blocked)
-                        or known.record_key in (select record_key from privacy_blocked)
-                        then 'remove'
+                    when known.is_privacy_blocked then 'remove'
                     when known.record_key in (select record_key from ambiguous_keys) then null
                     -- an unanswered add, or an unanswered remove, of someone no longer
                     -- desired: make sure they are gone (in every mode)
@@ -100,7 +121,7 @@ diff as (
             {%- endif %}
         end as op
     from desired
-    full outer join known on known.record_key = desired.record_key
+    full outer join known_blocked as known on known.record_key = desired.record_key
 ),
 
 changes as (
@@ -119,7 +140,8 @@ changes as (
                 then in_doubt_change_id
             else {{ d.md5(":run_id || '|' || op || '|' || record_key || '|' || coalesce(payload_hash, '')") }}
         end as change_id,
-        {{ d.sha256('record_key') }} as key_sha256
+        {{ d.sha256('record_key') }} as key_sha256,
+        op = 'remove' and is_privacy as is_privacy
     from diff
     where op is not null
 ),
@@ -143,7 +165,8 @@ planned as (
         changes.payload_hash,
         changes.first_confirmed_at,
         changes.destination_id,
-        cast(null as varchar) as invalid_reason
+        cast(null as varchar) as invalid_reason,
+        changes.is_privacy
     from changes
     left join rejected
         on rejected.key_sha256 = changes.key_sha256
@@ -162,7 +185,8 @@ reported as (
         payload_hash,
         cast(null as timestamp) as first_confirmed_at,
         cast(null as varchar) as destination_id,
-        invalid_reason
+        invalid_reason,
+        false as is_privacy
     from invalid
 ),
 
@@ -170,7 +194,14 @@ final as (
     select
         row_number() over (
             order by
-                case op when 'remove' then 1 when 'add' then 2 when 'update' then 3 else 4 end,
+                -- privacy removals first: a run the guard stops still sends them (seq 1..n)
+                case
+                    when op = 'remove' and is_privacy then 0
+                    when op = 'remove' then 1
+                    when op = 'add' then 2
+                    when op = 'update' then 3
+                    else 4
+                end,
                 record_key,
                 profile_id
         ) as seq,

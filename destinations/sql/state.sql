@@ -109,6 +109,59 @@ create table if not exists {{ schema }}.controls (
     changed_at timestamp not null
 );
 
+-- What a destination may still hold after a plain removal (Mailchimp keeps an archived
+-- member, Klaviyo a profile outside the list): the key of each record a sync removed, kept
+-- only so that a later privacy request can reach it with the platform's strongest removal.
+-- A record added again leaves this table; a forget that is confirmed deletes its rows.
+create table if not exists {{ schema }}.departed (
+    sync_name varchar not null,
+    record_key varchar not null,
+    profile_id varchar,
+    destination_id varchar,
+    departed_at timestamp not null,
+    run_id varchar not null
+);
+
+-- Privacy receipts: one row per (deletion request of main.privacy_erasures, sync whose
+-- destination held the erased profile). Filled by destinations/privacy.py: pending until the
+-- destination confirmed the platform's strongest removal; then every other row of that profile
+-- in this schema is deleted. Holds ids, times and the platform's answer (codes and ids only).
+create table if not exists {{ schema }}.privacy_receipts (
+    request_id varchar not null,
+    sync_name varchar not null,
+    destination varchar not null,
+    -- the erased profile's surrogate id (as main.privacy_erasures holds it)
+    profile_id varchar not null,
+    -- when the request was made (main.privacy_erasures.requested_at)
+    requested_at timestamp,
+    -- when a sync run found that its destination holds the person
+    opened_at timestamp not null,
+    -- first time the removal was sent, and when the destination confirmed it
+    sent_at timestamp,
+    confirmed_at timestamp,
+    -- pending | confirmed
+    status varchar not null,
+    attempts integer not null,
+    -- the platform's answer to the last attempt (status code, job id) or its error, redacted
+    answer varchar,
+    last_run_id varchar not null
+);
+
+-- The global suppression list (`cdp suppress add|remove|list`): no sync sends these people,
+-- and a destination holding one of them removes them on its sync's next run. Values are
+-- normalised (email trimmed and lower-cased, phone in E.164) and kept only as their SHA-256,
+-- so the list holds no raw email or phone. A removal keeps the row (who, when) for audit.
+create table if not exists {{ schema }}.suppressions (
+    -- email | phone
+    identifier_type varchar not null,
+    value_sha256 varchar not null,
+    reason varchar not null,
+    added_by varchar not null,
+    added_at timestamp not null,
+    removed_by varchar,
+    removed_at timestamp
+);
+
 -- columns added since the first release of these tables
 alter table {{ schema }}.in_flight add column if not exists payload_hash varchar;
 alter table {{ schema }}.in_flight add column if not exists change_id varchar;

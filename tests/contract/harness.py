@@ -114,6 +114,16 @@ class ConnectorHarness(ABC):
     def held(self, sandbox: Any) -> dict[str, dict[str, Any]]:
         """What the platform holds: change key -> fields, in the test's own terms."""
 
+    def remembers(self, sandbox: Any, key: str) -> bool:
+        """Whether the platform keeps anything of the record ``key`` — a member in any status, a
+        profile outside the list — not only what it counts as held (a privacy request's test)."""
+        return key in self.held(sandbox)
+
+    def received(self, sandbox: Any) -> bytes:
+        """Every request's path, query and body the sandbox received, as one byte string (to look
+        for a value — raw or hashed — that must never have reached the platform)."""
+        return b"\n".join(f"{r.path}?{r.query}\n".encode() + r.body for r in sandbox.emulator.requests)
+
     @abstractmethod
     def requests(self, sandbox: Any) -> int:
         """How many requests carrying changes the sandbox has answered (or dropped)."""

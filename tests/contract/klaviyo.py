@@ -129,6 +129,12 @@ class KlaviyoHarness(ConnectorHarness):
             held[key] = {**profile["properties"], **names}
         return held
 
+    def remembers(self, sandbox: RunningKlaviyo, key: str) -> bool:
+        """A profile removed from the list is still a profile; only a deletion job forgets it."""
+        wanted = self._email(key).lower()
+        with sandbox.emulator.lock:
+            return any((profile.get("email") or "").lower() == wanted for profile in sandbox.emulator.profiles.values())
+
     def requests(self, sandbox: RunningKlaviyo) -> int:
         """Import jobs created and removals made (a list add follows its import job)."""
         return sum(

@@ -122,6 +122,13 @@ class MailchimpHarness(ConnectorHarness):
             for email, member in sandbox.emulator.held(LIST_ID).items()
         }
 
+    def remembers(self, sandbox: MailchimpSandbox, key: str) -> bool:
+        """An archived or unsubscribed member is still kept; only a permanent delete forgets."""
+        wanted = mailchimp_email(email_for(key))
+        return any(
+            mailchimp_email(member["email_address"]) == wanted for member in sandbox.emulator.members(LIST_ID).values()
+        )
+
     def requests(self, sandbox: MailchimpSandbox) -> int:
         return sum(
             1
