@@ -111,8 +111,9 @@ def load_experiments(project_dir: Path = DBT_PROJECT_DIR) -> dict[str, Experimen
     problems: list[str] = []
     for name, spec in declared.items():
         try:
-            experiments[str(name)] = parse_experiment(str(name), spec, where=f"{path}: vars.{EXPERIMENTS_VAR}.{name}",
-                                                      default_outcome_days=default_days)
+            experiments[str(name)] = parse_experiment(
+                str(name), spec, where=f"{path}: vars.{EXPERIMENTS_VAR}.{name}", default_outcome_days=default_days
+            )
         except ExperimentError as error:
             problems.append(str(error))
     if problems:
@@ -127,7 +128,9 @@ def parse_experiment(name: str, spec: Any, *, where: str, default_outcome_days: 
         return ExperimentError(f"{where}{'.' + field_name if field_name else ''}: {message}")
 
     if not _NAME.match(name):
-        raise fail(None, "an experiment name must be lower-case letters, digits and underscores, starting with a letter")
+        raise fail(
+            None, "an experiment name must be lower-case letters, digits and underscores, starting with a letter"
+        )
     if name == GLOBAL_HOLDOUT:
         raise fail(None, f"'{GLOBAL_HOLDOUT}' is the global holdout's name (set vars.{GLOBAL_HOLDOUT_VAR} instead)")
     if not isinstance(spec, Mapping):
@@ -188,5 +191,7 @@ def default_outcome_days(project_dir: Path = DBT_PROJECT_DIR) -> int:
 
 def _outcome_days(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 365:
-        raise ExperimentError(f"{where}: the outcome window must be a whole number of days from 1 to 365, got {value!r}")
+        raise ExperimentError(
+            f"{where}: the outcome window must be a whole number of days from 1 to 365, got {value!r}"
+        )
     return value

@@ -76,7 +76,10 @@ COLUMNS: tuple[tuple[str, Any], ...] = (
     ("lift", lambda a: _points(a.conversion_lift)),
     ("95% CI", lambda a: _interval(a.conversion_lift_ci_low, a.conversion_lift_ci_high, _points)),
     ("relative", lambda a: _percent(a.conversion_relative_lift)),
-    ("relative 95% CI", lambda a: _interval(a.conversion_relative_lift_ci_low, a.conversion_relative_lift_ci_high, _percent)),
+    (
+        "relative 95% CI",
+        lambda a: _interval(a.conversion_relative_lift_ci_low, a.conversion_relative_lift_ci_high, _percent),
+    ),
     ("p", lambda a: _p(a.conversion_p_value)),
     ("revenue/member", lambda a: _money(a.revenue_per_member)),
     ("revenue lift", lambda a: _money(a.revenue_lift)),

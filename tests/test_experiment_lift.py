@@ -10,7 +10,6 @@ import json
 import random
 import re
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -35,7 +34,11 @@ def _world(seed: int = 7):
             pid = f"{experiment}_{i:05d}"
             arm = assign(experiment, ARMS, pid)
             pending = i % 50 == 0
-            entered = (AS_OF - timedelta(days=5)) if pending else datetime(2026, 8, 1) + timedelta(minutes=rng.randrange(60 * 24 * 60))
+            entered = (
+                (AS_OF - timedelta(days=5))
+                if pending
+                else datetime(2026, 8, 1) + timedelta(minutes=rng.randrange(60 * 24 * 60))
+            )
             assignments.append((experiment, pid, arm, entered.date(), entered))
             p, spend = (p_c, spend_c) if arm == "control" else (p_t, spend_t)
             converted, revenue = rng.random() < p, 0.0
@@ -45,13 +48,33 @@ def _world(seed: int = 7):
                     at = entered + timedelta(minutes=rng.randrange(1, OUTCOME_DAYS * 24 * 60))
                     source = "shop" if rng.random() < 0.7 else "pos"
                     event_id += 1
-                    events.append((pid, source, f"e{event_id}", "order_placed" if source == "shop" else "store_purchase", "completed" if source == "shop" else None, amount, at))
+                    events.append(
+                        (
+                            pid,
+                            source,
+                            f"e{event_id}",
+                            "order_placed" if source == "shop" else "store_purchase",
+                            "completed" if source == "shop" else None,
+                            amount,
+                            at,
+                        )
+                    )
                     revenue += amount
             # never counted: before entering, after the window, cancelled orders, refunds at the till
             event_id += 1
             events.append((pid, "shop", f"e{event_id}", "order_placed", "completed", 99.0, entered - timedelta(days=2)))
             event_id += 1
-            events.append((pid, "shop", f"e{event_id}", "order_placed", "completed", 99.0, entered + timedelta(days=OUTCOME_DAYS, minutes=5)))
+            events.append(
+                (
+                    pid,
+                    "shop",
+                    f"e{event_id}",
+                    "order_placed",
+                    "completed",
+                    99.0,
+                    entered + timedelta(days=OUTCOME_DAYS, minutes=5),
+                )
+            )
             event_id += 1
             events.append((pid, "shop", f"e{event_id}", "order_placed", "cancelled", 99.0, entered + timedelta(days=1)))
             event_id += 1
@@ -67,8 +90,6 @@ def lift(tmp_path_factory: pytest.TempPathFactory):
 
     path = tmp_path_factory.mktemp("lift") / "warehouse.duckdb"
     assignments, events, truth = _world()
-    with duckdb.connect(str(path)) as con:
-        con.execute("create schema main")  # the default schema exists; keep the statement harmless
     with duckdb.connect(str(path)) as con:
         con.execute(
             "create table main.experiment_assignments (experiment varchar, profile_id varchar, arm varchar, "

@@ -63,7 +63,9 @@ def test_control_is_never_sent_and_each_sync_sends_only_its_arms(sync_engine: Lo
         # a second sync sends every non-control arm, carrying each member's arm
         with WebhookSandbox() as other:
             world.sandbox = other
-            result = world.run(sync("every_arm", experiment="trial", fields={"variant": "experiment_arm"}), batch_size=200)
+            result = world.run(
+                sync("every_arm", experiment="trial", fields={"variant": "experiment_arm"}), batch_size=200
+            )
             assert result.status == "succeeded", result.message
             received = world.received()
         assert set(received) == {crowd[pid].email for pid, arm in arm_of.items() if arm != "control"}
@@ -96,7 +98,9 @@ def test_the_global_holdout_is_excluded_from_every_sync(sync_engine: Location, t
         world = World(tmp_path / "w.duckdb", sandbox, location=sync_engine)
         crowd = people(100)
         world.set_people(crowd)
-        held = {pid for pid in crowd if assign("global_holdout", [("control", 15), ("treatment", 85)], pid) == "control"}
+        held = {
+            pid for pid in crowd if assign("global_holdout", [("control", 15), ("treatment", 85)], pid) == "control"
+        }
         rows = [("global_holdout", pid, "control" if pid in held else "treatment") for pid in crowd]
         assignments(world, rows)
         result = world.run(sync(), batch_size=200)  # a sync with no experiment of its own

@@ -37,9 +37,15 @@ def test_a_declared_experiment_reads_back_with_control_first(tmp_path: Path):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"segment": "s", "arms": {"control": 10, "t": 85}}, r"vars\.experiments\.w\.arms: shares must sum to 100, they sum to 95"),
+        (
+            {"segment": "s", "arms": {"control": 10, "t": 85}},
+            r"vars\.experiments\.w\.arms: shares must sum to 100, they sum to 95",
+        ),
         ({"segment": "s", "arms": {"a": 50, "b": 50}}, r"w\.arms: needs exactly one arm named 'control'"),
-        ({"segment": "s", "arms": {"control": 0, "t": 100}}, r"w\.arms\.control: a share must be a whole percent from 1 to 99"),
+        (
+            {"segment": "s", "arms": {"control": 0, "t": 100}},
+            r"w\.arms\.control: a share must be a whole percent from 1 to 99",
+        ),
         ({"segment": "s", "arms": {"control": 10.5, "t": 89.5}}, r"w\.arms\.control: a share must be a whole percent"),
         ({"arms": {"control": 10, "t": 90}}, r"w\.segment: is required"),
         ({"segment": "s"}, r"w\.arms: is required"),
@@ -74,21 +80,41 @@ def test_a_sync_naming_an_experiment_is_checked_against_it():
     from destinations.definitions import SyncDefinitionError, parse_sync_definition
 
     experiments = {"w": Experiment("w", SEGMENT, (("control", 10), ("a", 45), ("b", 45)), 30)}
-    base = {"segment": SEGMENT, "destination": "hook", "mode": "mirror", "key": "email", "identifiers": {"email": "email"}}
+    base = {
+        "segment": SEGMENT,
+        "destination": "hook",
+        "mode": "mirror",
+        "key": "email",
+        "identifiers": {"email": "email"},
+    }
 
     def parse(**spec):
-        return parse_sync_definition({"name": "s", "depends_on": {}}, base | spec, DESTINATIONS, experiments=experiments)
+        return parse_sync_definition(
+            {"name": "s", "depends_on": {}}, base | spec, DESTINATIONS, experiments=experiments
+        )
 
     assert parse(experiment="w").arms == ("a", "b")
     assert parse(experiment="w", arms=["b"], fields={"variant": "experiment_arm"}).arms == ("b",)
     for spec, message in [
-        ({"experiment": "nope"}, r"sync 's': field 'experiment': unknown experiment 'nope' \(dbt_project\.yml vars\.experiments: w\)"),
-        ({"experiment": "w", "segment": "other"}, r"field 'experiment': experiment 'w' splits segment 'test_audience', but this sync sends 'other'"),
+        (
+            {"experiment": "nope"},
+            r"sync 's': field 'experiment': unknown experiment 'nope' \(dbt_project\.yml vars\.experiments: w\)",
+        ),
+        (
+            {"experiment": "w", "segment": "other"},
+            r"field 'experiment': experiment 'w' splits segment 'test_audience', but this sync sends 'other'",
+        ),
         ({"experiment": "w", "arms": ["control"]}, r"field 'arms': 'control' is never sent"),
         ({"experiment": "w", "arms": ["c"]}, r"field 'arms': experiment 'w' has no arm 'c' \(arms: a, b\)"),
-        ({"experiment": "w", "holdout_percent": 10}, r"field 'experiment': .*either by holdout_percent or by an experiment"),
+        (
+            {"experiment": "w", "holdout_percent": 10},
+            r"field 'experiment': .*either by holdout_percent or by an experiment",
+        ),
         ({"arms": ["a"]}, r"field 'arms': names arms of an experiment: set experiment too"),
-        ({"fields": {"variant": "experiment_arm"}}, r"field 'fields\.variant': 'experiment_arm' is the member's experiment arm"),
+        (
+            {"fields": {"variant": "experiment_arm"}},
+            r"field 'fields\.variant': 'experiment_arm' is the member's experiment arm",
+        ),
     ]:
         with pytest.raises(SyncDefinitionError, match=message):
             parse(**spec)
@@ -157,7 +183,9 @@ def test_a_sync_holdout_is_the_control_arm_of_its_experiment():
     """desired.sql's holdout (bucket mod 100 < h) and the experiment rule agree for every profile."""
     for i in range(2000):
         pid = f"p{i}"
-        assert (bucket(f"churn:{pid}", 100) < 10) == (assign("churn", [("control", 10), ("treatment", 90)], pid) == "control")
+        assert (bucket(f"churn:{pid}", 100) < 10) == (
+            assign("churn", [("control", 10), ("treatment", 90)], pid) == "control"
+        )
 
 
 # -- the dbt model assigns what the rule says ---------------------------------------------------
@@ -196,8 +224,10 @@ def test_the_model_assigns_every_member_by_the_rule(assigned):
         by_experiment.setdefault(experiment, {})[pid] = arm
     assert set(by_experiment) == {"global_holdout", "lapsed_test", "churn_test", "churn_risk_to_webhook"}
     held_out = {pid for pid, arm in by_experiment["global_holdout"].items() if arm == "control"}
-    assert all(arm == assign("global_holdout", [("control", 5), ("treatment", 95)], pid)
-               for pid, arm in by_experiment["global_holdout"].items())
+    assert all(
+        arm == assign("global_holdout", [("control", 5), ("treatment", 95)], pid)
+        for pid, arm in by_experiment["global_holdout"].items()
+    )
     arms = {
         "lapsed_test": [("control", 10), ("email", 45), ("ads", 45)],
         "churn_test": [("control", 20), ("treatment", 80)],
@@ -217,7 +247,10 @@ def test_the_model_assigns_every_member_by_the_rule(assigned):
 
 
 def _segment(path: Path, name: str) -> set[str]:
-    return {row[0] for row in _rows(path, f"select profile_id from main.segment_membership_history where segment_name = '{name}'")}
+    return {
+        row[0]
+        for row in _rows(path, f"select profile_id from main.segment_membership_history where segment_name = '{name}'")
+    }
 
 
 def test_arms_are_stable_across_builds_and_as_the_segment_changes(assigned):
@@ -228,6 +261,12 @@ def test_arms_are_stable_across_builds_and_as_the_segment_changes(assigned):
     sql = "select profile_id, arm from main.experiment_assignments where experiment = 'churn_risk_to_webhook'"
     first = dict(_rows(built, sql))
     second = dict(_rows(rebuilt, sql))
-    global_holdout = {pid for pid, arm in _rows(rebuilt, "select profile_id, arm from main.experiment_assignments where experiment = 'global_holdout'") if arm == "control"}
+    global_holdout = {
+        pid
+        for pid, arm in _rows(
+            rebuilt, "select profile_id, arm from main.experiment_assignments where experiment = 'global_holdout'"
+        )
+        if arm == "control"
+    }
     assert first and {pid: arm for pid, arm in first.items() if pid not in global_holdout} == second
     assert all((arm == "control") == (bucket(f"churn_risk_to_webhook:{pid}", 100) < 10) for pid, arm in first.items())

@@ -54,7 +54,9 @@ global_holdout as (
 ),
 
 held_out_everywhere as (
-    select profile_id from global_holdout where arm = 'control'
+    select profile_id
+    from global_holdout
+    where arm = 'control'
 ),
 
 assigned as (

@@ -220,7 +220,8 @@ final as (
         compared.revenue_mde,
         case
             when per_arm.arm = 'control' then 'control: the baseline'
-            when compared.arm is null then 'too small to tell: no member of this arm or of control has a closed outcome window yet'
+            when compared.arm is null
+                then 'too small to tell: no member of this arm or of control has a closed outcome window yet'
             when compared.conversion_p_value < 0.05 or compared.revenue_p_value < 0.05 then null
             else {{ dbt.concat([
                 "'too small to tell: at these sizes only a conversion lift of '",
