@@ -140,10 +140,15 @@ def build(dbt_args: tuple[str, ...], warehouse: str | None, target: str | None) 
     """
     from cdp.build import build_project
     from cdp.dbt import DbtError
+    from cdp.experiments import ExperimentError, load_experiments
     from cli.alerts import evaluate_alerts
 
     chosen = _use_target(target)
     path = _use_warehouse(warehouse)
+    try:
+        load_experiments()  # dbt would only see the values: a typo in a share is caught here, by file and field
+    except ExperimentError as error:
+        raise click.ClickException(str(error)) from None
     try:
         build_project(list(dbt_args), chosen)
     except DbtError as error:
@@ -239,11 +244,13 @@ def _register_subcommands() -> None:
     """Commands that live in their own modules."""
     from cli.alerts import alerts_command
     from cli.demo import demo
+    from cli.experiments import lift_command
     from cli.privacy import privacy, suppress
     from cli.segments import segments
     from cli.syncs import sandbox_command, sync_command, syncs_command
 
     main.add_command(demo)
+    main.add_command(lift_command)
     main.add_command(segments)
     main.add_command(sync_command)
     main.add_command(syncs_command)

@@ -25,6 +25,7 @@ from typing import Any
 
 from cdp.dbt_vars import consent_column as _consent_column
 from cdp.dbt_vars import consent_purposes as _consent_purposes
+from cdp.experiments import ARM_COLUMN, CONTROL_ARM, Experiment, ExperimentError, load_experiments
 from destinations.base import MODES
 from destinations.config import DestinationConfig
 
@@ -46,6 +47,8 @@ _KNOWN_FIELDS = {
     "fields",
     "consent_purpose",
     "holdout_percent",
+    "experiment",
+    "arms",
     "schedule",
     "max_removal_share",
     "max_missing_key_share",
@@ -72,6 +75,10 @@ class SyncDefinition:
     fields: dict[str, str] = field(default_factory=dict)
     consent_purpose: str | None = None
     holdout_percent: int = 0
+    #: the experiment (var experiments) whose arms this sync sends: control never, the others
+    #: as `arms` says (default all); members' arms come from main.experiment_assignments
+    experiment: str | None = None
+    arms: tuple[str, ...] = ()
     schedule: str | None = None
     max_removal_share: float = DEFAULT_MAX_REMOVAL_SHARE
     #: the audience checks: share of the audience that may lack a usable key, and how far the
@@ -100,9 +107,14 @@ class SyncDefinition:
 
     @property
     def mapped_columns(self) -> list[str]:
-        """Every sync_profile_fields column the sync reads."""
-        columns = [*self.identifiers.values(), *self.fields.values()]
+        """Every sync_profile_fields column the sync reads (not the arm, which comes from the assignments)."""
+        columns = [*self.identifiers.values(), *(c for c in self.fields.values() if c != ARM_COLUMN)]
         return list(dict.fromkeys(columns))
+
+    @property
+    def measured_as(self) -> str | None:
+        """The experiment whose lift tells what this sync changed (its own name for a holdout), or None."""
+        return self.experiment or (self.name if self.holdout_percent else None)
 
 
 def load_sync_definitions(
@@ -115,6 +127,10 @@ def load_sync_definitions(
     """
     manifest = json.loads(Path(manifest_path).read_text())
     purposes = _consent_purposes()
+    try:
+        experiments = load_experiments()
+    except ExperimentError as error:
+        raise SyncDefinitionError(str(error)) from error
     definitions: dict[str, SyncDefinition] = {}
     problems: list[str] = []
     for exposure in sorted(manifest.get("exposures", {}).values(), key=lambda e: e["name"]):
@@ -123,10 +139,16 @@ def load_sync_definitions(
             continue
         try:
             definitions[exposure["name"]] = parse_sync_definition(
-                exposure, meta["sync"], destinations, consent_purposes=purposes
+                exposure, meta["sync"], destinations, consent_purposes=purposes, experiments=experiments
             )
         except SyncDefinitionError as error:
             problems.append(str(error))
+    for sync in definitions.values():
+        if sync.holdout_percent and sync.name in experiments:
+            problems.append(
+                f"sync '{sync.name}': field 'holdout_percent': a holdout is measured as an experiment named after "
+                f"its sync, and dbt_project.yml vars.experiments already has an experiment '{sync.name}': rename one"
+            )
     if problems:
         raise SyncDefinitionError("\n".join(problems))
     return definitions
@@ -138,10 +160,13 @@ def parse_sync_definition(
     destinations: Mapping[str, DestinationConfig],
     *,
     consent_purposes: Sequence[str] | None = None,
+    experiments: Mapping[str, Experiment] | None = None,
 ) -> SyncDefinition:
     """One exposure's ``meta.sync`` block as a SyncDefinition, or a SyncDefinitionError.
 
-    ``consent_purposes`` defaults to the dbt project's var (cdp.dbt_vars.consent_purposes).
+    ``consent_purposes`` and ``experiments`` default to the dbt project's vars
+    (cdp.dbt_vars.consent_purposes, cdp.experiments.load_experiments; the latter read only when
+    the sync names an experiment).
     """
     name = exposure["name"]
 
@@ -218,6 +243,8 @@ def parse_sync_definition(
     if isinstance(holdout, bool) or not isinstance(holdout, int) or not 0 <= holdout <= 99:
         raise fail("holdout_percent", f"must be a whole number from 0 to 99, got {holdout!r}")
 
+    experiment, arms = _experiment_arms(spec, segment, holdout, fields, experiments, fail)
+
     share = _share(spec, "max_removal_share", DEFAULT_MAX_REMOVAL_SHARE, fail)
     missing_key_share = _share(spec, "max_missing_key_share", DEFAULT_MAX_MISSING_KEY_SHARE, fail)
     shrink_share = _share(spec, "max_shrink_share", DEFAULT_MAX_SHRINK_SHARE, fail)
@@ -249,6 +276,8 @@ def parse_sync_definition(
         fields=fields,
         consent_purpose=consent_purpose,
         holdout_percent=holdout,
+        experiment=experiment,
+        arms=arms,
         schedule=str(schedule) if schedule is not None else None,
         max_removal_share=share,
         max_missing_key_share=missing_key_share,
@@ -260,6 +289,53 @@ def parse_sync_definition(
         owner_email=owner_email,
         models=tuple(node.split(".")[-1] for node in exposure.get("depends_on", {}).get("nodes", [])),
     )
+
+
+def _experiment_arms(
+    spec: Mapping[str, Any],
+    segment: str,
+    holdout: int,
+    fields: Mapping[str, str],
+    experiments: Mapping[str, Experiment] | None,
+    fail,
+) -> tuple[str | None, tuple[str, ...]]:
+    """The sync's experiment and the arms it sends, checked against the declared experiments."""
+    name = spec.get("experiment")
+    if name is None:
+        if "arms" in spec:
+            raise fail("arms", "names arms of an experiment: set experiment too")
+        carrying = sorted(target for target, column in fields.items() if column == ARM_COLUMN)
+        if carrying:
+            raise fail(f"fields.{carrying[0]}", f"'{ARM_COLUMN}' is the member's experiment arm: set experiment too")
+        return None, ()
+    name = _text(name, fail, "experiment")
+    if holdout:
+        raise fail("experiment", "a sync holds people out either by holdout_percent or by an experiment, not both")
+    if experiments is None:
+        try:
+            experiments = load_experiments()
+        except ExperimentError as error:
+            raise SyncDefinitionError(str(error)) from error
+    if name not in experiments:
+        known = ", ".join(sorted(experiments)) or "none declared"
+        raise fail("experiment", f"unknown experiment '{name}' (dbt_project.yml vars.experiments: {known})")
+    experiment = experiments[name]
+    if experiment.segment != segment:
+        raise fail(
+            "experiment",
+            f"experiment '{name}' splits segment '{experiment.segment}', but this sync sends '{segment}'",
+        )
+    arms = spec.get("arms", list(experiment.treatment_arms))
+    if isinstance(arms, str):
+        arms = [arms]
+    if not isinstance(arms, list) or not arms or not all(isinstance(arm, str) for arm in arms):
+        raise fail("arms", "must list the arms this sync sends (default: every arm but control)")
+    for arm in arms:
+        if arm == CONTROL_ARM:
+            raise fail("arms", f"'{CONTROL_ARM}' is never sent")
+        if arm not in experiment.treatment_arms:
+            raise fail("arms", f"experiment '{name}' has no arm '{arm}' (arms: {', '.join(experiment.treatment_arms)})")
+    return name, tuple(dict.fromkeys(arms))
 
 
 def _share(spec: Mapping[str, Any], field_name: str, default: float, fail) -> float:

@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass
 
 from cdp.dbt_vars import key_pattern
+from cdp.experiments import ARM_COLUMN, GLOBAL_HOLDOUT, ExperimentError, global_holdout_percent
 from destinations import state
 from destinations.base import Change
 from destinations.definitions import SyncDefinition, SyncDefinitionError
@@ -51,6 +52,12 @@ class SyncSources:
     segments: str = "main.segments"
     #: the erasure build's audit trail (dbt model privacy_erasures): whom the syncs must forget
     privacy_erasures: str = "main.privacy_erasures"
+    #: experiment arms and the global holdout, as dbt assigned them (schema.table)
+    assignments: str = "main.experiment_assignments"
+
+
+#: desired.sql's exclusions that hold a member back for an experiment (counted as excluded_holdout)
+HOLDOUT_EXCLUSIONS = ("holdout", "control arm", "other arm", "no arm", "global holdout")
 
 
 def plan_table(sync: SyncDefinition) -> str:
@@ -78,6 +85,8 @@ def check_against_warehouse(con: Warehouse, sync: SyncDefinition, sources: SyncS
     mapped = [("identifiers", name, column) for name, column in sync.identifiers.items()]
     mapped += [("fields", name, column) for name, column in sync.fields.items()]
     for section, name, column in mapped:
+        if section == "fields" and column == ARM_COLUMN and sync.experiment:
+            continue  # the member's arm, from the assignments
         if column.lower() not in columns:
             raise SyncDefinitionError(
                 f"sync '{sync.name}': field '{section}.{name}': column '{column}' is not in {sources.profile_fields}"
@@ -88,6 +97,24 @@ def check_against_warehouse(con: Warehouse, sync: SyncDefinition, sources: SyncS
             raise SyncDefinitionError(
                 f"sync '{sync.name}': {sources.profile_fields} lacks '{column}', which consent filtering needs"
             )
+
+
+def _reads_assignments(data: Warehouse, sync: SyncDefinition, sources: SyncSources) -> bool:
+    """Whether the plan reads the experiment assignments: for the sync's experiment, and for the
+    global holdout wherever dbt built them. Refuses a sync that needs them before a build made them."""
+    schema, _, table = sources.assignments.rpartition(".")
+    if data.has_table(schema or "main", table):
+        return True
+    try:
+        holdout = global_holdout_percent()
+    except ExperimentError as error:
+        raise SyncDefinitionError(str(error)) from error
+    if sync.experiment or holdout:
+        needs = f"experiment '{sync.experiment}'" if sync.experiment else f"the global holdout ({holdout}%)"
+        raise SyncDefinitionError(
+            f"sync '{sync.name}': {needs} needs {sources.assignments}, which the warehouse lacks — run `cdp build` first"
+        )
+    return False
 
 
 def segment_min_size(con: Warehouse, sync: SyncDefinition, sources: SyncSources) -> int | None:
@@ -133,6 +160,11 @@ def build_plan(
         "checks_key_format": key_pattern(sync.key) is not None,
         "coverage": coverage_checks(sync),
         "suppression_columns": [(kind, kind) for kind in SUPPRESSIBLE if kind in profile_columns],
+        "assignments": sources.assignments,
+        "global_holdout": _reads_assignments(data, sync, sources),
+        "experiment": sync.experiment,
+        "arms": list(sync.arms),
+        "arm_column": ARM_COLUMN if sync.experiment else None,
     }
     params = {
         "segment": sync.segment,
@@ -140,6 +172,8 @@ def build_plan(
         "full_resync": full_resync,
         "run_id": run_id,
         "key_pattern": key_pattern(sync.key),
+        "experiment": sync.experiment,
+        "global_holdout_experiment": GLOBAL_HOLDOUT,
     }
     # the suppression list lives beside the state; desired.sql reads it where the data lives
     data.load_rows("sync_suppressed", state.suppressed_hashes(store), temporary=True)
@@ -155,12 +189,12 @@ def build_plan(
     finally:
         data.drop_loaded("sync_suppressed")
     counts = store.fetch(
-        """
+        f"""
         select
             count(*),
             count(*) filter (where exclusion is null and invalid_reason is null),
             count(*) filter (where exclusion in ('no consent', 'deletion requested')),
-            count(*) filter (where exclusion = 'holdout'),
+            count(*) filter (where exclusion in ({", ".join(f"'{e}'" for e in HOLDOUT_EXCLUSIONS)})),
             count(*) filter (where invalid_reason is not null),
             count(*) filter (where exclusion = 'suppressed')
         from sync_desired

@@ -81,6 +81,24 @@ class SyncEngine(dg.ConfigurableResource):
             enforce_audience_checks=enforce_audience_checks,
         )
 
+    def lift_metadata(self, sync: SyncDefinition) -> dict:
+        """The lift of the experiment the sync is measured by (its experiment, or its holdout), as
+        Markdown under `lift`; nothing for a sync that holds nobody out. Reads dbt's experiment_lift."""
+        from cdp.lift import UnknownExperimentError, lift_markdown, read_lift
+        from destinations.warehouse import MissingTableError
+        from destinations.warehouse.locations import sync_locations
+
+        experiment = sync.measured_as
+        if experiment is None:
+            return {}
+        data, _ = sync_locations(self.warehouse_file())
+        try:
+            with data.read_only().open() as con:
+                arms = read_lift(con, experiment)
+        except (MissingTableError, UnknownExperimentError):
+            return {"lift": f"{experiment}: not measured yet (experiment_lift has no rows for it; run the dbt build)"}
+        return {"lift": dg.MetadataValue.md(lift_markdown(experiment, arms))}
+
 
 def audience_key(sync: SyncDefinition) -> dg.AssetKey:
     return dg.AssetKey(f"audience_{sync.name}")
@@ -182,7 +200,7 @@ def _sync_asset(sync: SyncDefinition, upstream: Sequence[dg.AssetKey]) -> dg.Ass
                 alerts_file=sync_engine.alerts_file,
                 since=since,
             )
-        metadata = _metadata(result, sync)
+        metadata = _metadata(result, sync) | sync_engine.lift_metadata(sync)
         if result.status in {"failed", "stopped"}:
             raise dg.Failure(description=result.message, metadata=metadata)
         if result.status in {"partial", "paused"}:

@@ -118,7 +118,7 @@ class World:
                 with place.open() as wh:
                     wh.execute("drop schema if exists cdp_sync cascade")
                     wh.execute("create schema if not exists main")
-                    for table in ("segments", "sync_profile_fields", "segment_membership"):
+                    for table in ("segments", "sync_profile_fields", "segment_membership", "experiment_assignments"):
                         wh.execute(f"drop table if exists main.{table}")
 
     def open(self) -> Warehouse:

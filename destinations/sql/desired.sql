@@ -1,5 +1,6 @@
 -- Desired rows for one sync: every member of the segment with the mapped fields, each
--- marked with why it is not sent: `exclusion` (deletion requested, suppressed, no consent, holdout)
+-- marked with why it is not sent: `exclusion` (deletion requested, suppressed, no consent, holdout,
+-- an experiment arm not sent: control arm / other arm / no arm, global holdout)
 -- or `invalid_reason` (null, duplicate or malformed key — reported, never sent).
 -- Rendered by destinations/plan.py; :names are bound parameters. Runs where the data lives
 -- (the build's engine, Spark included); plan.py keeps the rows as the temp table sync_desired
@@ -8,7 +9,7 @@
 {%- set identifier_pairs = [] -%}
 {%- for name, column in identifiers %}{% set _ = identifier_pairs.append((name, "profile_fields." ~ d.quote(column))) %}{% endfor -%}
 {%- set field_pairs = [] -%}
-{%- for name, column in fields %}{% set _ = field_pairs.append((name, "profile_fields." ~ d.quote(column))) %}{% endfor %}
+{%- for name, column in fields %}{% set _ = field_pairs.append((name, "experiment_arms.arm" if column == arm_column else "profile_fields." ~ d.quote(column))) %}{% endfor %}
 with
 
 members as (
@@ -20,6 +21,13 @@ members as (
 profile_fields as (
     select * from {{ profile_fields }}
 ),
+{%- if experiment or global_holdout %}
+
+-- arms as dbt assigned them (models/experiments/experiment_assignments): never recomputed here
+assignments as (
+    select * from {{ assignments }}
+),
+{%- endif %}
 
 candidates as (
     select
@@ -41,14 +49,40 @@ candidates as (
         {%- endif %}
         coalesce(profile_fields.is_deletion_requested, false) as is_deletion_requested,
         {% filter indent(8) %}{% include "_suppressed.sql" %}{% endfilter %} as is_suppressed,
-        {%- if holdout_percent %}
-        -- a stable share of profiles per sync: the same people stay held out run after run
-        {{ d.holdout_bucket(":sync_name || ':' || profile_fields.profile_id") }} < {{ holdout_percent }} as is_held_out
+        {%- if not (global_holdout or holdout_percent or experiment) %}
+        cast(null as {{ d.string_type() }}) as held_out_as
         {%- else %}
-        false as is_held_out
+        case
+            {%- if global_holdout %}
+            when global_holdout.profile_id is not null then 'global holdout'
+            {%- endif %}
+            {%- if holdout_percent %}
+            -- a stable share of profiles per sync: the same people stay held out run after run
+            -- (an experiment's control arm by the same rule: macros/experiments/arms.sql)
+            when {{ d.holdout_bucket(":sync_name || ':' || profile_fields.profile_id") }} < {{ holdout_percent }}
+                then 'holdout'
+            {%- endif %}
+            {%- if experiment %}
+            when experiment_arms.arm is null then 'no arm'
+            when experiment_arms.arm = 'control' then 'control arm'
+            when experiment_arms.arm not in ({% for arm in arms %}'{{ arm }}'{{ ", " if not loop.last }}{% endfor %})
+                then 'other arm'
+            {%- endif %}
+        end as held_out_as
         {%- endif %}
     from members
     inner join profile_fields on profile_fields.profile_id = members.profile_id
+    {%- if experiment %}
+    left join assignments as experiment_arms
+        on experiment_arms.profile_id = members.profile_id
+        and experiment_arms.experiment = :experiment
+    {%- endif %}
+    {%- if global_holdout %}
+    left join assignments as global_holdout
+        on global_holdout.profile_id = members.profile_id
+        and global_holdout.experiment = :global_holdout_experiment
+        and global_holdout.arm = 'control'
+    {%- endif %}
 ),
 
 marked as (
@@ -58,7 +92,7 @@ marked as (
             when is_deletion_requested then 'deletion requested'
             when is_suppressed then 'suppressed'
             when not has_consent then 'no consent'
-            when is_held_out then 'holdout'
+            else held_out_as
         end as exclusion
     from candidates
 ),
