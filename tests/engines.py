@@ -35,6 +35,8 @@ COMPARED_TABLES: dict[str, tuple[str, ...]] = {
     "segment_membership": ("segment_name", "profile_id"),
     "profile_scores": ("profile_id",),
     "profile_clusters": ("profile_id",),
+    # the arms: a person must not change arm when the warehouse moves (the hash is the same everywhere)
+    "experiment_assignments": ("experiment", "profile_id"),
 }
 #: What a second build must keep unique (the incremental models).
 INCREMENTAL_TABLES = ("profile_id_registry", "profile_merges")
