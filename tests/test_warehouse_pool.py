@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -33,6 +34,27 @@ def _step_window(instance: dg.DagsterInstance, run_id: str, step_key: str) -> tu
     return started, ended
 
 
+def _wait_for_step_start(dagster_home: Path, step_key: str, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Until the instance records the step's start (it then holds its pool slot)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0][-4000:]
+        instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home)))
+        try:
+            for run in instance.get_runs():
+                if any(
+                    entry.dagster_event
+                    and entry.step_key == step_key
+                    and entry.dagster_event.event_type == dg.DagsterEventType.STEP_START
+                    for entry in instance.all_logs(run.run_id)
+                ):
+                    return
+        finally:
+            instance.dispose()
+        time.sleep(0.5)
+    raise AssertionError(f"{step_key} did not start within {timeout:.0f}s")
+
+
 @pytest.mark.slow
 def test_two_runs_that_write_the_warehouse_queue_in_the_pool(dbt_manifest, built_warehouse: Path, tmp_path: Path):
     warehouse = tmp_path / "pool.duckdb"
@@ -54,8 +76,9 @@ def test_two_runs_that_write_the_warehouse_queue_in_the_pool(dbt_manifest, built
             "CDP_SANDBOX_URL": sandbox.origin,
             "CDP_DEMO_WEBHOOK_SECRET": sandbox.secret,
         }
-        runs = [
-            subprocess.Popen(
+
+        def materialize(sync: str) -> subprocess.Popen:
+            return subprocess.Popen(
                 [str(dagster), "asset", "materialize", "-m", "orchestration.definitions", "--select", sync],
                 cwd=REPO_ROOT,
                 env=env,
@@ -63,8 +86,13 @@ def test_two_runs_that_write_the_warehouse_queue_in_the_pool(dbt_manifest, built
                 stderr=subprocess.STDOUT,
                 text=True,
             )
-            for sync in SYNCS
-        ]
+
+        # The second run starts once the first one's step holds the pool's slot: the pool must
+        # make it wait. (Two first claims in the same instant can both win on the SQLite
+        # instance storage under load, which is why README puts production on Postgres.)
+        runs = [materialize(SYNCS[0])]
+        _wait_for_step_start(dagster_home, SYNCS[0], runs[0])
+        runs.append(materialize(SYNCS[1]))
         outputs = [run.communicate(timeout=600)[0] for run in runs]
         for run, output in zip(runs, outputs, strict=True):
             assert run.returncode == 0, output[-4000:]
