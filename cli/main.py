@@ -239,6 +239,7 @@ def _register_subcommands() -> None:
     """Commands that live in their own modules."""
     from cli.alerts import alerts_command
     from cli.demo import demo
+    from cli.privacy import forget_command, privacy_group
     from cli.segments import segments
     from cli.syncs import sandbox_command, sync_command, syncs_command
 
@@ -248,6 +249,8 @@ def _register_subcommands() -> None:
     main.add_command(syncs_command)
     main.add_command(sandbox_command)
     main.add_command(alerts_command)
+    main.add_command(forget_command)
+    main.add_command(privacy_group)
 
 
 _register_subcommands()

@@ -1,0 +1,122 @@
+"""`cdp forget` and `cdp privacy …`: erasure requests and the raw rows they leave behind.
+
+`cdp forget IDENTIFIER` records a deletion request (its tombstone only; cdp/privacy/requests.py);
+the next `cdp build` erases the person from every table the project writes
+(dbt_project/macros/privacy/erasure.sql). The raw tables are the user's: `cdp privacy raw-report`
+counts the raw rows still holding an erased identifier, and `--purge-raw` deletes them.
+"""
+
+from __future__ import annotations
+
+import getpass
+
+import click
+
+from cdp.privacy.identifiers import IDENTIFIER_TYPES, IdentifierError, parse_identifier
+from cdp.warehouse import WarehouseBusyError
+from cli.console import console
+from cli.options import require_duckdb_target, target_option, use_target, use_warehouse, warehouse_option
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment (some containers)
+        return "unknown"
+
+
+@click.command("forget")
+@click.argument("identifier", required=False)
+@click.option(
+    "--type",
+    "identifier_type",
+    type=click.Choice(IDENTIFIER_TYPES),
+    default=None,
+    help="What IDENTIFIER is (default: detected; an email has an @, a phone starts with + or 00).",
+)
+@click.option("--by", "actor", default=_default_actor, show_default="the OS user", help="Who asked, for the record.")
+@click.option(
+    "--purge-raw",
+    is_flag=True,
+    help="Also delete the raw rows that hold an erased identifier (after the build that erased it).",
+)
+@warehouse_option
+def forget_command(
+    identifier: str | None, identifier_type: str | None, actor: str, purge_raw: bool, warehouse: str | None
+) -> None:
+    """Erase the person holding IDENTIFIER (email, phone, or an id with --type) at the next build.
+
+    The request stores a salted hash of the identifier, never the identifier. The next `cdp build`
+    removes the person from every table the project writes and keeps tombstones so stale raw data
+    cannot bring them back. Without IDENTIFIER, --purge-raw purges the raw rows of every erasure.
+    """
+    if identifier is None and not purge_raw:
+        raise click.UsageError("Give the IDENTIFIER to forget (or --purge-raw alone to purge the raw rows of every erasure).")
+    if identifier is not None:
+        _record(identifier, identifier_type, actor, warehouse)
+    if purge_raw:
+        _raw_rows(purge=True, target=None, warehouse=warehouse)
+
+
+def _record(text: str, identifier_type: str | None, actor: str, warehouse: str | None) -> None:
+    from cdp.privacy.requests import open_for_requests, record_request
+
+    try:
+        parsed = parse_identifier(text, identifier_type)
+    except IdentifierError as error:
+        raise click.BadParameter(str(error), param_hint="IDENTIFIER") from None
+    require_duckdb_target("forget")
+    path = use_warehouse(warehouse)
+    try:
+        con = open_for_requests(path)
+    except (FileNotFoundError, WarehouseBusyError) as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        request = record_request(con, parsed, requested_by=actor.strip() or "unknown")
+    finally:
+        con.close()
+    if request.already_requested:
+        console.print(f"This {parsed.identifier_type} was already asked to be forgotten: request {request.request_id}.")
+    else:
+        console.print(f"Recorded request {request.request_id} to forget a {parsed.identifier_type} (stored as a salted hash).")
+    console.print(
+        "The next `cdp build` erases the person from every table; then `cdp privacy raw-report` counts the raw rows "
+        "still holding their identifiers, and `cdp forget --purge-raw` deletes them."
+    )
+
+
+def _raw_rows(*, purge: bool, target: str | None, warehouse: str | None) -> None:
+    from cdp.dbt import DbtError, run_dbt
+
+    use_target(target)
+    use_warehouse(warehouse)
+    try:
+        output = run_dbt(
+            ["run-operation", "privacy_raw_rows", "--args", "{purge: true}" if purge else "{purge: false}"], echo=False
+        )
+    except DbtError as error:
+        raise click.ClickException(str(error)) from None
+    for line in output.splitlines():
+        if line.startswith("raw.") or line.startswith("WARNING: Spark"):
+            console.print(line, markup=False, highlight=False)
+
+
+@click.group("privacy")
+def privacy_group() -> None:
+    """Erasure: what remains in the raw tables (`cdp forget` records requests)."""
+
+
+@privacy_group.command("raw-report")
+@target_option
+@warehouse_option
+def raw_report(target: str | None, warehouse: str | None) -> None:
+    """Count, per raw table, the rows that still hold an erased identifier (never the values)."""
+    _raw_rows(purge=False, target=target, warehouse=warehouse)
+
+
+@privacy_group.command("purge-raw")
+@target_option
+@warehouse_option
+def purge_raw(target: str | None, warehouse: str | None) -> None:
+    """Delete the raw rows that still hold an erased identifier (DuckDB, Postgres; Spark says what to do)."""
+    _raw_rows(purge=True, target=target, warehouse=warehouse)
