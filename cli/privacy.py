@@ -51,7 +51,9 @@ def forget_command(
     cannot bring them back. Without IDENTIFIER, --purge-raw purges the raw rows of every erasure.
     """
     if identifier is None and not purge_raw:
-        raise click.UsageError("Give the IDENTIFIER to forget (or --purge-raw alone to purge the raw rows of every erasure).")
+        raise click.UsageError(
+            "Give the IDENTIFIER to forget (or --purge-raw alone to purge the raw rows of every erasure)."
+        )
     if identifier is not None:
         _record(identifier, identifier_type, actor, warehouse)
     if purge_raw:
@@ -78,7 +80,9 @@ def _record(text: str, identifier_type: str | None, actor: str, warehouse: str |
     if request.already_requested:
         console.print(f"This {parsed.identifier_type} was already asked to be forgotten: request {request.request_id}.")
     else:
-        console.print(f"Recorded request {request.request_id} to forget a {parsed.identifier_type} (stored as a salted hash).")
+        console.print(
+            f"Recorded request {request.request_id} to forget a {parsed.identifier_type} (stored as a salted hash)."
+        )
     console.print(
         "The next `cdp build` erases the person from every table; then `cdp privacy raw-report` counts the raw rows "
         "still holding their identifiers, and `cdp forget --purge-raw` deletes them."

@@ -139,7 +139,9 @@ def world(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Wo
 def test_the_scan_finds_the_person_before_the_erasure(world: World):
     """The scan can fail: before the request it finds each needle in the tables that hold it."""
     before = world.before
-    assert {"main.profiles", "main.profile_identifiers", "staging.stg_crm__contacts"} <= before["email"] | before["phone"]
+    assert {"main.profiles", "main.profile_identifiers", "staging.stg_crm__contacts"} <= before["email"] | before[
+        "phone"
+    ]
     assert "main.profiles" in before["last_name"]
     assert "intermediate.int_identity__record_identifiers" in before["email"]
     assert {"main.segment_membership", "manual_segments.members", "manual_segments.audit_log"} <= before["profile_id"]
@@ -190,7 +192,9 @@ def stale_world(world: World) -> World:
 def test_the_person_in_a_stale_raw_export_is_not_rebuilt(stale_world: World):
     with duckdb.connect(str(stale_world.path), read_only=True) as con:
         after = scan(con, stale_world.person)
-        erasures = con.execute("select count(*) from main.privacy_erasures where request_id = 'erasure-test-1'").fetchall()
+        erasures = con.execute(
+            "select count(*) from main.privacy_erasures where request_id = 'erasure-test-1'"
+        ).fetchall()
         stale_device = con.execute(
             "select count(*) from main.profile_identifiers where identifier_value = 'stale-device'"
         ).fetchall()
@@ -212,7 +216,9 @@ def test_raw_report_counts_the_rows_left_and_purge_raw_deletes_them(stale_world:
         raw_contacts = con.execute("select count(*) from raw.crm_contacts").fetchall()[0][0]
     purge = _cdp("forget", "--purge-raw", "--warehouse", str(stale_world.path))
     assert "deleted" in purge
-    after = dict(re.findall(r"raw\.(\w+): (\d+) row", _cdp("privacy", "raw-report", "--warehouse", str(stale_world.path))))
+    after = dict(
+        re.findall(r"raw\.(\w+): (\d+) row", _cdp("privacy", "raw-report", "--warehouse", str(stale_world.path)))
+    )
     assert after["crm_contacts"] == "0" and after["web_events"] == "0" and after["shop_customers"] == "0"
     assert after["deletion_requests"] == "1", "the request itself is the loader's: reported, never deleted"
     with duckdb.connect(str(stale_world.path), read_only=True) as con:
@@ -302,3 +308,28 @@ def test_cdp_forget_records_a_tombstone_only_and_the_next_build_erases_the_perso
         after = scan(con, person)
     assert erasure == [(person.profile_id, "cli", tombstone(parse_identifier(person.email)))]
     assert after == {"email": set(), "phone": set(), "last_name": set(), "profile_id": set()}
+
+
+# --- the same tombstone on every engine ------------------------------------------------------
+
+
+def test_tombstones_are_the_same_in_python_duckdb_and_postgres(built_warehouse: Path, postgres_build, tmp_path: Path):
+    """Golden: the sample's deletion requests, erased on DuckDB and on Postgres, leave the same
+    tombstones, and `cdp forget`'s Python hash of the same email gives that digest too."""
+    import pandas as pd
+    from engines import dump_tables
+
+    dump_tables(postgres_build.target, postgres_build.target.schema, ["privacy_erasures"], tmp_path)
+    postgres = pd.read_parquet(tmp_path / "privacy_erasures.parquet")
+    postgres_tombstones = dict(zip(postgres["request_id"], postgres["tombstone"], strict=True))
+    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+        duckdb_tombstones = dict(
+            con.execute("select request_id, tombstone from main.privacy_erasures where source = 'raw'").fetchall()
+        )
+        emails = con.execute(
+            "select request_id, identifier_value from raw.deletion_requests where identifier_type = 'email'"
+        ).fetchall()
+    assert duckdb_tombstones and postgres_tombstones == duckdb_tombstones
+    assert emails
+    for request_id, email in emails:
+        assert tombstone(parse_identifier(email, "email")) == duckdb_tombstones[request_id]

@@ -69,10 +69,14 @@ def normalise_email(text: str) -> str:
         raise IdentifierError("Not a valid email address: it must contain exactly one @.")
     if pattern and not re.fullmatch(pattern, value):
         local, _, domain = value.partition("@")
-        problem = "the part before the @ is empty" if not local else (
-            "the domain after the @ needs a dot and a top-level domain of 2+ letters (example.com)"
-            if "." not in domain
-            else "it contains characters an email address cannot have"
+        problem = (
+            "the part before the @ is empty"
+            if not local
+            else (
+                "the domain after the @ needs a dot and a top-level domain of 2+ letters (example.com)"
+                if "." not in domain
+                else "it contains characters an email address cannot have"
+            )
         )
         raise IdentifierError(f"Not a valid email address: {problem}.")
     return value

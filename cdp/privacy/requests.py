@@ -54,7 +54,9 @@ def record_request(con: duckdb.DuckDBPyConnection, identifier: Identifier, *, re
         ).fetchall()
         if existing:
             request_id, requested_at, by = existing[0]
-            return ForgetRequest(request_id, identifier.identifier_type, digest, requested_at, by, already_requested=True)
+            return ForgetRequest(
+                request_id, identifier.identifier_type, digest, requested_at, by, already_requested=True
+            )
         request = ForgetRequest(
             request_id=f"cli-{uuid.uuid4()}",
             identifier_type=identifier.identifier_type,
