@@ -78,12 +78,14 @@ def _record(text: str, identifier_type: str | None, actor: str, warehouse: str |
     finally:
         con.close()
     if request.already_requested:
-        console.print(f"This {parsed.identifier_type} was already asked to be forgotten: request {request.request_id}.")
+        console().print(
+            f"This {parsed.identifier_type} was already asked to be forgotten: request {request.request_id}."
+        )
     else:
-        console.print(
+        console().print(
             f"Recorded request {request.request_id} to forget a {parsed.identifier_type} (stored as a salted hash)."
         )
-    console.print(
+    console().print(
         "The next `cdp build` erases the person from every table; then `cdp privacy raw-report` counts the raw rows "
         "still holding their identifiers, and `cdp forget --purge-raw` deletes them."
     )
@@ -102,7 +104,7 @@ def _raw_rows(*, purge: bool, target: str | None, warehouse: str | None) -> None
         raise click.ClickException(str(error)) from None
     for line in output.splitlines():
         if line.startswith("raw.") or line.startswith("WARNING: Spark"):
-            console.print(line, markup=False, highlight=False)
+            console().print(line, markup=False, highlight=False)
 
 
 @click.group("privacy")

@@ -30,7 +30,10 @@ renamed as (
 
 -- records carrying an erased person's identifier stay out (macros/privacy/erasure.sql)
 final as (
-    {{ cdp.without_erased('renamed', {'anonymous_id': 'anonymous_id', 'customer_id': 'customer_id', 'email': 'email'}) }}
+    {{ cdp.without_erased(
+        'renamed',
+        {'anonymous_id': 'anonymous_id', 'customer_id': 'customer_id', 'email': 'email'}
+    ) }}
 )
 
 select * from final
