@@ -38,7 +38,8 @@
                 ~ ' not in (select kept.' ~ staging_key ~ ' from ' ~ staging ~ ' as kept where kept.'
                 ~ staging_key ~ ' is not null)',
             ]) -%}
-            {%- do run_query('commit') if target.type in ['duckdb', 'postgres'] -%}
+            {#- run_query begins no transaction: DuckDB commits each statement, psycopg2 holds one open -#}
+            {%- do run_query('commit') if target.type == 'postgres' -%}
             {%- set outcome = 'deleted' -%}
         {%- elif rows > 0 and purge -%}
             {%- set outcome = 'not deleted: ' ~ ('the request itself; your loader owns it' if table_name == 'deletion_requests'
