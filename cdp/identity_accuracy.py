@@ -101,7 +101,9 @@ def score(warehouse: Path) -> AccuracyReport:
                     'alone:' || truth.source_table || ':' || truth.record_id
                 ) as cluster
             from truth
-            left join mapped
+            -- inner: a record staging keeps out belongs to an erased person (dbt_project/macros/privacy/
+            -- erasure.sql), who is meant to be in no profile; staging has every other raw row
+            inner join mapped
                 on mapped.source_table = truth.source_table
                 and mapped.record_id = truth.record_id
             left join main.profile_source_records as source_records

@@ -245,8 +245,9 @@ def _register_subcommands() -> None:
     from cli.alerts import alerts_command
     from cli.demo import demo
     from cli.experiments import lift_command
-    from cli.privacy import privacy, suppress
+    from cli.privacy import forget_command, privacy_group
     from cli.segments import segments
+    from cli.suppress import suppress
     from cli.syncs import sandbox_command, sync_command, syncs_command
 
     main.add_command(demo)
@@ -257,7 +258,8 @@ def _register_subcommands() -> None:
     main.add_command(sandbox_command)
     main.add_command(alerts_command)
     main.add_command(suppress)
-    main.add_command(privacy)
+    main.add_command(forget_command)
+    main.add_command(privacy_group)
 
 
 _register_subcommands()

@@ -1,146 +1,141 @@
-"""`cdp suppress add|remove|list` and `cdp privacy status`: the global suppression list, and
-what the destinations still owe a deletion request.
+"""`cdp forget` and `cdp privacy …`: erasure requests, the raw rows they leave behind, and what the
+destinations still owe them.
 
-Thin wiring: destinations/suppression.py normalises and hashes a value, destinations/state.py
-keeps the list and the receipts in the sync state store (CDP_SYNC_STATE, else the warehouse),
-destinations/privacy.py sends the removals during each sync run. Nothing here prints an email
-or phone: the list holds hashes, a receipt ids and the platform's answer.
+`cdp forget IDENTIFIER` records a deletion request (its tombstone only; cdp/privacy/requests.py);
+the next `cdp build` erases the person from every table the project writes
+(dbt_project/macros/privacy/erasure.sql). The raw tables are the user's: `cdp privacy raw-report`
+counts the raw rows still holding an erased identifier, and `--purge-raw` deletes them. Each sync's
+next run makes its destination forget the person (destinations/privacy.py); `cdp privacy status`
+shows the receipts (ids and the platform's answer only, never an email or phone).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 
-from cli.console import console as _console
+from cdp.privacy.identifiers import IDENTIFIER_TYPES, IdentifierError, parse_identifier
+from cdp.warehouse import WarehouseBusyError
+from cli.console import console
 from cli.console import table as _table
-from cli.options import use_warehouse as _use_warehouse
-from cli.options import warehouse_option
-
-#: how long a change waits for a writer that holds the state store before giving up
-WAIT_SECONDS = 10.0
+from cli.options import require_duckdb_target, target_option, use_target, use_warehouse, warehouse_option
+from cli.syncs import operator
 
 
-def _store(warehouse: str | None):
-    from destinations.warehouse.locations import sync_locations
+@click.command("forget")
+@click.argument("identifier", required=False)
+@click.option(
+    "--type",
+    "identifier_type",
+    type=click.Choice(IDENTIFIER_TYPES),
+    default=None,
+    help="What IDENTIFIER is (default: detected; an email has an @, a phone starts with + or 00).",
+)
+@click.option("--by", "actor", default=operator, show_default="the OS user", help="Who asked, for the record.")
+@click.option(
+    "--purge-raw",
+    is_flag=True,
+    help="Also delete the raw rows that hold an erased identifier (after the build that erased it).",
+)
+@warehouse_option
+def forget_command(
+    identifier: str | None, identifier_type: str | None, actor: str, purge_raw: bool, warehouse: str | None
+) -> None:
+    """Erase the person holding IDENTIFIER (email, phone, or an id with --type) at the next build.
 
-    _, store = sync_locations(_use_warehouse(warehouse))
-    return store
+    The request stores a salted hash of the identifier, never the identifier. The next `cdp build`
+    removes the person from every table the project writes and keeps tombstones so stale raw data
+    cannot bring them back. Without IDENTIFIER, --purge-raw purges the raw rows of every erasure.
+    """
+    if identifier is None and not purge_raw:
+        raise click.UsageError(
+            "Give the IDENTIFIER to forget (or --purge-raw alone to purge the raw rows of every erasure)."
+        )
+    if identifier is not None:
+        _record(identifier, identifier_type, actor, warehouse)
+    if purge_raw:
+        _raw_rows(purge=True, target=None, warehouse=warehouse)
 
 
-def _operator() -> str:
-    from cli.syncs import _operator as operator
-
-    return operator()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _entry(value: str, kind: str | None, region: str | None):
-    from destinations.suppression import SuppressionError, suppressed_value
+def _record(text: str, identifier_type: str | None, actor: str, warehouse: str | None) -> None:
+    from cdp.privacy.requests import open_for_requests, record_request
 
     try:
-        return suppressed_value(value, kind, default_region=region)
-    except SuppressionError as error:
-        raise click.BadParameter(str(error), param_hint="VALUE") from None
-
-
-_type_option = click.option(
-    "--type", "kind", type=click.Choice(["email", "phone"]), default=None, help="Default: email if it has an @."
-)
-_region_option = click.option("--region", default=None, help="ISO country of a national phone number (e.g. GB).")
-
-
-@click.group("suppress")
-def suppress() -> None:
-    """The global suppression list: emails and phones no sync ever sends.
-
-    Suppressing someone a destination holds removes them there on the sync's next run (never
-    held by the mass-removal guard). Values are kept only as SHA-256 of their normalised form.
-    """
-
-
-@suppress.command("add")
-@click.argument("value")
-@click.option("--reason", required=True, help="Why (kept with the entry; no personal data).")
-@_type_option
-@_region_option
-@warehouse_option
-def suppress_add(value: str, reason: str, kind: str | None, region: str | None, warehouse: str | None) -> None:
-    """Put an email or phone on the list."""
-    from destinations import state
-
-    entry = _entry(value, kind, region)
-    with _store(warehouse).waiting(WAIT_SECONDS).open() as con:
-        added = state.add_suppression(
-            con, entry.identifier_type, entry.value_sha256, reason=reason, added_by=_operator(), now=_now()
+        parsed = parse_identifier(text, identifier_type)
+    except IdentifierError as error:
+        raise click.BadParameter(str(error), param_hint="IDENTIFIER") from None
+    require_duckdb_target("forget")
+    path = use_warehouse(warehouse)
+    try:
+        con = open_for_requests(path)
+    except (FileNotFoundError, WarehouseBusyError) as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        request = record_request(con, parsed, requested_by=actor.strip() or "unknown")
+    finally:
+        con.close()
+    if request.already_requested:
+        console().print(
+            f"This {parsed.identifier_type} was already asked to be forgotten: request {request.request_id}."
         )
-    what = f"{entry.identifier_type} {entry.value_sha256[:12]}…"
-    _console().print(
-        f"suppressed {what}: no sync sends it; destinations holding it remove it on the next run"
-        if added
-        else f"{what} was already suppressed"
+    else:
+        console().print(
+            f"Recorded request {request.request_id} to forget a {parsed.identifier_type} (stored as a salted hash)."
+        )
+    console().print(
+        "The next `cdp build` erases the person from every table; then `cdp privacy raw-report` counts the raw rows "
+        "still holding their identifiers, and `cdp forget --purge-raw` deletes them."
     )
 
 
-@suppress.command("remove")
-@click.argument("value")
-@_type_option
-@_region_option
-@warehouse_option
-def suppress_remove(value: str, kind: str | None, region: str | None, warehouse: str | None) -> None:
-    """Take an email or phone off the list (the entry is kept, marked removed, for audit)."""
-    from destinations import state
+def _raw_rows(*, purge: bool, target: str | None, warehouse: str | None) -> None:
+    from cdp.dbt import DbtError, run_dbt
 
-    entry = _entry(value, kind, region)
-    with _store(warehouse).waiting(WAIT_SECONDS).open() as con:
-        removed = state.remove_suppression(
-            con, entry.identifier_type, entry.value_sha256, removed_by=_operator(), now=_now()
+    use_target(target)
+    use_warehouse(warehouse)
+    try:
+        output = run_dbt(
+            ["run-operation", "privacy_raw_rows", "--args", "{purge: true}" if purge else "{purge: false}"], echo=False
         )
-    what = f"{entry.identifier_type} {entry.value_sha256[:12]}…"
-    _console().print(f"{what} is no longer suppressed" if removed else f"{what} was not suppressed")
-    if not removed:
-        raise SystemExit(1)
-
-
-@suppress.command("list")
-@warehouse_option
-def suppress_list(warehouse: str | None) -> None:
-    """Every suppressed value (as its hash), with its reason and who added it."""
-    from destinations import state
-
-    store = _store(warehouse)
-    entries = []
-    if store.exists():
-        with store.read_only().open() as con:
-            entries = state.suppressions(con)
-    table = _table(f"Suppressed ({len(entries)})")
-    for column in ("type", "sha256", "reason", "added by", "added at"):
-        table.add_column(column)
-    for entry in entries:
-        table.add_row(
-            entry.identifier_type, entry.value_sha256, entry.reason, entry.added_by, f"{entry.added_at:%Y-%m-%d %H:%M}"
-        )
-    _console().print(table)
+    except DbtError as error:
+        raise click.ClickException(str(error)) from None
+    for line in output.splitlines():
+        if line.startswith("raw.") or line.startswith("WARNING: Spark"):
+            console().print(line, markup=False, highlight=False)
 
 
 @click.group("privacy")
-def privacy() -> None:
-    """Deletion requests as the destinations answered them."""
+def privacy_group() -> None:
+    """Erasure: what remains in the raw tables and what the destinations still owe (`cdp forget` records requests)."""
 
 
-@privacy.command("status")
+@privacy_group.command("raw-report")
+@target_option
+@warehouse_option
+def raw_report(target: str | None, warehouse: str | None) -> None:
+    """Count, per raw table, the rows that still hold an erased identifier (never the values)."""
+    _raw_rows(purge=False, target=target, warehouse=warehouse)
+
+
+@privacy_group.command("purge-raw")
+@target_option
+@warehouse_option
+def purge_raw(target: str | None, warehouse: str | None) -> None:
+    """Delete the raw rows that still hold an erased identifier (DuckDB, Postgres; Spark says what to do)."""
+    _raw_rows(purge=True, target=target, warehouse=warehouse)
+
+
+@privacy_group.command("status")
 @click.option("--all", "show_all", is_flag=True, help="List confirmed receipts too, not only pending ones.")
 @warehouse_option
 def privacy_status(show_all: bool, warehouse: str | None) -> None:
     """Per deletion request: complete (every destination that held the person confirmed forgetting
     them) or pending, and which destinations still owe it. Exit code 1 while any is pending."""
+    from cli.suppress import sync_state_store
     from destinations import state
 
-    store = _store(warehouse)
+    store = sync_state_store(warehouse)
     receipts: list[state.Receipt] = []
     if store.exists():
         with store.read_only().open() as con:
@@ -149,8 +144,8 @@ def privacy_status(show_all: bool, warehouse: str | None) -> None:
     for receipt in receipts:
         by_request.setdefault(receipt.request_id, []).append(receipt)
     pending = {request: rows for request, rows in by_request.items() if any(r.status != "confirmed" for r in rows)}
-    console = _console()
-    console.print(
+    out = console()
+    out.print(
         f"{len(by_request)} deletion requests reached a destination: "
         f"{len(by_request) - len(pending)} complete, {len(pending)} pending"
     )
@@ -186,7 +181,7 @@ def privacy_status(show_all: bool, warehouse: str | None) -> None:
                 str(r.attempts),
                 r.answer or "",
             )
-    console.print(table)
+    out.print(table)
     if pending:
         raise SystemExit(1)
 

@@ -7,7 +7,6 @@ another process (a dbt build) holds the DuckDB lock.
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -21,15 +20,9 @@ from cli.console import print_table as _print_table
 from cli.console import table as _table
 from cli.options import require_duckdb_target, warehouse_option
 from cli.options import use_warehouse as _use_warehouse
+from cli.syncs import operator
 
 NEXT_BUILD_HINT = "`segments` and `segment_membership` pick this up at the next `cdp build`."
-
-
-def _default_actor() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in this environment (some containers)
-        return "unknown"
 
 
 def _actor(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -41,7 +34,7 @@ def _actor(ctx: click.Context, param: click.Parameter, value: str) -> str:
 by_option = click.option(
     "--by",
     "actor",
-    default=_default_actor,
+    default=operator,
     callback=_actor,
     show_default="the OS user",
     help="Who is making the change, for the audit log.",

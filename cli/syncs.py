@@ -134,7 +134,7 @@ def _set_paused(console: Console, definition, store, paused: bool, reason: str |
             name,
             paused=paused,
             reason=reason,
-            changed_by=_operator(),
+            changed_by=operator(),
             now=datetime.now(UTC).replace(tzinfo=None),
         )
     if paused:
@@ -153,13 +153,14 @@ def _set_paused(console: Console, definition, store, paused: bool, reason: str |
         )
 
 
-def _operator() -> str:
-    """Who made the change: the login name, as an audit trail."""
+def operator() -> str:
+    """Who made a change (a pause, a manual list edit, a suppression, a forget request): the login
+    name, for the audit trail."""
     import getpass
 
     try:
         return getpass.getuser()
-    except (KeyError, OSError):
+    except Exception:  # no user name in this environment (some containers)
         return "unknown"
 
 

@@ -220,23 +220,21 @@ def test_rfm_and_lifecycle_find_the_generators_loyal_and_churned_customers(con):
     assert shares["churned"][1] >= 0.9 and shares["churned"][2] <= 0.05, shares
 
 
-def test_every_deletion_request_flags_the_profile_holding_that_identifier(con):
-    requests = con.execute(
-        "select identifier_type, identifier_value from staging.stg_privacy__deletion_requests"
+def test_every_deletion_request_erases_the_profile_holding_that_identifier(con):
+    """Issue 13 changed this: a deletion request no longer flags the profile, the build erases it.
+    Each request resolves to the profile holding its identifier (privacy_erasures), that profile is
+    gone from profile_attributes, nobody left carries the flag, and the processed requests have left
+    the staging view (their tombstones keep them out)."""
+    requests = {request_id for (request_id,) in con.execute("select request_id from raw.deletion_requests").fetchall()}
+    erasures = dict(con.execute("select request_id, profile_id from privacy_erasures where source = 'raw'").fetchall())
+    assert requests and set(erasures) == requests
+    assert None not in erasures.values(), "a deletion request matches no profile"
+    remaining = con.execute(
+        "select count(*) from profile_attributes where profile_id in (select profile_id from privacy_erasures)"
     ).fetchall()
-    lookup = {kind: _identifiers(con, kind) for kind in ("email", "phone", "customer_id")}
-    expected = {lookup[kind].get(value) for kind, value in requests}
-    assert requests and None not in expected, "a deletion request matches no profile"
-    flagged = {
-        profile
-        for (profile,) in con.execute(
-            """
-            select profile_id from profile_attributes
-            where is_deletion_requested and deletion_requested_at is not null
-            """
-        ).fetchall()
-    }
-    assert flagged == expected
+    assert remaining == [(0,)]
+    assert con.execute("select count(*) from profile_attributes where is_deletion_requested").fetchall() == [(0,)]
+    assert con.execute("select count(*) from staging.stg_privacy__deletion_requests").fetchall() == [(0,)]
 
 
 def test_consent_revocations_are_reflected(con):

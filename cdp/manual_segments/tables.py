@@ -33,19 +33,23 @@ class TableSpec:
     name: str
     columns: tuple[tuple[str, str], ...]
     primary_key: tuple[str, ...]
+    schema: str = SCHEMA
 
     def create_sql(self) -> str:
         lines = [f"    {quote(name)} {data_type}" for name, data_type in self.columns]
         if self.primary_key:
             lines.append(f"    primary key ({', '.join(quote(c) for c in self.primary_key)})")
-        return f"create table if not exists {quote(SCHEMA)}.{quote(self.name)} (\n" + ",\n".join(lines) + "\n)"
+        return f"create table if not exists {quote(self.schema)}.{quote(self.name)} (\n" + ",\n".join(lines) + "\n)"
 
 
-def table_specs(sources_file: Path = SOURCES_FILE) -> list[TableSpec]:
-    """The manual-segment tables as declared in the dbt source file (the one definition)."""
+def table_specs(sources_file: Path = SOURCES_FILE, source_name: str = SCHEMA) -> list[TableSpec]:
+    """The tables of dbt source ``source_name`` as its source file declares them (the one definition).
+
+    Also used for the other table the CLI owns, privacy.forget_requests (cdp/privacy/requests.py).
+    """
     document = yaml.safe_load(sources_file.read_text())
     for source in document.get("sources", []):
-        if source.get("name") != SCHEMA:
+        if source.get("name") != source_name:
             continue
         specs = []
         for table in source["tables"]:
@@ -55,10 +59,11 @@ def table_specs(sources_file: Path = SOURCES_FILE) -> list[TableSpec]:
                     name=table["name"],
                     columns=tuple((column["name"], column["data_type"]) for column in table["columns"]),
                     primary_key=tuple(meta.get("primary_key", ())),
+                    schema=source.get("schema", source_name),
                 )
             )
         return specs
-    raise ManualSegmentError(f"{sources_file} declares no source named {SCHEMA!r}.")
+    raise ManualSegmentError(f"{sources_file} declares no source named {source_name!r}.")
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:

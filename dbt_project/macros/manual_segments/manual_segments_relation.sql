@@ -8,7 +8,16 @@
     the lineage shows the dependency either way.
 -#}
 {% macro manual_segments_relation(table_name) -%}
-    {%- set relation = source('manual_segments', table_name) -%}
+    {{- return(cdp.cli_table_relation('manual_segments', table_name)) -}}
+{%- endmacro %}
+
+{#-
+    The relation to read for table `table_name` of source `source_name`, a table the `cdp` command
+    creates the first time it writes (manual_segments, privacy_requests): the table when it exists,
+    else an empty relation with the columns and data types its source YAML declares.
+-#}
+{% macro cli_table_relation(source_name, table_name) -%}
+    {%- set relation = source(source_name, table_name) -%}
     {%- if not execute or model.resource_type == 'unit_test' -%}
         {{- return(relation) -}}
     {%- endif -%}
@@ -22,13 +31,13 @@
     {%- endif -%}
     {%- set columns = [] -%}
     {%- for node in graph.sources.values()
-        if node.source_name == 'manual_segments' and node.name == table_name -%}
+        if node.source_name == source_name and node.name == table_name -%}
         {%- for column in node.columns.values() -%}
             {%- do columns.append(dbt.cast('null', column.data_type) ~ ' as ' ~ column.name) -%}
         {%- endfor -%}
     {%- endfor -%}
     {%- if columns | length == 0 -%}
-        {{- exceptions.raise_compiler_error("manual_segments." ~ table_name ~ " declares no columns in _manual_segments__sources.yml") -}}
+        {{- exceptions.raise_compiler_error(source_name ~ "." ~ table_name ~ " declares no columns in its sources YAML") -}}
     {%- endif -%}
-    {{- return('(select ' ~ columns | join(', ') ~ ' where 1 = 0) as empty_manual_segments_' ~ table_name) -}}
+    {{- return('(select ' ~ columns | join(', ') ~ ' where 1 = 0) as empty_' ~ source_name ~ '_' ~ table_name) -}}
 {%- endmacro %}

@@ -3,7 +3,9 @@
 with
 
 assignments as (
+    -- without the profiles erased so far, this build's included (macros/privacy/erasure.sql)
     select * from {{ ref('int_identity__profile_assignments') }}
+    where profile_id not in ({{ cdp.erased_profile_ids() }})
 ),
 
 identifiers as (

@@ -31,6 +31,11 @@ renamed as (
         cast(coalesce(updated_at, created_at) as timestamp) as updated_at
 
     from located
+),
+
+-- records carrying an erased person's identifier stay out (macros/privacy/erasure.sql)
+final as (
+    {{ cdp.without_erased('renamed', {'email': 'email', 'phone': 'phone', 'loyalty_card_id': 'loyalty_card_id'}) }}
 )
 
-select * from renamed
+select * from final

@@ -20,6 +20,11 @@ renamed as (
         cast(occurred_at as timestamp) as occurred_at
 
     from source
+),
+
+-- records carrying an erased person's identifier stay out (macros/privacy/erasure.sql)
+final as (
+    {{ cdp.without_erased('renamed', {'email': 'email'}) }}
 )
 
-select * from renamed
+select * from final

@@ -39,6 +39,11 @@ renamed as (
         cast(occurred_at as timestamp) as occurred_at
 
     from located
+),
+
+-- records carrying an erased person's identifier stay out (macros/privacy/erasure.sql)
+final as (
+    {{ cdp.without_erased('renamed', {'loyalty_card_id': 'loyalty_card_id', 'phone': 'phone'}) }}
 )
 
-select * from renamed
+select * from final

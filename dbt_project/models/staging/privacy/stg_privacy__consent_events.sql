@@ -25,6 +25,11 @@ renamed as (
         cast(recorded_at as timestamp) as recorded_at
 
     from located
+),
+
+-- records carrying an erased person's identifier stay out (macros/privacy/erasure.sql)
+final as (
+    {{ cdp.without_erased('renamed', {'identifier_value': 'identifier_type'}) }}
 )
 
-select * from renamed
+select * from final

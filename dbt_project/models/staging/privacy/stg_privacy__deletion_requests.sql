@@ -21,6 +21,11 @@ renamed as (
         cast(requested_at as timestamp) as requested_at
 
     from located
+),
+
+-- records carrying an erased person's identifier stay out (macros/privacy/erasure.sql)
+final as (
+    {{ cdp.without_erased('renamed', {'identifier_value': 'identifier_type'}) }}
 )
 
-select * from renamed
+select * from final

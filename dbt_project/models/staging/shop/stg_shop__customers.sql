@@ -29,6 +29,11 @@ renamed as (
         cast(coalesce(updated_at, created_at) as timestamp) as updated_at
 
     from located
+),
+
+-- records carrying an erased person's identifier stay out (macros/privacy/erasure.sql)
+final as (
+    {{ cdp.without_erased('renamed', {'customer_id': 'customer_id', 'email': 'email', 'phone': 'phone'}) }}
 )
 
-select * from renamed
+select * from final

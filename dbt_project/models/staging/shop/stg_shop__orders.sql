@@ -24,6 +24,11 @@ renamed as (
         cast(ordered_at as timestamp) as ordered_at
 
     from source
+),
+
+-- records carrying an erased person's identifier stay out (macros/privacy/erasure.sql)
+final as (
+    {{ cdp.without_erased('renamed', {'customer_id': 'customer_id'}) }}
 )
 
-select * from renamed
+select * from final

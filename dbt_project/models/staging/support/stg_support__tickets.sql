@@ -20,6 +20,11 @@ renamed as (
         cast(opened_at as timestamp) as opened_at
 
     from source
+),
+
+-- records carrying an erased person's identifier stay out (macros/privacy/erasure.sql)
+final as (
+    {{ cdp.without_erased('renamed', {'email': 'email'}) }}
 )
 
-select * from renamed
+select * from final

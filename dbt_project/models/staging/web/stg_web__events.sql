@@ -26,6 +26,14 @@ renamed as (
         cast(occurred_at as timestamp) as occurred_at
 
     from source
+),
+
+-- records carrying an erased person's identifier stay out (macros/privacy/erasure.sql)
+final as (
+    {{ cdp.without_erased(
+        'renamed',
+        {'anonymous_id': 'anonymous_id', 'customer_id': 'customer_id', 'email': 'email'}
+    ) }}
 )
 
-select * from renamed
+select * from final

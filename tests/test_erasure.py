@@ -1,0 +1,337 @@
+"""Erasure (issue 13, item 1): a deletion request makes a person disappear from every table the dbt
+project writes, on the next build, and stale raw data does not bring them back.
+
+One world per module: the session's sample, built; a person is picked (unique last name, email,
+phone, on a manual list); the scan finds them in many tables; a deletion request lands in raw (in
+mixed case, as loaders deliver it) and one build later the scan finds them nowhere. A stale CRM
+export with the same email then arrives, and a third build still finds them nowhere.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from cdp import manual_segments
+from cdp.dbt import run_dbt
+from cdp.privacy.identifiers import IdentifierError, detect_type, parse_identifier
+from cdp.privacy.tombstones import tombstone
+
+#: schemas dbt does not write: the user's raw data and the generator's answer key
+NOT_WRITTEN_BY_THE_PROJECT = ("raw", "ground_truth")
+
+
+@dataclass(frozen=True)
+class Person:
+    profile_id: str
+    email: str
+    phone: str
+    first_name: str
+    last_name: str
+    customer_ids: tuple[str, ...]
+
+
+@dataclass
+class World:
+    path: Path
+    person: Person
+    before: dict[str, set[str]]
+
+
+def scan(con: duckdb.DuckDBPyConnection, person: Person) -> dict[str, set[str]]:
+    """Which tables (and views) of the schemas the project writes hold any of the person's data:
+    needle -> {schema.table}. Every column of every relation, cast to text; email and phone are
+    searched inside values (JSON properties too), names and the profile id as whole values."""
+    needles = {
+        "email": ("contains", person.email.lower()),
+        "phone": ("contains", person.phone),
+        "last_name": ("equals", person.last_name.lower()),
+        "profile_id": ("equals", person.profile_id),
+    }
+    relations = con.execute(
+        "select table_schema, table_name from information_schema.tables "
+        f"where table_schema not in {NOT_WRITTEN_BY_THE_PROJECT} and table_catalog = current_database()"
+    ).fetchall()
+    found: dict[str, set[str]] = {name: set() for name in needles}
+    for schema, table in relations:
+        columns = [
+            row[0]
+            for row in con.execute(
+                "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+                "and table_catalog = current_database()",
+                [schema, table],
+            ).fetchall()
+        ]
+        for name, (how, needle) in needles.items():
+            if name == "profile_id" and (schema, table) == ("main", "privacy_erasures"):
+                continue  # the audit trail: the only place an erased profile's id remains, by contract
+            text = [f'lower(cast("{column}" as varchar))' for column in columns]
+            condition = " or ".join(
+                f"contains({expression}, $needle)" if how == "contains" else f"{expression} = $needle"
+                for expression in text
+            )
+            hits = con.execute(f'select count(*) from "{schema}"."{table}" where {condition}', {"needle": needle})
+            if hits.fetchall()[0][0]:
+                found[name].add(f"{schema}.{table}")
+    return found
+
+
+def _pick_person(con: duckdb.DuckDBPyConnection) -> Person:
+    """A profile with email, phone and a last name nobody else has (so a name hit is theirs), whose
+    phone the guard did not hold back as shared, and who is in at least one segment."""
+    rows = con.execute(
+        """
+        select p.profile_id, p.email, p.phone, p.first_name, p.last_name
+        from main.profiles as p
+        where p.email is not null and p.phone is not null and p.first_name is not null and p.last_name is not null
+            and (select count(*) from main.profiles as o where lower(o.last_name) = lower(p.last_name)) = 1
+            and (select count(*) from raw.crm_contacts as c where lower(trim(c.last_name)) = lower(p.last_name))
+              + (select count(*) from raw.shop_customers as s where lower(trim(s.last_name)) = lower(p.last_name))
+              = (select count(*) from main.profile_source_records as r
+                 where r.profile_id = p.profile_id and r.source in ('crm', 'shop'))
+            and p.phone not in (select identifier_value from main.identity_guard_decisions where is_shared)
+            and p.profile_id in (select profile_id from main.segment_membership)
+            and (select count(*) from main.profile_identifiers as i
+                 where i.profile_id = p.profile_id and i.identifier_type = 'customer_id') >= 1
+        order by p.profile_id
+        limit 1
+        """
+    ).fetchall()
+    assert rows, "the sample has no person fit for the erasure test"
+    profile_id, email, phone, first_name, last_name = rows[0]
+    customer_ids = con.execute(
+        "select identifier_value from main.profile_identifiers where profile_id = ? and identifier_type = 'customer_id'",
+        [profile_id],
+    ).fetchall()
+    return Person(profile_id, email, phone, first_name, last_name, tuple(row[0] for row in customer_ids))
+
+
+@pytest.fixture(scope="module")
+def world(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> World:
+    path = tmp_path_factory.mktemp("erasure") / "warehouse.duckdb"
+    shutil.copy(built_warehouse, path)
+    with duckdb.connect(str(path)) as con:
+        person = _pick_person(con)
+    with manual_segments.open_warehouse(path, read_only=False) as con:
+        manual_segments.create_segment(con, "erasure_vip", description="test list", owner="tests", actor="tests")
+        manual_segments.add_members(con, "erasure_vip", [person.profile_id], actor="tests")
+    run_dbt(["build", "--selector", "refresh_manual_segments"], warehouse=path, echo=False)
+    with duckdb.connect(str(path), read_only=True) as con:
+        before = scan(con, person)
+    with duckdb.connect(str(path)) as con:
+        # as a loader delivers it: padded and in capitals; staging normalises it
+        con.execute(
+            "insert into raw.deletion_requests (request_id, identifier_type, identifier_value, requested_at) "
+            "values ('erasure-test-1', 'email', ?, timestamp '2026-10-31 12:00:00')",
+            [f"  {person.email.upper()} "],
+        )
+    run_dbt(["build"], warehouse=path, echo=False)
+    return World(path, person, before)
+
+
+def test_the_scan_finds_the_person_before_the_erasure(world: World):
+    """The scan can fail: before the request it finds each needle in the tables that hold it."""
+    before = world.before
+    assert {"main.profiles", "main.profile_identifiers", "staging.stg_crm__contacts"} <= before["email"] | before[
+        "phone"
+    ]
+    assert "main.profiles" in before["last_name"]
+    assert "intermediate.int_identity__record_identifiers" in before["email"]
+    assert {"main.segment_membership", "manual_segments.members", "manual_segments.audit_log"} <= before["profile_id"]
+    assert "main.profile_id_registry" in before["profile_id"]
+
+
+def test_after_one_build_no_table_the_project_writes_holds_the_person(world: World):
+    with duckdb.connect(str(world.path), read_only=True) as con:
+        after = scan(con, world.person)
+    assert after == {"email": set(), "phone": set(), "last_name": set(), "profile_id": set()}
+
+
+def test_the_erasure_is_recorded_with_tombstones_only(world: World):
+    with duckdb.connect(str(world.path), read_only=True) as con:
+        erasures = con.execute(
+            "select request_id, profile_id, identifier_type, tombstone, source from main.privacy_erasures "
+            "where request_id = 'erasure-test-1'"
+        ).fetchall()
+        tombstones = {row[0] for row in con.execute("select tombstone from main.privacy_tombstones").fetchall()}
+    expected = tombstone(parse_identifier(world.person.email, "email"))
+    assert erasures == [("erasure-test-1", world.person.profile_id, "email", expected, "raw")]
+    # every identifier of the profile is tombstoned, not only the one requested
+    assert tombstone(parse_identifier(world.person.phone, "phone")) in tombstones
+    for customer_id in world.person.customer_ids:
+        assert tombstone(parse_identifier(customer_id, "customer_id")) in tombstones
+
+
+@pytest.fixture(scope="module")
+def stale_world(world: World) -> World:
+    """An old CRM export (same email, different case, new contact id) and a late web event with the
+    customer id arrive after the erasure; the project builds again."""
+    person = world.person
+    with duckdb.connect(str(world.path)) as con:
+        con.execute(
+            "insert into raw.crm_contacts (contact_id, email, phone, first_name, last_name, country, created_at, updated_at) "
+            "values ('stale-export-1', ?, null, ?, ?, 'GB', timestamp '2020-01-01', timestamp '2020-01-01')",
+            [person.email.title(), person.first_name, person.last_name],
+        )
+        con.execute(
+            "insert into raw.web_events (event_id, anonymous_id, user_id, email, event_type, properties, occurred_at) "
+            "values ('stale-event-1', 'stale-device', ?, null, 'page_viewed', '{}', timestamp '2026-10-30 10:00:00')",
+            [person.customer_ids[0]],
+        )
+    run_dbt(["build"], warehouse=world.path, echo=False)
+    return world
+
+
+def test_the_person_in_a_stale_raw_export_is_not_rebuilt(stale_world: World):
+    with duckdb.connect(str(stale_world.path), read_only=True) as con:
+        after = scan(con, stale_world.person)
+        erasures = con.execute(
+            "select count(*) from main.privacy_erasures where request_id = 'erasure-test-1'"
+        ).fetchall()
+        stale_device = con.execute(
+            "select count(*) from main.profile_identifiers where identifier_value = 'stale-device'"
+        ).fetchall()
+    assert after == {"email": set(), "phone": set(), "last_name": set(), "profile_id": set()}
+    assert erasures == [(1,)], "the request is erased once and kept, not re-resolved every build"
+    # the late event carried the erased customer id: the whole record stays out, its device too
+    assert stale_device == [(0,)]
+
+
+def test_raw_report_counts_the_rows_left_and_purge_raw_deletes_them(stale_world: World):
+    output = _cdp("privacy", "raw-report", "--warehouse", str(stale_world.path))
+    counts = dict(re.findall(r"raw\.(\w+): (\d+) row", output))
+    assert int(counts["crm_contacts"]) >= 2  # the original contact and the stale export
+    assert int(counts["web_events"]) >= 1
+    with duckdb.connect(str(stale_world.path), read_only=True) as con:
+        requests = con.execute("select count(*) from raw.deletion_requests").fetchall()[0][0]
+    assert int(counts["deletion_requests"]) == requests  # the sample's own and ours: every one erased
+    assert stale_world.person.email not in output.lower() and stale_world.person.last_name not in output
+
+    with duckdb.connect(str(stale_world.path), read_only=True) as con:
+        raw_contacts = con.execute("select count(*) from raw.crm_contacts").fetchall()[0][0]
+    purge = _cdp("forget", "--purge-raw", "--warehouse", str(stale_world.path))
+    assert "deleted" in purge
+    after = dict(
+        re.findall(r"raw\.(\w+): (\d+) row", _cdp("privacy", "raw-report", "--warehouse", str(stale_world.path)))
+    )
+    assert after["crm_contacts"] == "0" and after["web_events"] == "0" and after["shop_customers"] == "0"
+    assert after["deletion_requests"] == str(requests), "the requests are the loader's: reported, never deleted"
+    with duckdb.connect(str(stale_world.path), read_only=True) as con:
+        left = con.execute("select count(*) from raw.crm_contacts").fetchall()[0][0]
+        holding = con.execute(
+            "select count(*) from raw.crm_contacts where lower(trim(email)) = ?", [stale_world.person.email]
+        ).fetchall()[0][0]
+    assert left == raw_contacts - int(counts["crm_contacts"]) and holding == 0
+
+
+# --- cdp forget ------------------------------------------------------------------------------
+
+
+def _cdp(*args: str, expect: int = 0) -> str:
+    result = subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=900)
+    output = result.stdout + result.stderr
+    assert result.returncode == expect, f"cdp {' '.join(args)} exited {result.returncode}:\n{output[-3000:]}"
+    return output
+
+
+@pytest.mark.parametrize(
+    ("text", "given", "expected"),
+    [
+        ("  Jane.Doe@Example.COM ", None, ("email", "jane.doe@example.com")),
+        ("+44 7700 900123", None, ("phone", "+447700900123")),
+        ("0044 (0)7700-900123", None, ("phone", "+447700900123")),
+        (" C000123 ", "customer_id", ("customer_id", "C000123")),
+    ],
+)
+def test_identifiers_are_normalised_as_staging_normalises_them(text, given, expected):
+    parsed = parse_identifier(text, given)
+    assert (parsed.identifier_type, parsed.value) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "given", "message"),
+    [
+        ("jane.doe@", None, "part before|domain after"),
+        ("jane@example", None, "domain after the @"),
+        ("a@b@example.com", None, "exactly one @"),
+        ("07700 900123", None, "without its country code"),
+        ("C000123", None, "pass --type"),
+        ("+44 77", None, "8 to 15 digits"),
+        ("+44 7700 9001x3", "phone", "only digits"),
+        ("   ", None, "empty"),
+    ],
+)
+def test_bad_identifiers_are_refused_with_what_was_wrong(text, given, message):
+    with pytest.raises(IdentifierError, match=message) as caught:
+        parse_identifier(text, given)
+    if text.strip():
+        assert text.strip() not in str(caught.value), "the message must not echo personal data"
+
+
+def test_detection():
+    assert detect_type("x@example.com") == "email"
+    assert detect_type("+1 (415) 555-0100") == "phone"
+
+
+def test_cdp_forget_records_a_tombstone_only_and_the_next_build_erases_the_person(
+    built_warehouse: Path, tmp_path: Path
+):
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(built_warehouse, path)
+    with duckdb.connect(str(path), read_only=True) as con:
+        person = _pick_person(con)
+
+    bad = _cdp("forget", "not-an-email@", "--warehouse", str(path), expect=2)
+    assert "Not a valid email address" in bad and "IDENTIFIER" in bad
+    assert "--type" in _cdp("forget", "C0001", "--warehouse", str(path), expect=2)
+    assert "Give the IDENTIFIER" in _cdp("forget", "--warehouse", str(path), expect=2)
+
+    recorded = _cdp("forget", f" {person.email.upper()}", "--by", "dpo", "--warehouse", str(path))
+    request_id = re.search(r"request (cli-[0-9a-f-]+)", recorded).group(1)
+    assert person.email not in recorded.lower()
+    again = _cdp("forget", person.email, "--warehouse", str(path))
+    assert f"already asked to be forgotten: request {request_id}" in again
+    with duckdb.connect(str(path), read_only=True) as con:
+        stored = con.execute("select * from privacy.forget_requests").fetchall()
+        assert len(stored) == 1 and person.email not in " ".join(str(value) for value in stored[0]).lower()
+
+    run_dbt(["build"], warehouse=path, echo=False)
+    with duckdb.connect(str(path), read_only=True) as con:
+        erasure = con.execute(
+            "select profile_id, source, tombstone from main.privacy_erasures where request_id = ?", [request_id]
+        ).fetchall()
+        after = scan(con, person)
+    assert erasure == [(person.profile_id, "cli", tombstone(parse_identifier(person.email)))]
+    assert after == {"email": set(), "phone": set(), "last_name": set(), "profile_id": set()}
+
+
+# --- the same tombstone on every engine ------------------------------------------------------
+
+
+def test_tombstones_are_the_same_in_python_duckdb_and_postgres(built_warehouse: Path, postgres_build, tmp_path: Path):
+    """Golden: the sample's deletion requests, erased on DuckDB and on Postgres, leave the same
+    tombstones, and `cdp forget`'s Python hash of the same email gives that digest too."""
+    import pandas as pd
+    from engines import dump_tables
+
+    dump_tables(postgres_build.target, postgres_build.target.schema, ["privacy_erasures"], tmp_path)
+    postgres = pd.read_parquet(tmp_path / "privacy_erasures.parquet")
+    postgres_tombstones = dict(zip(postgres["request_id"], postgres["tombstone"], strict=True))
+    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+        duckdb_tombstones = dict(
+            con.execute("select request_id, tombstone from main.privacy_erasures where source = 'raw'").fetchall()
+        )
+        emails = con.execute(
+            "select request_id, identifier_value from raw.deletion_requests where identifier_type = 'email'"
+        ).fetchall()
+    assert duckdb_tombstones and postgres_tombstones == duckdb_tombstones
+    assert emails
+    for request_id, email in emails:
+        assert tombstone(parse_identifier(email, "email")) == duckdb_tombstones[request_id]
