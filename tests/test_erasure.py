@@ -18,24 +18,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from erasure_scan import Person, pick_person, scan
 
 from cdp import manual_segments
 from cdp.dbt import run_dbt
 from cdp.privacy.identifiers import IdentifierError, detect_type, parse_identifier
 from cdp.privacy.tombstones import tombstone
-
-#: schemas dbt does not write: the user's raw data and the generator's answer key
-NOT_WRITTEN_BY_THE_PROJECT = ("raw", "ground_truth")
-
-
-@dataclass(frozen=True)
-class Person:
-    profile_id: str
-    email: str
-    phone: str
-    first_name: str
-    last_name: str
-    customer_ids: tuple[str, ...]
 
 
 @dataclass
@@ -45,80 +33,12 @@ class World:
     before: dict[str, set[str]]
 
 
-def scan(con: duckdb.DuckDBPyConnection, person: Person) -> dict[str, set[str]]:
-    """Which tables (and views) of the schemas the project writes hold any of the person's data:
-    needle -> {schema.table}. Every column of every relation, cast to text; email and phone are
-    searched inside values (JSON properties too), names and the profile id as whole values."""
-    needles = {
-        "email": ("contains", person.email.lower()),
-        "phone": ("contains", person.phone),
-        "last_name": ("equals", person.last_name.lower()),
-        "profile_id": ("equals", person.profile_id),
-    }
-    relations = con.execute(
-        "select table_schema, table_name from information_schema.tables "
-        f"where table_schema not in {NOT_WRITTEN_BY_THE_PROJECT} and table_catalog = current_database()"
-    ).fetchall()
-    found: dict[str, set[str]] = {name: set() for name in needles}
-    for schema, table in relations:
-        columns = [
-            row[0]
-            for row in con.execute(
-                "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-                "and table_catalog = current_database()",
-                [schema, table],
-            ).fetchall()
-        ]
-        for name, (how, needle) in needles.items():
-            if name == "profile_id" and (schema, table) == ("main", "privacy_erasures"):
-                continue  # the audit trail: the only place an erased profile's id remains, by contract
-            text = [f'lower(cast("{column}" as varchar))' for column in columns]
-            condition = " or ".join(
-                f"contains({expression}, $needle)" if how == "contains" else f"{expression} = $needle"
-                for expression in text
-            )
-            hits = con.execute(f'select count(*) from "{schema}"."{table}" where {condition}', {"needle": needle})
-            if hits.fetchall()[0][0]:
-                found[name].add(f"{schema}.{table}")
-    return found
-
-
-def _pick_person(con: duckdb.DuckDBPyConnection) -> Person:
-    """A profile with email, phone and a last name nobody else has (so a name hit is theirs), whose
-    phone the guard did not hold back as shared, and who is in at least one segment."""
-    rows = con.execute(
-        """
-        select p.profile_id, p.email, p.phone, p.first_name, p.last_name
-        from main.profiles as p
-        where p.email is not null and p.phone is not null and p.first_name is not null and p.last_name is not null
-            and (select count(*) from main.profiles as o where lower(o.last_name) = lower(p.last_name)) = 1
-            and (select count(*) from raw.crm_contacts as c where lower(trim(c.last_name)) = lower(p.last_name))
-              + (select count(*) from raw.shop_customers as s where lower(trim(s.last_name)) = lower(p.last_name))
-              = (select count(*) from main.profile_source_records as r
-                 where r.profile_id = p.profile_id and r.source in ('crm', 'shop'))
-            and p.phone not in (select identifier_value from main.identity_guard_decisions where is_shared)
-            and p.profile_id in (select profile_id from main.segment_membership)
-            and (select count(*) from main.profile_identifiers as i
-                 where i.profile_id = p.profile_id and i.identifier_type = 'customer_id') >= 1
-        order by p.profile_id
-        limit 1
-        """
-    ).fetchall()
-    assert rows, "the sample has no person fit for the erasure test"
-    profile_id, email, phone, first_name, last_name = rows[0]
-    customer_ids = con.execute(
-        "select identifier_value from main.profile_identifiers where profile_id = ? and identifier_type = 'customer_id'",
-        [profile_id],
-    ).fetchall()
-    return Person(profile_id, email, phone, first_name, last_name, tuple(row[0] for row in customer_ids))
-
-
 @pytest.fixture(scope="module")
 def world(built_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> World:
     path = tmp_path_factory.mktemp("erasure") / "warehouse.duckdb"
     shutil.copy(built_warehouse, path)
     with duckdb.connect(str(path)) as con:
-        person = _pick_person(con)
+        person = pick_person(con)
     with manual_segments.open_warehouse(path, read_only=False) as con:
         manual_segments.create_segment(con, "erasure_vip", description="test list", owner="tests", actor="tests")
         manual_segments.add_members(con, "erasure_vip", [person.profile_id], actor="tests")
@@ -286,7 +206,7 @@ def test_cdp_forget_records_a_tombstone_only_and_the_next_build_erases_the_perso
     path = tmp_path / "warehouse.duckdb"
     shutil.copy(built_warehouse, path)
     with duckdb.connect(str(path), read_only=True) as con:
-        person = _pick_person(con)
+        person = pick_person(con)
 
     bad = _cdp("forget", "not-an-email@", "--warehouse", str(path), expect=2)
     assert "Not a valid email address" in bad and "IDENTIFIER" in bad
