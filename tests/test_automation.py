@@ -321,6 +321,15 @@ def test_new_raw_data_reaches_the_destination_through_the_sensor_and_automation(
             champions = [row[0] for row in con.execute(CHAMPIONS_DESIRED).fetchall()]
         held_emails = sorted(key for key in sandbox.state if "@" in key)
         assert held_emails == champions and len(champions) > 2
+        # a sync measured by an experiment (the churn sync's holdout) shows its lift in the UI
+        with connect(warehouse, read_only=True) as con:
+            members, in_window = con.execute(
+                "select members, members_in_window from main.experiment_lift "
+                "where experiment = 'churn_risk_to_webhook' and is_control"
+            ).fetchall()[0]
+        event = instance.get_latest_materialization_event(dg.AssetKey("sync_churn_risk_to_webhook"))
+        lift = event.asset_materialization.metadata["lift"].value
+        assert lift.startswith("**churn_risk_to_webhook**") and f"| control | {members:,} | {in_window:,} |" in lift
 
         # 2. both automations look once: everything is current, nothing is asked for
         sensor = definitions.get_sensor_def("raw_data_sensor")

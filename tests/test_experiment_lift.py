@@ -7,9 +7,11 @@ and Postgres. The model is run by dbt over hand-made upstream tables."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -174,3 +176,39 @@ def test_the_sql_normal_tail_matches_scipy_on_duckdb_and_postgres(postgres_serve
     for z in Z_VALUES:
         assert got[z] == pytest.approx(expected[z], abs=1e-6), z
         assert got_pg[z] == pytest.approx(expected[z], abs=1e-6), z
+
+
+def test_cdp_lift_prints_each_arm_as_the_model_measured_it(built_warehouse: Path):
+    """The sample's churn sync holds 10% out: `cdp lift` shows that experiment's arms from
+    experiment_lift, and an unknown name is refused naming what exists."""
+    import subprocess
+    import sys
+
+    with duckdb.connect(str(built_warehouse), read_only=True) as con:
+        arms = {
+            arm: (members, in_window)
+            for arm, members, in_window in con.execute(
+                "select arm, members, members_in_window from main.experiment_lift "
+                "where experiment = 'churn_risk_to_webhook'"
+            ).fetchall()
+        }
+    # the sample's as_of is before its build: every member is still inside the outcome window
+    assert set(arms) == {"control", "treatment"} and arms["control"][1] > 0
+
+    def lift(name: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "cli.main", "lift", name, "--warehouse", str(built_warehouse)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "COLUMNS": "250"},
+        )
+
+    shown = lift("churn_risk_to_webhook")
+    assert shown.returncode == 0, shown.stderr
+    assert "Experiment churn_risk_to_webhook" in shown.stdout
+    for arm, (members, in_window) in arms.items():
+        assert re.search(rf"^\s*{arm}\s+{members:,}\s+{in_window:,}\s", shown.stdout, re.MULTILINE), shown.stdout
+    assert "treatment: too small to tell" in shown.stdout  # the note says why there is no estimate yet
+    unknown = lift("no_such_experiment")
+    assert unknown.returncode == 1 and "no_such_experiment" in unknown.stderr
