@@ -155,8 +155,65 @@ def cdp_dbt_assets() -> dg.AssetsDefinition:
     )
     def cdp_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         registry_views = {spec.key for spec in context.assets_def.specs if SEGMENT_REGISTRY_TAG in spec.tags}
+        keys_by_output = context.assets_def.keys_by_output_name
         with _absolute_warehouse_env():
+            stand_ins = _stand_in_names(project)
+            if stand_ins:
+                yield from _build_around_the_predictive_step(context, dbt, project, stand_ins, registry_views)
+                return
             events = dbt.cli(["build"], context=context).stream()
-            yield from _registry_views_last(events, registry_views, context.assets_def.keys_by_output_name)
+            yield from _registry_views_last(events, registry_views, keys_by_output)
 
     return cdp_dbt_models
+
+
+def _stand_in_names(project: DbtProject) -> set[str]:
+    """The stand-ins for the Python models in this target's manifest (Postgres, Spark: dbt cannot run
+    Python there, so the predictive step fits them between two dbt invocations); none on DuckDB."""
+    from cdp.predictive.step import MATERIALIZATION
+
+    return {
+        node["name"]
+        for node in _manifest(project)["nodes"].values()
+        if node.get("config", {}).get("materialized") == MATERIALIZATION
+    }
+
+
+def _manifest(project: DbtProject) -> dict[str, Any]:
+    import json
+
+    return json.loads(project.manifest_path.read_text())
+
+
+def _build_around_the_predictive_step(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    project: DbtProject,
+    stand_ins: set[str],
+    registry_views: set[dg.AssetKey],
+) -> Iterator[Any]:
+    """`cdp build`'s three parts (cdp/build.py) as one Dagster step: dbt builds the selection up to
+    the stand-ins, the predictive step fits and writes their tables (when a stand-in is selected),
+    dbt builds the rest. Each dbt invocation keeps Dagster's own selection; the second leaves out
+    every node the first ran, so no model or test runs twice."""
+    from cdp.build import REGISTRY_VIEWS, STEP_MODELS, run_predictive_step
+    from cdp.targets import load_target
+
+    keys_by_output = context.assets_def.keys_by_output_name
+    # (dagster-dbt reads an option's value as one argument: several selectors go space-separated)
+    first = dbt.cli(["build", "--exclude", f"{STEP_MODELS}+ {REGISTRY_VIEWS}"], context=context)
+    yield from _registry_views_last(first.stream(), registry_views, keys_by_output)
+    nodes = _manifest(project)["nodes"]
+    ran = sorted(
+        {
+            nodes[result["unique_id"]]["name"]
+            for result in first.get_artifact("run_results.json")["results"]
+            if result["unique_id"] in nodes
+        }
+    )
+    if stand_ins & {key.path[-1] for key in context.selected_asset_keys}:
+        context.log.info(f"predictive step: fitting {', '.join(sorted(stand_ins))} (dbt cannot run them here)")
+        output = run_predictive_step(load_target(), echo=False)
+        context.log.info(output.strip().splitlines()[-1] if output.strip() else "predictive step done")
+    second = dbt.cli(["build", *(["--exclude", " ".join(ran)] if ran else [])], context=context)
+    yield from _registry_views_last(second.stream(), registry_views, keys_by_output)

@@ -369,3 +369,58 @@ def test_a_sync_runs_from_the_engines_build_and_sends_what_duckdb_sends(
         env["CDP_SYNC_STATE"] = f"duckdb:///{tmp_path / 'sync_state.duckdb'}"
     held = _sync_to_a_sandbox(env)
     assert held == expected and len(expected) > 2
+
+
+@pytest.mark.slow
+def test_dagster_fits_the_python_models_between_its_two_dbt_invocations_on_postgres(
+    postgres_server, generated_warehouse: Path, tmp_path: Path
+):
+    """On a target without dbt Python models, the Dagster dbt asset runs `cdp build`'s three parts:
+    dbt up to the stand-ins, the predictive step, dbt for the rest. Materialising the scores and
+    everything upstream from scratch succeeds, and the scores are there."""
+    import os
+    import subprocess
+    import sys
+
+    from sync_engines import postgres_database
+
+    from cdp.settings import REPO_ROOT
+
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    with postgres_database(postgres_server) as database:
+        settings = database.settings
+        env = {
+            **os.environ,
+            "CDP_TARGET": "postgres",
+            "CDP_POSTGRES_HOST": str(settings["host"]),
+            "CDP_POSTGRES_PORT": str(settings["port"]),
+            "CDP_POSTGRES_USER": str(settings["user"]),
+            "CDP_POSTGRES_PASSWORD": str(settings["password"]),
+            "CDP_POSTGRES_DATABASE": str(settings["dbname"]),
+            "DAGSTER_HOME": str(dagster_home),
+        }
+
+        def run(*command: str) -> str:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env, cwd=REPO_ROOT)
+            output = done.stdout + done.stderr
+            assert done.returncode == 0, output[-4000:]
+            return output
+
+        run(
+            sys.executable,
+            "-m",
+            "cli.main",
+            "load-raw",
+            "--target",
+            "postgres",
+            "--warehouse",
+            str(generated_warehouse),
+        )
+        dagster = str(Path(sys.executable).with_name("dagster"))
+        output = run(dagster, "asset", "materialize", "-m", "orchestration.definitions", "--select", "kind:dbt")
+        assert "predictive step: fitting" in output
+        with database.open() as warehouse:
+            scored = warehouse.fetch("select count(*), count(churn_probability) from main.profile_scores")[0]
+            people = warehouse.fetch("select count(*) from main.profiles")[0][0]
+    assert scored[0] == people > 0 and scored[1] > 0

@@ -186,8 +186,8 @@
     {%- set kept = [
         (cdp.node_relation('profile_id_registry'), 'profile_id in (' ~ profiles ~ ') or ' ~ by_value),
         (cdp.node_relation('profile_merges'), 'merged_profile_id in (' ~ profiles ~ ') or surviving_profile_id in (' ~ profiles ~ ')'),
-        (api.Relation.create(database=target.database, schema=target.schema, identifier='segment_registry_members', type='table'), 'profile_id in (' ~ profiles ~ ')'),
-        (api.Relation.create(database=target.database, schema=target.schema, identifier='segment_registry_history', type='table'), 'profile_id in (' ~ profiles ~ ')'),
+        (cdp.registry_table('members'), 'profile_id in (' ~ profiles ~ ')'),
+        (cdp.registry_table('history'), 'profile_id in (' ~ profiles ~ ')'),
     ] -%}
     {%- for table_name in ['members', 'audit_log'] -%}
         {%- do kept.append((cdp.node_relation(table_name, 'manual_segments'), 'profile_id in (' ~ profiles ~ ')')) -%}
@@ -200,4 +200,16 @@
     {%- endfor -%}
     {%- do cdp.run_statements(statements) -%}
     {{ return('') }}
+{% endmacro %}
+
+
+{#- The segment registry's table `kind` as a relation (segments/segment_registry.sql names it): in the
+    target's database where the engine has one (DuckDB's catalog, Postgres); Spark has none. -#}
+{% macro registry_table(kind) %}
+    {{ return(api.Relation.create(
+        database=(target.database if target.database is defined else none),
+        schema=target.schema,
+        identifier='segment_registry_' ~ kind,
+        type='table',
+    )) }}
 {% endmacro %}
