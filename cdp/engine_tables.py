@@ -53,7 +53,8 @@ def column_type(duckdb_type: str, engine: str) -> str:
 
 
 def postgres_connection(target: Target):
-    """A psycopg2 connection to the target's database (settings from profiles.yml)."""
+    """A psycopg2 connection to the target's database (settings from profiles.yml). The one opener:
+    `cdp load-raw`, the predictive step and the sync engine's Postgres warehouse use it."""
     try:
         import psycopg2
     except ImportError as error:  # pragma: no cover - the extra is part of the test install

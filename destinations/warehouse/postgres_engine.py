@@ -21,19 +21,15 @@ CONNECTION_SETTINGS = ("host", "port", "user", "password", "dbname")
 
 
 def connect_postgres(settings: Mapping[str, Any]):
-    """A psycopg2 connection from a profiles.yml-style postgres output (host, port, user, password, dbname)."""
+    """A psycopg2 connection from a profiles.yml-style postgres output (host, port, user, password,
+    dbname): cdp.engine_tables opens it, as for dbt's target."""
+    from cdp.engine_tables import EngineError, postgres_connection
+    from cdp.targets import Target
+
     try:
-        import psycopg2
-    except ImportError as error:
-        raise WarehouseError('the postgres engine needs psycopg2: pip install -e ".[postgres]"') from error
-    return psycopg2.connect(
-        host=settings.get("host"),
-        port=int(settings.get("port", 5432)),
-        user=settings.get("user"),
-        password=settings.get("password") or None,
-        dbname=settings.get("dbname") or settings.get("database"),
-        connect_timeout=10,
-    )
+        return postgres_connection(Target(name="postgres", engine="postgres", settings=dict(settings)))
+    except EngineError as error:
+        raise WarehouseError(str(error)) from error
 
 
 def _column_type(data_type: pa.DataType) -> str:
