@@ -15,6 +15,7 @@ from raw_data import write_raw
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 
 from cdp.dbt import run_dbt
+from cdp.predictive.scores import FEATURES
 from cdp.warehouse import connect
 
 AS_OF = datetime(2026, 11, 1)
@@ -24,32 +25,6 @@ PURCHASE = """(
     (source = 'shop' and event_type = 'order_placed' and status = 'completed')
     or (source = 'pos' and event_type = 'store_purchase' and amount > 0)
 )"""
-
-FEATURES = [
-    "tenure_days",
-    "days_since_last_event",
-    "recency_days",
-    "days_since_first_purchase",
-    "purchases",
-    "store_purchases",
-    "purchases_90d",
-    "purchases_180d",
-    "purchases_365d",
-    "returned_or_cancelled_orders",
-    "net_value",
-    "net_value_90d",
-    "net_value_365d",
-    "avg_order_value",
-    "emails_sent_90d",
-    "email_opens_90d",
-    "email_clicks_90d",
-    "web_events_30d",
-    "web_events_90d",
-    "searches_90d",
-    "cart_adds_without_order_30d",
-    "support_tickets_365d",
-    "has_opted_out_of_email",
-]
 
 
 def rows(path: Path, sql: str, params: list | None = None) -> list[tuple]:
