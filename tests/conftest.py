@@ -84,6 +84,8 @@ _ENGINE_TIMINGS = pytest.StashKey[dict]()
 def postgres_target(postgres_server):
     """The postgres target, pointed at a database of its own (created here, dropped afterwards) on the
     session's Postgres server (tests/sync_engines.py: the configured one, or one the session starts)."""
+    from sync_engines import drop_database
+
     from cdp.engine_tables import postgres_connection
     from cdp.targets import load_target
 
@@ -97,8 +99,7 @@ def postgres_target(postgres_server):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CDP_POSTGRES_DATABASE", database)
         yield load_target("postgres")
-    with admin.cursor() as cursor:
-        cursor.execute(f'drop database if exists "{database}" with (force)')
+    drop_database(admin, database)
     admin.close()
 
 

@@ -108,7 +108,13 @@ def _own_server() -> Iterator[dict[str, Any]]:
         shutil.rmtree(folder, ignore_errors=True)
         raise RuntimeError(f"could not start PostgreSQL: {(error.stderr or error.stdout).strip()[-500:]}") from None
     try:
-        yield {"host": "127.0.0.1", "port": port, "user": "postgres", "password": ""}
+        # the tests connect as an ordinary role that may create databases, as on CI's server and a
+        # production one: a superuser here would hide what such a role may not do
+        superuser = _admin({"host": "127.0.0.1", "port": port, "user": "postgres", "password": ""})
+        with superuser.cursor() as cursor:
+            cursor.execute("create role cdp login createdb password 'cdp'")
+        superuser.close()
+        yield {"host": "127.0.0.1", "port": port, "user": "cdp", "password": "cdp"}
     finally:
         subprocess.run(
             [*as_user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
@@ -174,10 +180,33 @@ def postgres_database(server: dict[str, Any]) -> Iterator[PostgresDatabase]:
         with admin.cursor() as cursor:
             cursor.execute(f"create database {name} template template0 encoding 'UTF8' lc_collate 'C' lc_ctype 'C'")
         yield PostgresDatabase({**server, "dbname": name})
-        with admin.cursor() as cursor:
-            cursor.execute(f"drop database if exists {name} with (force)")
+        drop_database(admin, name)
     finally:
         admin.close()
+
+
+def drop_database(admin, name: str) -> None:
+    """Drop a test database, ending this role's own sessions in it first.
+
+    Not `drop database ... with (force)`: that also needs the right to end other roles' processes,
+    and an autovacuum worker in the database is one, which an ordinary role (CI's) lacks. A plain
+    drop signals autovacuum itself and waits up to five seconds for sessions to end; tried again
+    while one of ours is still on its way out."""
+    import psycopg2.errors
+
+    for attempt in itertools.count(1):
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity"
+                " where datname = %s and usename = current_user and pid <> pg_backend_pid()",
+                (name,),
+            )
+            try:
+                cursor.execute(f'drop database if exists "{name}"')
+                return
+            except psycopg2.errors.ObjectInUse:
+                if attempt == 5:
+                    raise
 
 
 @pytest.fixture(params=SYNC_ENGINES)
