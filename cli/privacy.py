@@ -19,7 +19,7 @@ from cdp.privacy.identifiers import IDENTIFIER_TYPES, IdentifierError, parse_ide
 from cdp.warehouse import WarehouseBusyError
 from cli.console import console
 from cli.console import table as _table
-from cli.options import require_duckdb_target, target_option, use_target, use_warehouse, warehouse_option
+from cli.options import target_option, use_target, use_warehouse, warehouse_option
 from cli.syncs import operator
 
 
@@ -38,9 +38,15 @@ from cli.syncs import operator
     is_flag=True,
     help="Also delete the raw rows that hold an erased identifier (after the build that erased it).",
 )
+@target_option
 @warehouse_option
 def forget_command(
-    identifier: str | None, identifier_type: str | None, actor: str, purge_raw: bool, warehouse: str | None
+    identifier: str | None,
+    identifier_type: str | None,
+    actor: str,
+    purge_raw: bool,
+    target: str | None,
+    warehouse: str | None,
 ) -> None:
     """Erase the person holding IDENTIFIER (email, phone, or an id with --type) at the next build.
 
@@ -52,29 +58,36 @@ def forget_command(
         raise click.UsageError(
             "Give the IDENTIFIER to forget (or --purge-raw alone to purge the raw rows of every erasure)."
         )
+    use_target(target)
     if identifier is not None:
         _record(identifier, identifier_type, actor, warehouse)
     if purge_raw:
-        _raw_rows(purge=True, target=None, warehouse=warehouse)
+        _raw_rows(purge=True, target=target, warehouse=warehouse)
 
 
 def _record(text: str, identifier_type: str | None, actor: str, warehouse: str | None) -> None:
-    from cdp.privacy.requests import open_for_requests, record_request
+    """Store the request in the warehouse of the current target (DuckDB, Postgres or Spark)."""
+    from cdp.privacy.requests import record_request
+    from destinations.warehouse import WarehouseError
+    from destinations.warehouse.locations import sync_locations
 
     try:
         parsed = parse_identifier(text, identifier_type)
     except IdentifierError as error:
         raise click.BadParameter(str(error), param_hint="IDENTIFIER") from None
-    require_duckdb_target("forget")
-    path = use_warehouse(warehouse)
     try:
-        con = open_for_requests(path)
-    except (FileNotFoundError, WarehouseBusyError) as error:
+        data, _ = sync_locations(use_warehouse(warehouse))
+        if not data.exists():
+            raise click.ClickException(
+                f"No warehouse at {data.describe()}. Run `cdp generate` (or load raw) and `cdp build` first."
+            )
+        store = data.open()
+    except (WarehouseBusyError, WarehouseError) as error:
         raise click.ClickException(str(error)) from None
     try:
-        request = record_request(con, parsed, requested_by=actor.strip() or "unknown")
+        request = record_request(store, parsed, requested_by=actor.strip() or "unknown")
     finally:
-        con.close()
+        store.close()
     if request.already_requested:
         console().print(
             f"This {parsed.identifier_type} was already asked to be forgotten: request {request.request_id}."

@@ -424,3 +424,30 @@ def test_dagster_fits_the_python_models_between_its_two_dbt_invocations_on_postg
             scored = warehouse.fetch("select count(*), count(churn_probability) from main.profile_scores")[0]
             people = warehouse.fetch("select count(*) from main.profiles")[0][0]
     assert scored[0] == people > 0 and scored[1] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_cdp_forget_records_the_request_in_spark_where_the_build_reads_it(spark_build: EngineBuild, tmp_path: Path):
+    """`cdp forget` on Spark writes its request (a tombstone) to the Spark catalog, once however often
+    it is asked, and the build's request model reads it there (the Postgres build's erasure is
+    tests/test_erasure.py's; on Spark the sample's own requests are erased in every build above)."""
+    import re
+
+    from engines import cdp_command, dump_tables
+
+    from cdp.privacy.identifiers import parse_identifier
+    from cdp.privacy.tombstones import tombstone
+
+    email = "someone.to.forget@example.com"
+    recorded = cdp_command("forget", email, "--by", "dpo", "--target", "spark")
+    request_id = re.search(r"request (cli-[0-9a-f-]+)", recorded).group(1)
+    assert email not in recorded
+    again = cdp_command("forget", email.upper(), "--target", "spark")
+    assert f"already asked to be forgotten: request {request_id}" in again
+
+    run_dbt(["run", "--select", "int_privacy__requests"], target="spark", echo=False)
+    dump_tables(spark_build.target, "intermediate", ["int_privacy__requests"], tmp_path)
+    requests = pd.read_parquet(tmp_path / "int_privacy__requests.parquet")
+    from_cli = requests[requests["source"] == "cli"]
+    assert from_cli[["request_id", "tombstone"]].values.tolist() == [[request_id, tombstone(parse_identifier(email))]]

@@ -255,3 +255,54 @@ def test_tombstones_are_the_same_in_python_duckdb_and_postgres(built_warehouse: 
     assert emails
     for request_id, email in emails:
         assert tombstone(parse_identifier(email, "email")) == duckdb_tombstones[request_id]
+
+
+@pytest.mark.slow
+def test_cdp_forget_on_postgres_erases_the_person_at_the_next_build_and_purge_raw_clears_raw(
+    postgres_build, postgres_server, monkeypatch: pytest.MonkeyPatch
+):
+    """`cdp forget` runs on Postgres as on DuckDB: the request lands in the Postgres warehouse, the
+    next `cdp build` there erases the person from every table it writes, and `--purge-raw` deletes
+    their raw rows. On a copy of the session's Postgres build (a database made from it as template)."""
+    from sync_engines import _admin, drop_database
+
+    from destinations.warehouse.locations import PostgresDatabase
+
+    target = postgres_build.target
+    source, copy = target.settings["dbname"], f"{target.settings['dbname']}_forget"
+    admin = _admin(postgres_server)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f'drop database if exists "{copy}"')
+            cursor.execute(f'create database "{copy}" template "{source}"')
+        monkeypatch.setenv("CDP_POSTGRES_DATABASE", copy)
+        location = PostgresDatabase({**postgres_server, "dbname": copy})
+        with location.open() as warehouse:
+            person = pick_person(warehouse, schema=target.schema)
+            assert scan(warehouse, person)["email"], "the scan finds the person before the request"
+
+        recorded = _cdp("forget", person.email, "--by", "dpo", "--target", "postgres")
+        request_id = re.search(r"request (cli-[0-9a-f-]+)", recorded).group(1)
+        _cdp("build", "--target", "postgres")
+        with location.open() as warehouse:
+            erasure = warehouse.fetch(
+                f"select profile_id, source from {target.schema}.privacy_erasures where request_id = :request_id",
+                {"request_id": request_id},
+            )
+            after = scan(warehouse, person)
+        assert erasure == [(person.profile_id, "cli")]
+        assert after == {"email": set(), "phone": set(), "last_name": set(), "profile_id": set()}
+
+        report = dict(re.findall(r"raw\.(\w+): (\d+) row", _cdp("privacy", "raw-report", "--target", "postgres")))
+        assert int(report["crm_contacts"]) >= 1
+        _cdp("forget", "--purge-raw", "--target", "postgres")
+        purged = dict(re.findall(r"raw\.(\w+): (\d+) row", _cdp("privacy", "raw-report", "--target", "postgres")))
+        assert purged["crm_contacts"] == "0" and purged["shop_customers"] == "0" and purged["web_events"] == "0"
+        with location.open() as warehouse:
+            (left,) = warehouse.fetch(
+                "select count(*) from raw.crm_contacts where lower(trim(email)) = :email", {"email": person.email}
+            )
+        assert left == (0,)
+    finally:
+        drop_database(admin, copy)
+        admin.close()

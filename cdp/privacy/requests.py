@@ -12,17 +12,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import Any
 
-import duckdb
-
-from cdp.manual_segments.tables import quote, table_specs, transaction
+from cdp.manual_segments.tables import TableSpec, table_specs
 from cdp.privacy.identifiers import Identifier
 from cdp.privacy.tombstones import tombstone
 from cdp.settings import DBT_PROJECT_DIR
 
 SOURCE_NAME = "privacy_requests"
 SOURCES_FILE = DBT_PROJECT_DIR / "models" / "privacy" / "_privacy_requests__sources.yml"
+
+#: the source file's types as Spark spells them (it has no ``varchar`` without a length)
+_SPARK_TYPES = {"varchar": "string"}
 
 
 @dataclass(frozen=True)
@@ -35,23 +36,43 @@ class ForgetRequest:
     already_requested: bool = False
 
 
-def ensure_table(con: duckdb.DuckDBPyConnection) -> str:
-    """Create schema and table if missing; return the table's qualified name."""
+def create_sql(spec: TableSpec, dialect: str) -> str:
+    """The table's DDL on ``dialect``: the source file's on DuckDB and Postgres; on Spark a parquet
+    table (no primary key there: :func:`record_request` keeps requests unique itself)."""
+    if dialect != "spark":
+        return spec.create_sql()
+    columns = ", ".join(f"{name} {_SPARK_TYPES.get(data_type, data_type)}" for name, data_type in spec.columns)
+    return f"create table if not exists {spec.schema}.{spec.name} ({columns}) using parquet"
+
+
+def ensure_table(store: Any) -> str:
+    """Create schema and table if missing; return the table's qualified name. ``store`` is a
+    destinations.warehouse Warehouse (DuckDB, Postgres or Spark) or a DuckDB connection."""
+    from destinations.warehouse import as_warehouse
+
+    warehouse = as_warehouse(store)
     (spec,) = table_specs(SOURCES_FILE, SOURCE_NAME)
-    con.execute(f"create schema if not exists {quote(spec.schema)}")
-    con.execute(spec.create_sql())
-    return f"{quote(spec.schema)}.{quote(spec.name)}"
+    warehouse.execute(f"create schema if not exists {spec.schema}")
+    warehouse.execute(create_sql(spec, warehouse.dialect))
+    return f"{spec.schema}.{spec.name}"
 
 
-def record_request(con: duckdb.DuckDBPyConnection, identifier: Identifier, *, requested_by: str) -> ForgetRequest:
-    """Store a request for ``identifier`` (its tombstone only). Asking twice returns the first request."""
-    with transaction(con):
-        table = ensure_table(con)
-        digest = tombstone(identifier)
-        existing = con.execute(
-            f"select request_id, requested_at, requested_by from {table} where identifier_type = ? and tombstone = ?",
-            [identifier.identifier_type, digest],
-        ).fetchall()
+def record_request(store: Any, identifier: Identifier, *, requested_by: str) -> ForgetRequest:
+    """Store a request for ``identifier`` (its tombstone only) in the warehouse ``store`` (a
+    Warehouse of any engine, or a DuckDB connection). Asking twice returns the first request."""
+    from contextlib import nullcontext
+
+    from destinations.warehouse import as_warehouse
+
+    warehouse = as_warehouse(store)
+    table = ensure_table(warehouse)
+    digest = tombstone(identifier)
+    with warehouse.transaction() if warehouse.transactional else nullcontext():
+        existing = warehouse.fetch(
+            f"select request_id, requested_at, requested_by from {table} "
+            "where identifier_type = :identifier_type and tombstone = :tombstone",
+            {"identifier_type": identifier.identifier_type, "tombstone": digest},
+        )
         if existing:
             request_id, requested_at, by = existing[0]
             return ForgetRequest(
@@ -64,17 +85,15 @@ def record_request(con: duckdb.DuckDBPyConnection, identifier: Identifier, *, re
             requested_at=datetime.now(UTC).replace(tzinfo=None),
             requested_by=requested_by,
         )
-        con.execute(
+        warehouse.execute(
             f"insert into {table} (request_id, identifier_type, tombstone, requested_at, requested_by) "
-            "values (?, ?, ?, ?, ?)",
-            [request.request_id, request.identifier_type, request.tombstone, request.requested_at, requested_by],
+            "values (:request_id, :identifier_type, :tombstone, :requested_at, :requested_by)",
+            {
+                "request_id": request.request_id,
+                "identifier_type": request.identifier_type,
+                "tombstone": request.tombstone,
+                "requested_at": request.requested_at,
+                "requested_by": requested_by,
+            },
         )
     return request
-
-
-def open_for_requests(path: Path) -> duckdb.DuckDBPyConnection:
-    from cdp import warehouse
-
-    if not path.exists():
-        raise FileNotFoundError(f"No warehouse at {path}. Run `cdp generate` (or load raw) and `cdp build` first.")
-    return warehouse.connect(path, read_only=False)
