@@ -185,6 +185,21 @@ def postgres_database(server: dict[str, Any]) -> Iterator[PostgresDatabase]:
         admin.close()
 
 
+@contextlib.contextmanager
+def postgres_copy(server: dict[str, Any], source: str) -> Iterator[PostgresDatabase]:
+    """A copy of database ``source`` (made from it as template: seconds, not a rebuild), dropped
+    afterwards: for a test that changes a build the session shares."""
+    name = f"{source}_copy_{next(_databases)}"
+    admin = _admin(server)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f'create database "{name}" template "{source}"')
+        yield PostgresDatabase({**server, "dbname": name})
+        drop_database(admin, name)
+    finally:
+        admin.close()
+
+
 def drop_database(admin, name: str) -> None:
     """Drop a test database, ending this role's own sessions in it first.
 

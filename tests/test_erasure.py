@@ -263,20 +263,12 @@ def test_cdp_forget_on_postgres_erases_the_person_at_the_next_build_and_purge_ra
 ):
     """`cdp forget` runs on Postgres as on DuckDB: the request lands in the Postgres warehouse, the
     next `cdp build` there erases the person from every table it writes, and `--purge-raw` deletes
-    their raw rows. On a copy of the session's Postgres build (a database made from it as template)."""
-    from sync_engines import _admin, drop_database
-
-    from destinations.warehouse.locations import PostgresDatabase
+    their raw rows. On a copy of the session's Postgres build."""
+    from sync_engines import postgres_copy
 
     target = postgres_build.target
-    source, copy = target.settings["dbname"], f"{target.settings['dbname']}_forget"
-    admin = _admin(postgres_server)
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f'drop database if exists "{copy}"')
-            cursor.execute(f'create database "{copy}" template "{source}"')
-        monkeypatch.setenv("CDP_POSTGRES_DATABASE", copy)
-        location = PostgresDatabase({**postgres_server, "dbname": copy})
+    with postgres_copy(postgres_server, target.settings["dbname"]) as location:
+        monkeypatch.setenv("CDP_POSTGRES_DATABASE", location.settings["dbname"])
         with location.open() as warehouse:
             person = pick_person(warehouse, schema=target.schema)
             assert scan(warehouse, person)["email"], "the scan finds the person before the request"
@@ -303,6 +295,3 @@ def test_cdp_forget_on_postgres_erases_the_person_at_the_next_build_and_purge_ra
                 "select count(*) from raw.crm_contacts where lower(trim(email)) = :email", {"email": person.email}
             )
         assert left == (0,)
-    finally:
-        drop_database(admin, copy)
-        admin.close()

@@ -270,3 +270,65 @@ def test_arms_are_stable_across_builds_and_as_the_segment_changes(assigned):
     }
     assert first and {pid: arm for pid, arm in first.items() if pid not in global_holdout} == second
     assert all((arm == "control") == (bucket(f"churn_risk_to_webhook:{pid}", 100) < 10) for pid, arm in first.items())
+
+
+# -- the same arms on every engine ---------------------------------------------------------------
+
+
+def _assignments_on(target, variables: dict, folder: Path):
+    """The experiment views rebuilt on ``target`` with ``variables``, then their assignments read back."""
+    import pandas as pd
+    from engines import dump_tables
+
+    from cdp.dbt import run_dbt
+
+    run_dbt(
+        ["run", "--select", "models/experiments", "--vars", json.dumps(variables)],
+        target=target.name,
+        echo=False,
+    )
+    dump_tables(target, target.schema, ["experiment_assignments"], folder)
+    return pd.read_parquet(folder / "experiment_assignments.parquet")
+
+
+def _assert_the_rule_assigned(frame) -> None:
+    arms = {
+        "lapsed_test": [("control", 10), ("email", 45), ("ads", 45)],
+        "churn_test": [("control", 20), ("treatment", 80)],
+        "global_holdout": [("control", 5), ("treatment", 95)],
+    }
+    assert set(arms) <= set(frame["experiment"])
+    chosen = frame[frame["experiment"].isin(list(arms))]
+    assert {"email", "ads"} <= set(chosen["arm"])  # the second level (which treated arm) is exercised
+    wrong = [
+        (experiment, pid, arm)
+        for experiment, pid, arm in chosen[["experiment", "profile_id", "arm"]].itertuples(index=False)
+        if arm != assign(experiment, arms[experiment], pid)
+    ]
+    assert not wrong, f"{len(wrong)} members in the wrong arm, e.g. {wrong[:3]}"
+
+
+@pytest.mark.slow
+def test_postgres_assigns_every_arm_by_the_rule(postgres_build, postgres_server, monkeypatch, tmp_path: Path):
+    """Both levels of the hash (control by mod 100, then the treated arm by mod 10000) on Postgres,
+    on a copy of the session's Postgres build with the two experiments and a 5% global holdout."""
+    from sync_engines import postgres_copy
+
+    with postgres_copy(postgres_server, postgres_build.target.settings["dbname"]) as copy:
+        monkeypatch.setenv("CDP_POSTGRES_DATABASE", copy.settings["dbname"])
+        variables = {"experiments": EXPERIMENTS_VAR, "global_holdout_percent": 5}
+        _assert_the_rule_assigned(_assignments_on(postgres_build.target, variables, tmp_path))
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_spark_assigns_every_arm_by_the_rule(spark_build, tmp_path: Path):
+    """The same on Spark (its own spelling of the hash: conv over the MD5's hex pairs). The session's
+    Spark build is shared, so its experiment views are put back as built afterwards."""
+    from cdp.dbt import run_dbt
+
+    try:
+        variables = {"experiments": EXPERIMENTS_VAR, "global_holdout_percent": 5}
+        _assert_the_rule_assigned(_assignments_on(spark_build.target, variables, tmp_path))
+    finally:
+        run_dbt(["run", "--select", "models/experiments"], target=spark_build.target.name, echo=False)
