@@ -172,28 +172,20 @@ def postgres_server() -> Iterator[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def postgres_database(server: dict[str, Any]) -> Iterator[PostgresDatabase]:
-    """A fresh database (C collation: the same text order as DuckDB), dropped afterwards."""
-    name = f"cdp_sync_{os.getpid()}_{next(_databases)}"
+def postgres_database(server: dict[str, Any], copy_of: str | None = None) -> Iterator[PostgresDatabase]:
+    """A fresh database (C collation: the same text order as DuckDB), dropped afterwards; or, with
+    ``copy_of``, a copy of that database (made from it as template: seconds, not a rebuild), for a
+    test that changes a build the session shares."""
+    name = f"{copy_of}_copy_{next(_databases)}" if copy_of else f"cdp_sync_{os.getpid()}_{next(_databases)}"
+    create = (
+        f'create database "{name}" template "{copy_of}"'
+        if copy_of
+        else f"create database {name} template template0 encoding 'UTF8' lc_collate 'C' lc_ctype 'C'"
+    )
     admin = _admin(server)
     try:
         with admin.cursor() as cursor:
-            cursor.execute(f"create database {name} template template0 encoding 'UTF8' lc_collate 'C' lc_ctype 'C'")
-        yield PostgresDatabase({**server, "dbname": name})
-        drop_database(admin, name)
-    finally:
-        admin.close()
-
-
-@contextlib.contextmanager
-def postgres_copy(server: dict[str, Any], source: str) -> Iterator[PostgresDatabase]:
-    """A copy of database ``source`` (made from it as template: seconds, not a rebuild), dropped
-    afterwards: for a test that changes a build the session shares."""
-    name = f"{source}_copy_{next(_databases)}"
-    admin = _admin(server)
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f'create database "{name}" template "{source}"')
+            cursor.execute(create)
         yield PostgresDatabase({**server, "dbname": name})
         drop_database(admin, name)
     finally:

@@ -264,10 +264,10 @@ def test_cdp_forget_on_postgres_erases_the_person_at_the_next_build_and_purge_ra
     """`cdp forget` runs on Postgres as on DuckDB: the request lands in the Postgres warehouse, the
     next `cdp build` there erases the person from every table it writes, and `--purge-raw` deletes
     their raw rows. On a copy of the session's Postgres build."""
-    from sync_engines import postgres_copy
+    from sync_engines import postgres_database
 
     target = postgres_build.target
-    with postgres_copy(postgres_server, target.settings["dbname"]) as location:
+    with postgres_database(postgres_server, copy_of=target.settings["dbname"]) as location:
         monkeypatch.setenv("CDP_POSTGRES_DATABASE", location.settings["dbname"])
         with location.open() as warehouse:
             person = pick_person(warehouse, schema=target.schema)

@@ -312,9 +312,9 @@ def _assert_the_rule_assigned(frame) -> None:
 def test_postgres_assigns_every_arm_by_the_rule(postgres_build, postgres_server, monkeypatch, tmp_path: Path):
     """Both levels of the hash (control by mod 100, then the treated arm by mod 10000) on Postgres,
     on a copy of the session's Postgres build with the two experiments and a 5% global holdout."""
-    from sync_engines import postgres_copy
+    from sync_engines import postgres_database
 
-    with postgres_copy(postgres_server, postgres_build.target.settings["dbname"]) as copy:
+    with postgres_database(postgres_server, copy_of=postgres_build.target.settings["dbname"]) as copy:
         monkeypatch.setenv("CDP_POSTGRES_DATABASE", copy.settings["dbname"])
         variables = {"experiments": EXPERIMENTS_VAR, "global_holdout_percent": 5}
         _assert_the_rule_assigned(_assignments_on(postgres_build.target, variables, tmp_path))
