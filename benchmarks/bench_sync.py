@@ -286,8 +286,9 @@ def _child(step: str, path: Path, env: dict[str, str] | None = None) -> dict:
 
 
 class _TimedConnection:
-    """Delegates to a DuckDB connection, timing each ``execute`` (build_plan uses no other
-    method). DuckDB runs the statement inside ``execute``; fetching is separate and tiny."""
+    """Delegates to a DuckDB connection, timing each ``execute`` (everything else, such as
+    ``register``, passes through untimed). DuckDB runs the statement inside ``execute``;
+    fetching is separate and tiny."""
 
     def __init__(self, con) -> None:
         self._con = con
@@ -304,6 +305,9 @@ class _TimedConnection:
             label = "counts"
         self.steps[label] = self.steps.get(label, 0.0) + time.perf_counter() - start
         return result
+
+    def __getattr__(self, name: str):
+        return getattr(self._con, name)
 
 
 def _child_plan(path: Path) -> dict:

@@ -60,7 +60,7 @@ from destinations.plan import (
     build_plan,
     check_against_warehouse,
     plan_table,
-    planned_changes,
+    planned_batch,
     segment_min_size,
 )
 from destinations.privacy import forget_erased
@@ -390,21 +390,26 @@ class _Run:
         destination became unavailable, or None."""
         total = plan.sendable if total is None else total
         batch_size = max(1, int(destination.batch_size))
+        ranges = [(first, min(first + batch_size - 1, total)) for first in range(1, total + 1, batch_size)]
         if progress:
             progress(0, total)
-        for batch_number, first in enumerate(range(1, total + 1, batch_size), start=1):
-            last = min(first + batch_size - 1, total)
-            batch = planned_changes(self.con, self.sync, first, last)
-            changes = [change for _, change in batch]
-            state.mark_in_flight(
-                self.con,
-                run_id=self.run_id,
-                sync_name=self.sync.name,
-                plan_table=self.table,
-                first_seq=first,
-                last_seq=last,
-                now=_now(),
-            )
+        if not ranges:
+            return None
+        context = state.batch_context(self.con, self.sync.name)
+        # the first batch is marked in flight on its own; each later one in the commit of the batch before it
+        first, last = ranges[0]
+        state.mark_in_flight(
+            self.con,
+            run_id=self.run_id,
+            sync_name=self.sync.name,
+            plan_table=self.table,
+            first_seq=first,
+            last_seq=last,
+            now=_now(),
+        )
+        for batch_number, (first, last) in enumerate(ranges, start=1):
+            batch = planned_batch(self.con, self.sync, first, last)
+            changes = [change for _, _, change in batch]
             unavailable = None
             try:
                 outcomes = destination.send(changes)
@@ -413,18 +418,26 @@ class _Run:
                 outcomes = [Outcome(change.change_id, "failed", unavailable) for change in changes]
             if after_send is not None:
                 after_send(batch_number)
-            self._commit(batch, outcomes)
+            following = ranges[batch_number] if batch_number < len(ranges) and not unavailable else None
+            self._commit(batch, outcomes, context, following)
             if progress:
                 progress(last, total)
             if unavailable:
                 return unavailable
         return None
 
-    def _commit(self, batch: list[tuple[int, Change]], outcomes: list[Outcome]) -> None:
-        """Record the batch's outcomes; a change the connector did not answer for failed."""
+    def _commit(
+        self,
+        batch: list[tuple[int, str, Change]],
+        outcomes: list[Outcome],
+        context: state.BatchContext,
+        next_in_flight: tuple[int, int] | None,
+    ) -> None:
+        """Record the batch's outcomes, and mark the next batch in flight, in one transaction;
+        a change the connector did not answer for failed."""
         by_id = {outcome.change_id: outcome for outcome in outcomes}
         missing = Outcome("", "failed", "the connector returned no outcome for this record")
-        answered = [by_id.get(change.change_id, missing) for _, change in batch]
+        answered = [by_id.get(change.change_id, missing) for _, _, change in batch]
         state.commit_batch(
             self.con,
             run_id=self.run_id,
@@ -432,8 +445,11 @@ class _Run:
             plan_table=self.table,
             outcomes=[
                 state.RecordOutcome(seq, change.key, outcome.status, outcome.error, outcome.destination_id)
-                for (seq, change), outcome in zip(batch, answered, strict=False)
+                for (seq, _, change), outcome in zip(batch, answered, strict=False)
             ],
+            ops=[op for _, op, _ in batch],
+            context=context,
+            next_in_flight=next_in_flight,
             max_attempts=MAX_ATTEMPTS,
             now=_now(),
         )

@@ -197,6 +197,15 @@ def log_unsent(con: Store, *, run_id: str, sync_name: str, plan_table: str, now:
     )
 
 
+#: the statement that marks a seq range of the plan in flight (mark_in_flight, and commit_batch for the next batch)
+_IN_FLIGHT = f"""
+    insert into {STATE_SCHEMA}.in_flight
+    select :sync_name, record_key, profile_id, op, payload_hash, change_id, :run_id, :now
+    from {{plan_table}}
+    where seq between :{{first}} and :{{last}}
+"""
+
+
 def mark_in_flight(
     con: Store,
     *,
@@ -209,14 +218,41 @@ def mark_in_flight(
 ) -> None:
     """Before sending: these changes may land even if we never hear back."""
     as_warehouse(con).execute(
-        f"""
-        insert into {STATE_SCHEMA}.in_flight
-        select :sync_name, record_key, profile_id, op, payload_hash, change_id, :run_id, :now
-        from {plan_table}
-        where seq between :first_seq and :last_seq
-        """,
+        _IN_FLIGHT.format(plan_table=plan_table, first="first_seq", last="last_seq"),
         {"sync_name": sync_name, "run_id": run_id, "now": now, "first_seq": first_seq, "last_seq": last_seq},
     )
+
+
+@dataclass(frozen=True)
+class BatchContext:
+    """What a run's batch commits may skip, known once before the first batch is sent.
+
+    Every key appears once in a plan, so a batch's keys are its own for the whole run: when
+    the sync had no departed or failure rows before the run, the statements that clear a
+    batch's keys from those tables have nothing to do, and an added key is never in state
+    (the plan adds only keys the state does not hold, unless a pending privacy receipt hid
+    its state row from the plan; then every confirmed key is cleared, as before).
+    """
+
+    has_departed: bool = True
+    has_failures: bool = True
+    state_may_hold_adds: bool = True
+
+
+def batch_context(con: Store, sync_name: str) -> BatchContext:
+    """The sync's BatchContext, read before its first batch is sent."""
+    has_departed, has_failures, pending_receipts = as_warehouse(con).fetch(
+        f"""
+        select
+            exists (select 1 from {STATE_SCHEMA}.departed where sync_name = :sync_name),
+            exists (select 1 from {STATE_SCHEMA}.failures where sync_name = :sync_name),
+            exists (
+                select 1 from {STATE_SCHEMA}.privacy_receipts where sync_name = :sync_name and status = 'pending'
+            )
+        """,
+        {"sync_name": sync_name},
+    )[0]
+    return BatchContext(bool(has_departed), bool(has_failures), bool(pending_receipts))
 
 
 def commit_batch(
@@ -228,11 +264,30 @@ def commit_batch(
     outcomes: Sequence[RecordOutcome],
     max_attempts: int,
     now: datetime,
+    ops: Sequence[str] | None = None,
+    context: BatchContext = BatchContext(),
+    next_in_flight: tuple[int, int] | None = None,
 ) -> None:
     """Record one batch's outcomes in one transaction (sql/commit_batch.sql): log every
-    change, advance state for what was confirmed, count failures, update the run's totals."""
-    confirmed_keys = [outcome.record_key for outcome in outcomes if outcome.status == "confirmed"]
+    change, advance state for what was confirmed, count failures, update the run's totals.
+
+    ``ops`` (the plan's op of each outcome, add | update | remove) lets the commit delete from
+    state only the keys it may hold (see BatchContext); without it every confirmed key is
+    deleted. ``next_in_flight`` (first, last seq) marks the next batch in flight in the same
+    transaction: one commit per batch instead of two, and still durable before that batch is sent.
+    """
+    if ops is None:
+        ops = ["update"] * len(outcomes)
+    confirmed_keys = [
+        outcome.record_key
+        for outcome, op in zip(outcomes, ops, strict=True)
+        if outcome.status == "confirmed" and (op != "add" or context.state_may_hold_adds)
+    ]
     statuses = [outcome.status for outcome in outcomes]
+    counts = {status: statuses.count(status) for status in ("confirmed", "failed", "rejected")}
+    confirmed_removes = sum(
+        1 for outcome, op in zip(outcomes, ops, strict=True) if outcome.status == "confirmed" and op == "remove"
+    )
     params: dict = {
         "run_id": run_id,
         "sync_name": sync_name,
@@ -241,9 +296,11 @@ def commit_batch(
         "first_seq": min(outcome.seq for outcome in outcomes),
         "last_seq": max(outcome.seq for outcome in outcomes),
         "sent": len(statuses),
-        **{status: statuses.count(status) for status in ("confirmed", "failed", "rejected")},
+        **counts,
         **{f"confirmed_{index}": key for index, key in enumerate(confirmed_keys)},
     }
+    if next_in_flight is not None:
+        params["next_first_seq"], params["next_last_seq"] = next_in_flight
     batch = pa.table(
         {
             "seq": pa.array([outcome.seq for outcome in outcomes], pa.int64()),
@@ -259,7 +316,14 @@ def commit_batch(
         schema=STATE_SCHEMA,
         plan_table=plan_table,
         confirmed_keys=len(confirmed_keys),
+        any_confirmed=counts["confirmed"] > 0,
+        confirmed_removes=confirmed_removes > 0,
+        any_failed=counts["failed"] + counts["rejected"] > 0,
+        clear_departed=context.has_departed,
+        clear_failures=context.has_failures,
     )
+    if next_in_flight is not None:
+        sql.append(_IN_FLIGHT.format(plan_table=plan_table, first="next_first_seq", last="next_last_seq"))
     store.load_rows("batch_outcomes", batch, temporary=True)
     try:
         with store.transaction():
