@@ -17,10 +17,11 @@ One run of one sync:
    failed audience checks when the caller enforces them (Dagster's send does). Privacy
    removals (consent withdrawn, deletion requested, suppressed) are not weighed, and a
    stopped run still sends them (they come first in the plan);
-7. stream the plan in the destination's batch size (one batch in memory), send, and in
-   one transaction per batch: log every change, advance the confirmed state only for
-   records the destination confirmed, record failures (retried next run) and rejections
-   (skipped until their payload changes).
+7. stream the plan in the destination's batch size (one window of ``COMMIT_RECORDS`` in
+   memory), every change marked in flight before it is sent, and in one transaction per
+   window of batches: log every change, advance the confirmed state only for records the
+   destination confirmed, record failures (retried next run) and rejections (skipped until
+   their payload changes), and mark the next window in flight.
 
 This module is the control flow only: the SQL of the plan is destinations/plan.py's, and
 every statement on the engine's tables is destinations/state.py's.
@@ -31,8 +32,9 @@ needs transactions — the warehouse itself unless it lacks them (Spark), then a
 Postgres store (destinations/warehouse/locations.py). So state advances only for confirmed
 records on every engine.
 
-A crash at any point leaves state at the last committed batch; the next run plans the
-difference again and re-sends with the same change ids (idempotent at the destination).
+A crash at any point leaves state at the last committed window (an error or an interrupt
+commits the batches already answered first); the next run plans the difference again and
+re-sends with the same change ids (idempotent at the destination).
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ if TYPE_CHECKING:
 
 #: a record that failed this many runs in a row is treated as rejected until its payload changes
 MAX_ATTEMPTS = 5
+
+#: how many records' outcomes one state transaction commits (at least one batch): fewer commits
+#: mean less warehouse work per record; a process killed outright re-sends at most this many
+COMMIT_RECORDS = 10_000
+#: a window of batches is committed after this many seconds even if not full (slow destinations)
+COMMIT_SECONDS = 5.0
 
 ProgressCallback = Callable[[int, int], None]
 #: opens the warehouse for writing; raises cdp.warehouse.WarehouseBusyError if another process writes it
@@ -387,7 +395,17 @@ class _Run:
         self, destination: Destination, plan: PlanSummary, progress, after_send, *, total: int | None = None
     ) -> str | None:
         """Send the plan batch by batch (its first ``total`` changes: default all); the reason the
-        destination became unavailable, or None."""
+        destination became unavailable, or None.
+
+        The warehouse work is done per window of batches (``COMMIT_RECORDS``), not per batch:
+        one transaction records the outcomes of the window's batches and marks the next window in
+        flight, so every change is in flight before it is sent, and state advances only for
+        confirmed records. A window closes early after ``COMMIT_SECONDS``. When the loop ends
+        early (the destination unavailable, an error, an interrupt), the batches already answered
+        are committed and the window's unsent batches are taken out of flight. A process killed
+        outright loses at most one window of confirmations: its changes stay in flight and are
+        sent again next run with the same change ids (the receiver de-duplicates them).
+        """
         total = plan.sendable if total is None else total
         batch_size = max(1, int(destination.batch_size))
         ranges = [(first, min(first + batch_size - 1, total)) for first in range(1, total + 1, batch_size)]
@@ -395,64 +413,41 @@ class _Run:
             progress(0, total)
         if not ranges:
             return None
-        context = state.batch_context(self.con, self.sync.name)
-        # the first batch is marked in flight on its own; each later one in the commit of the batch before it
-        first, last = ranges[0]
-        state.mark_in_flight(
-            self.con,
-            run_id=self.run_id,
-            sync_name=self.sync.name,
-            plan_table=self.table,
-            first_seq=first,
-            last_seq=last,
-            now=_now(),
-        )
-        for batch_number, (first, last) in enumerate(ranges, start=1):
-            batch = planned_batch(self.con, self.sync, first, last)
-            changes = [change for _, _, change in batch]
-            unavailable = None
-            try:
-                outcomes = destination.send(changes)
-            except DestinationUnavailable as error:
-                unavailable = str(error)
-                outcomes = [Outcome(change.change_id, "failed", unavailable) for change in changes]
-            if after_send is not None:
-                after_send(batch_number)
-            following = ranges[batch_number] if batch_number < len(ranges) and not unavailable else None
-            self._commit(batch, outcomes, context, following)
-            if progress:
-                progress(last, total)
-            if unavailable:
-                return unavailable
+        window_batches = max(1, COMMIT_RECORDS // batch_size)
+        window = _Window(self, state.batch_context(self.con, self.sync.name))
+        try:
+            for batch_number, (first, last) in enumerate(ranges, start=1):
+                if last > window.marked_upto or window.due():
+                    # the next window's changes go in flight with the outcomes so far, in one transaction
+                    window_last = ranges[min(len(ranges), batch_number - 1 + window_batches) - 1][1]
+                    window.commit(mark=(first, window_last) if last > window.marked_upto else None)
+                batch = window.take(last)
+                changes = [change for _, _, change in batch]
+                unavailable = None
+                window.attempted_upto = last
+                try:
+                    outcomes = destination.send(changes)
+                except DestinationUnavailable as error:
+                    unavailable = str(error)
+                    outcomes = [Outcome(change.change_id, "failed", unavailable) for change in changes]
+                if after_send is not None:
+                    after_send(batch_number)
+                window.answered(batch, outcomes)
+                if unavailable:
+                    window.commit(ending=True)
+                    if progress:
+                        progress(last, total)
+                    return unavailable
+                if progress:
+                    progress(last, total)
+            window.commit(ending=True)
+        except BaseException:
+            window.commit_after_error()
+            raise
         return None
 
-    def _commit(
-        self,
-        batch: list[tuple[int, str, Change]],
-        outcomes: list[Outcome],
-        context: state.BatchContext,
-        next_in_flight: tuple[int, int] | None,
-    ) -> None:
-        """Record the batch's outcomes, and mark the next batch in flight, in one transaction;
-        a change the connector did not answer for failed."""
-        by_id = {outcome.change_id: outcome for outcome in outcomes}
-        missing = Outcome("", "failed", "the connector returned no outcome for this record")
-        answered = [by_id.get(change.change_id, missing) for _, _, change in batch]
-        state.commit_batch(
-            self.con,
-            run_id=self.run_id,
-            sync_name=self.sync.name,
-            plan_table=self.table,
-            outcomes=[
-                state.RecordOutcome(seq, change.key, outcome.status, outcome.error, outcome.destination_id)
-                for (seq, _, change), outcome in zip(batch, answered, strict=False)
-            ],
-            ops=[op for _, op, _ in batch],
-            context=context,
-            next_in_flight=next_in_flight,
-            max_attempts=MAX_ATTEMPTS,
-            now=_now(),
-        )
+    def _count(self, answered: list[Outcome]) -> None:
+        """Add committed outcomes to the run's result."""
         statuses = [outcome.status for outcome in answered]
         self.result.sent += len(statuses)
         self.result.confirmed += statuses.count("confirmed")
@@ -492,3 +487,77 @@ class _Run:
         self.result.message = message
         self.result.seconds = time.perf_counter() - self.started
         return self.result
+
+
+class _Window:
+    """The batches of one run sent since the last state commit, and what is in flight.
+
+    ``marked_upto`` is the last seq marked in flight, ``attempted_upto`` the last seq handed to
+    the destination; the rows of the marked window are fetched from the plan table once.
+    """
+
+    def __init__(self, run: _Run, context: state.BatchContext):
+        self.run = run
+        self.context = context
+        self.marked_upto = 0
+        self.attempted_upto = 0
+        self.rows: list[tuple[int, str, Change]] = []
+        self.pending: list[tuple[tuple[int, str, Change], Outcome]] = []
+        self.since = time.monotonic()
+
+    def due(self) -> bool:
+        return bool(self.pending) and time.monotonic() - self.since > COMMIT_SECONDS
+
+    def take(self, last: int) -> list[tuple[int, str, Change]]:
+        """The fetched rows up to seq ``last`` (the next batch), removed from the window."""
+        cut = next((index for index, row in enumerate(self.rows) if row[0] > last), len(self.rows))
+        batch, self.rows = self.rows[:cut], self.rows[cut:]
+        return batch
+
+    def answered(self, batch: list[tuple[int, str, Change]], outcomes: list[Outcome]) -> None:
+        """Keep a sent batch's outcomes for the next commit; a change the connector did not
+        answer for failed."""
+        by_id = {outcome.change_id: outcome for outcome in outcomes}
+        missing = Outcome("", "failed", "the connector returned no outcome for this record")
+        self.pending += [(row, by_id.get(row[2].change_id, missing)) for row in batch]
+
+    def commit(self, mark: tuple[int, int] | None = None, *, ending: bool = False) -> None:
+        """One transaction: the pending outcomes, the next window in flight (``mark``), and when
+        the loop is ``ending`` the changes marked but never handed to the destination out of flight."""
+        run = self.run
+        unmark = None
+        if ending and self.attempted_upto < self.marked_upto:
+            unmark = (self.attempted_upto + 1, self.marked_upto)
+        state.commit_batch(
+            run.con,
+            run_id=run.run_id,
+            sync_name=run.sync.name,
+            plan_table=run.table,
+            outcomes=[
+                state.RecordOutcome(seq, change.key, outcome.status, outcome.error, outcome.destination_id)
+                for (seq, _, change), outcome in self.pending
+            ],
+            ops=[op for (_, op, _), _ in self.pending],
+            context=self.context,
+            mark=mark,
+            unmark=unmark,
+            max_attempts=MAX_ATTEMPTS,
+            now=_now(),
+        )
+        run._count([outcome for _, outcome in self.pending])
+        self.pending = []
+        self.since = time.monotonic()
+        if unmark is not None:
+            self.marked_upto = self.attempted_upto
+        if mark is not None:
+            self.marked_upto = mark[1]
+            self.rows = planned_batch(run.con, run.sync, *mark)
+
+    def commit_after_error(self) -> None:
+        """The loop ended with an error: what the destination answered is a fact worth keeping,
+        and what was never sent is not in doubt. The error in hand is the one reported; if this
+        commit fails too, the next run re-plans (everything attempted is still in flight)."""
+        try:
+            self.commit(ending=True)
+        except Exception:  # noqa: BLE001 - the original error propagates
+            pass

@@ -197,30 +197,22 @@ def log_unsent(con: Store, *, run_id: str, sync_name: str, plan_table: str, now:
     )
 
 
-#: the statement that marks a seq range of the plan in flight (mark_in_flight, and commit_batch for the next batch)
-_IN_FLIGHT = f"""
+#: a seq range of the plan marked in flight: these changes may land even if we never hear back
+_MARK_IN_FLIGHT = f"""
     insert into {STATE_SCHEMA}.in_flight
     select :sync_name, record_key, profile_id, op, payload_hash, change_id, :run_id, :now
     from {{plan_table}}
-    where seq between :{{first}} and :{{last}}
+    where seq between :mark_first_seq and :mark_last_seq and op in ('add', 'update', 'remove')
 """
 
-
-def mark_in_flight(
-    con: Store,
-    *,
-    run_id: str,
-    sync_name: str,
-    plan_table: str,
-    first_seq: int,
-    last_seq: int,
-    now: datetime,
-) -> None:
-    """Before sending: these changes may land even if we never hear back."""
-    as_warehouse(con).execute(
-        _IN_FLIGHT.format(plan_table=plan_table, first="first_seq", last="last_seq"),
-        {"sync_name": sync_name, "run_id": run_id, "now": now, "first_seq": first_seq, "last_seq": last_seq},
-    )
+#: a seq range this run marked in flight and then never sent (the run stopped before it): not in doubt
+_UNMARK_IN_FLIGHT = f"""
+    delete from {STATE_SCHEMA}.in_flight
+    where sync_name = :sync_name and run_id = :run_id
+        and change_id in (
+            select change_id from {{plan_table}} where seq between :unmark_first_seq and :unmark_last_seq
+        )
+"""
 
 
 @dataclass(frozen=True)
@@ -266,41 +258,59 @@ def commit_batch(
     now: datetime,
     ops: Sequence[str] | None = None,
     context: BatchContext = BatchContext(),
-    next_in_flight: tuple[int, int] | None = None,
+    mark: tuple[int, int] | None = None,
+    unmark: tuple[int, int] | None = None,
 ) -> None:
-    """Record one batch's outcomes in one transaction (sql/commit_batch.sql): log every
+    """Record sent batches' outcomes in one transaction (sql/commit_batch.sql): log every
     change, advance state for what was confirmed, count failures, update the run's totals.
 
     ``ops`` (the plan's op of each outcome, add | update | remove) lets the commit delete from
     state only the keys it may hold (see BatchContext); without it every confirmed key is
-    deleted. ``next_in_flight`` (first, last seq) marks the next batch in flight in the same
-    transaction: one commit per batch instead of two, and still durable before that batch is sent.
+    deleted. In the same transaction, ``mark`` (first, last seq) puts the plan's next changes
+    in flight before any of them is sent, and ``unmark`` takes back changes this run marked
+    but never sent. ``outcomes`` may be empty (only marking).
     """
-    if ops is None:
-        ops = ["update"] * len(outcomes)
-    confirmed_keys = [
-        outcome.record_key
-        for outcome, op in zip(outcomes, ops, strict=True)
-        if outcome.status == "confirmed" and (op != "add" or context.state_may_hold_adds)
-    ]
-    statuses = [outcome.status for outcome in outcomes]
-    counts = {status: statuses.count(status) for status in ("confirmed", "failed", "rejected")}
-    confirmed_removes = sum(
-        1 for outcome, op in zip(outcomes, ops, strict=True) if outcome.status == "confirmed" and op == "remove"
-    )
-    params: dict = {
-        "run_id": run_id,
-        "sync_name": sync_name,
-        "now": now,
-        "max_attempts": max_attempts,
-        "first_seq": min(outcome.seq for outcome in outcomes),
-        "last_seq": max(outcome.seq for outcome in outcomes),
-        "sent": len(statuses),
-        **counts,
-        **{f"confirmed_{index}": key for index, key in enumerate(confirmed_keys)},
-    }
-    if next_in_flight is not None:
-        params["next_first_seq"], params["next_last_seq"] = next_in_flight
+    params: dict = {"run_id": run_id, "sync_name": sync_name, "now": now}
+    sql: list[str] = []
+    store = as_warehouse(con)
+    if outcomes:
+        ops = ["update"] * len(outcomes) if ops is None else ops
+        confirmed = [outcome.status == "confirmed" for outcome in outcomes]
+        confirmed_keys = [
+            outcome.record_key
+            for outcome, op, ok in zip(outcomes, ops, confirmed, strict=True)
+            if ok and (op != "add" or context.state_may_hold_adds)
+        ]
+        statuses = [outcome.status for outcome in outcomes]
+        counts = {status: statuses.count(status) for status in ("confirmed", "failed", "rejected")}
+        params |= {
+            "max_attempts": max_attempts,
+            "first_seq": min(outcome.seq for outcome in outcomes),
+            "last_seq": max(outcome.seq for outcome in outcomes),
+            "sent": len(statuses),
+            **counts,
+            **{f"confirmed_{index}": key for index, key in enumerate(confirmed_keys)},
+        }
+        sql += statements(
+            "commit_batch.sql",
+            dialect=store.dialect,
+            schema=STATE_SCHEMA,
+            plan_table=plan_table,
+            confirmed_keys=len(confirmed_keys),
+            any_confirmed=counts["confirmed"] > 0,
+            confirmed_removes=any(ok and op == "remove" for op, ok in zip(ops, confirmed, strict=True)),
+            any_failed=counts["failed"] + counts["rejected"] > 0,
+            clear_departed=context.has_departed,
+            clear_failures=context.has_failures,
+        )
+    if unmark is not None:
+        params["unmark_first_seq"], params["unmark_last_seq"] = unmark
+        sql.append(_UNMARK_IN_FLIGHT.format(plan_table=plan_table))
+    if mark is not None:
+        params["mark_first_seq"], params["mark_last_seq"] = mark
+        sql.append(_MARK_IN_FLIGHT.format(plan_table=plan_table))
+    if not sql:
+        return
     batch = pa.table(
         {
             "seq": pa.array([outcome.seq for outcome in outcomes], pa.int64()),
@@ -309,28 +319,15 @@ def commit_batch(
             "destination_id": pa.array([outcome.destination_id for outcome in outcomes], pa.string()),
         }
     )
-    store = as_warehouse(con)
-    sql = statements(
-        "commit_batch.sql",
-        dialect=store.dialect,
-        schema=STATE_SCHEMA,
-        plan_table=plan_table,
-        confirmed_keys=len(confirmed_keys),
-        any_confirmed=counts["confirmed"] > 0,
-        confirmed_removes=confirmed_removes > 0,
-        any_failed=counts["failed"] + counts["rejected"] > 0,
-        clear_departed=context.has_departed,
-        clear_failures=context.has_failures,
-    )
-    if next_in_flight is not None:
-        sql.append(_IN_FLIGHT.format(plan_table=plan_table, first="next_first_seq", last="next_last_seq"))
-    store.load_rows("batch_outcomes", batch, temporary=True)
+    if outcomes:
+        store.load_rows("batch_outcomes", batch, temporary=True)
     try:
         with store.transaction():
             for statement in sql:
                 store.execute(statement, params)
     finally:
-        store.drop_loaded("batch_outcomes")
+        if outcomes:
+            store.drop_loaded("batch_outcomes")
 
 
 # -- pause and resume ---------------------------------------------------------------------
