@@ -39,11 +39,13 @@ re-sends with the same change ids (idempotent at the destination).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,8 +81,6 @@ MAX_ATTEMPTS = 5
 #: how many records' outcomes one state transaction commits (at least one batch): fewer commits
 #: mean less warehouse work per record; a process killed outright re-sends at most this many
 COMMIT_RECORDS = 10_000
-#: a window of batches is committed after this many seconds even if not full (slow destinations)
-COMMIT_SECONDS = 5.0
 
 ProgressCallback = Callable[[int, int], None]
 #: opens the warehouse for writing; raises cdp.warehouse.WarehouseBusyError if another process writes it
@@ -397,14 +397,15 @@ class _Run:
         """Send the plan batch by batch (its first ``total`` changes: default all); the reason the
         destination became unavailable, or None.
 
-        The warehouse work is done per window of batches (``COMMIT_RECORDS``), not per batch:
-        one transaction records the outcomes of the window's batches and marks the next window in
-        flight, so every change is in flight before it is sent, and state advances only for
-        confirmed records. A window closes early after ``COMMIT_SECONDS``. When the loop ends
+        The warehouse work is done per window of batches (``COMMIT_RECORDS``), not per batch, and
+        beside the sending: while a window's batches are sent, one background transaction records
+        the previous window's outcomes and marks the next window in flight, then the next window's
+        changes are read. So every change is in flight before it is sent, state advances only for
+        confirmed records, and the connection is used by one thread at a time. When the loop ends
         early (the destination unavailable, an error, an interrupt), the batches already answered
-        are committed and the window's unsent batches are taken out of flight. A process killed
-        outright loses at most one window of confirmations: its changes stay in flight and are
-        sent again next run with the same change ids (the receiver de-duplicates them).
+        are committed and the changes marked but never sent are taken out of flight. A process
+        killed outright loses at most two windows of confirmations: their changes stay in flight
+        and are sent again next run with the same change ids (the receiver de-duplicates them).
         """
         total = plan.sendable if total is None else total
         batch_size = max(1, int(destination.batch_size))
@@ -413,37 +414,42 @@ class _Run:
             progress(0, total)
         if not ranges:
             return None
-        window_batches = max(1, COMMIT_RECORDS // batch_size)
+        per_window = max(1, COMMIT_RECORDS // batch_size)
+        windows = [ranges[index : index + per_window] for index in range(0, len(ranges), per_window)]
         window = _Window(self, state.batch_context(self.con, self.sync.name))
-        try:
-            for batch_number, (first, last) in enumerate(ranges, start=1):
-                if last > window.marked_upto or window.due():
-                    # the next window's changes go in flight with the outcomes so far, in one transaction
-                    window_last = ranges[min(len(ranges), batch_number - 1 + window_batches) - 1][1]
-                    window.commit(mark=(first, window_last) if last > window.marked_upto else None)
-                batch = window.take(last)
-                changes = [change for _, _, change in batch]
-                unavailable = None
-                window.attempted_upto = last
-                try:
-                    outcomes = destination.send(changes)
-                except DestinationUnavailable as error:
-                    unavailable = str(error)
-                    outcomes = [Outcome(change.change_id, "failed", unavailable) for change in changes]
-                if after_send is not None:
-                    after_send(batch_number)
-                window.answered(batch, outcomes)
-                if unavailable:
-                    window.commit(ending=True)
-                    if progress:
-                        progress(last, total)
-                    return unavailable
-                if progress:
-                    progress(last, total)
-            window.commit(ending=True)
-        except BaseException:
-            window.commit_after_error()
-            raise
+        window.prepare([], (windows[0][0][0], windows[0][-1][1]))
+        batch_number = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sync-{self.sync.name}") as worker:
+            try:
+                for index, batches in enumerate(windows):
+                    following = windows[index + 1] if index + 1 < len(windows) else None
+                    answered, window.pending = window.pending, []
+                    rows, unavailable = window.rows, None
+                    job = worker.submit(window.prepare, answered, following and (following[0][0], following[-1][1]))
+                    try:
+                        for _, last in batches:
+                            batch_number += 1
+                            batch, rows = _take(rows, last)
+                            window.attempted_upto = last
+                            unavailable, outcomes = _send(destination, [change for _, _, change in batch])
+                            if after_send is not None:
+                                after_send(batch_number)
+                            window.answered(batch, outcomes)
+                            if progress:
+                                progress(last, total)
+                            if unavailable:
+                                break
+                    except BaseException:
+                        window.join(job, answered, quiet=True)
+                        raise
+                    window.join(job, answered)
+                    if unavailable:
+                        window.commit(ending=True)
+                        return unavailable
+                window.commit(ending=True)
+            except BaseException:
+                window.commit_after_error()
+                raise
         return None
 
     def _count(self, answered: list[Outcome]) -> None:
@@ -489,11 +495,27 @@ class _Run:
         return self.result
 
 
+def _send(destination: Destination, changes: list[Change]) -> tuple[str | None, list[Outcome]]:
+    """(why the destination is unavailable or None, the outcomes); unavailable fails every change."""
+    try:
+        return None, destination.send(changes)
+    except DestinationUnavailable as error:
+        return str(error), [Outcome(change.change_id, "failed", str(error)) for change in changes]
+
+
+def _take(rows: list, last: int) -> tuple[list, list]:
+    """The rows up to seq ``last`` (the next batch), and the rest."""
+    cut = next((index for index, row in enumerate(rows) if row[0] > last), len(rows))
+    return rows[:cut], rows[cut:]
+
+
 class _Window:
-    """The batches of one run sent since the last state commit, and what is in flight.
+    """What a run has sent since its last state commit, and what is in flight.
 
     ``marked_upto`` is the last seq marked in flight, ``attempted_upto`` the last seq handed to
-    the destination; the rows of the marked window are fetched from the plan table once.
+    the destination; ``rows`` are the next window's changes, read from the plan table once;
+    ``pending`` the outcomes not yet committed. Only one thread at a time uses the connection:
+    the background job (``prepare``) is always joined before the run's thread commits.
     """
 
     def __init__(self, run: _Run, context: state.BatchContext):
@@ -503,16 +525,6 @@ class _Window:
         self.attempted_upto = 0
         self.rows: list[tuple[int, str, Change]] = []
         self.pending: list[tuple[tuple[int, str, Change], Outcome]] = []
-        self.since = time.monotonic()
-
-    def due(self) -> bool:
-        return bool(self.pending) and time.monotonic() - self.since > COMMIT_SECONDS
-
-    def take(self, last: int) -> list[tuple[int, str, Change]]:
-        """The fetched rows up to seq ``last`` (the next batch), removed from the window."""
-        cut = next((index for index, row in enumerate(self.rows) if row[0] > last), len(self.rows))
-        batch, self.rows = self.rows[:cut], self.rows[cut:]
-        return batch
 
     def answered(self, batch: list[tuple[int, str, Change]], outcomes: list[Outcome]) -> None:
         """Keep a sent batch's outcomes for the next commit; a change the connector did not
@@ -521,13 +533,35 @@ class _Window:
         missing = Outcome("", "failed", "the connector returned no outcome for this record")
         self.pending += [(row, by_id.get(row[2].change_id, missing)) for row in batch]
 
-    def commit(self, mark: tuple[int, int] | None = None, *, ending: bool = False) -> None:
-        """One transaction: the pending outcomes, the next window in flight (``mark``), and when
-        the loop is ``ending`` the changes marked but never handed to the destination out of flight."""
+    def prepare(self, answered: list, mark: tuple[int, int] | None) -> None:
+        """One transaction: ``answered`` outcomes recorded and the window ``mark`` in flight; then
+        that window's changes read (the background job; the first window's runs inline)."""
+        self._commit(answered, mark=mark)
+        self.rows = planned_batch(self.run.con, self.run.sync, *mark) if mark else []
+
+    def join(self, job: Future, answered: list, *, quiet: bool = False) -> None:
+        """Wait for the background job; if it failed, its outcomes are pending again and its
+        error is raised (``quiet``: not, another error is on its way)."""
+        try:
+            job.result()
+        except BaseException:
+            self.pending = answered + self.pending
+            if not quiet:
+                raise
+
+    def commit(self, *, ending: bool = False) -> None:
+        """The pending outcomes; when the loop is ``ending``, the changes marked but never handed
+        to the destination out of flight."""
+        unmark = (
+            (self.attempted_upto + 1, self.marked_upto) if ending and self.attempted_upto < self.marked_upto else None
+        )
+        self._commit(self.pending, unmark=unmark)
+        self.pending = []
+        if unmark is not None:
+            self.marked_upto = self.attempted_upto
+
+    def _commit(self, answered: list, *, mark: tuple[int, int] | None = None, unmark=None) -> None:
         run = self.run
-        unmark = None
-        if ending and self.attempted_upto < self.marked_upto:
-            unmark = (self.attempted_upto + 1, self.marked_upto)
         state.commit_batch(
             run.con,
             run_id=run.run_id,
@@ -535,29 +569,22 @@ class _Window:
             plan_table=run.table,
             outcomes=[
                 state.RecordOutcome(seq, change.key, outcome.status, outcome.error, outcome.destination_id)
-                for (seq, _, change), outcome in self.pending
+                for (seq, _, change), outcome in answered
             ],
-            ops=[op for (_, op, _), _ in self.pending],
+            ops=[op for (_, op, _), _ in answered],
             context=self.context,
             mark=mark,
             unmark=unmark,
             max_attempts=MAX_ATTEMPTS,
             now=_now(),
         )
-        run._count([outcome for _, outcome in self.pending])
-        self.pending = []
-        self.since = time.monotonic()
-        if unmark is not None:
-            self.marked_upto = self.attempted_upto
+        run._count([outcome for _, outcome in answered])
         if mark is not None:
             self.marked_upto = mark[1]
-            self.rows = planned_batch(run.con, run.sync, *mark)
 
     def commit_after_error(self) -> None:
         """The loop ended with an error: what the destination answered is a fact worth keeping,
         and what was never sent is not in doubt. The error in hand is the one reported; if this
         commit fails too, the next run re-plans (everything attempted is still in flight)."""
-        try:
+        with contextlib.suppress(Exception):  # the original error propagates
             self.commit(ending=True)
-        except Exception:  # noqa: BLE001 - the original error propagates
-            pass

@@ -147,6 +147,7 @@ def build_plan(
     store = as_warehouse(con)
     data = store if data is None else as_warehouse(data)
     profile_columns = set(data.columns(sources.profile_fields))
+    suppressed = state.suppressed_hashes(store)
     context = {
         "schema": state.STATE_SCHEMA,
         "sync_name": sync.name,
@@ -160,7 +161,10 @@ def build_plan(
         "mode": sync.mode,
         "checks_key_format": key_pattern(sync.key) is not None,
         "coverage": coverage_checks(sync),
-        "suppression_columns": [(kind, kind) for kind in SUPPRESSIBLE if kind in profile_columns],
+        # an empty list matches nobody: no hashing of every member's email and phone
+        "suppression_columns": [(kind, kind) for kind in SUPPRESSIBLE if kind in profile_columns]
+        if suppressed.num_rows
+        else [],
         "assignments": sources.assignments,
         "global_holdout": _reads_assignments(data, sync, sources),
         "experiment": sync.experiment,
@@ -177,7 +181,7 @@ def build_plan(
         "global_holdout_experiment": GLOBAL_HOLDOUT,
     }
     # the suppression list lives beside the state; desired.sql reads it where the data lives
-    data.load_rows("sync_suppressed", state.suppressed_hashes(store), temporary=True)
+    data.load_rows("sync_suppressed", suppressed, temporary=True)
     try:
         _computed_where_the_data_lives(data, store, "desired.sql", "sync_desired", context, params)
         if data is not store:

@@ -73,7 +73,8 @@ class DuckDBFile(Location):
     def open(self) -> Warehouse:
         from destinations.warehouse.duckdb_engine import DuckDBWarehouse
 
-        return DuckDBWarehouse(self.opener(self.path))
+        # a sync's plan spills to disk beyond the memory limit instead of taking the machine's RAM
+        return DuckDBWarehouse(self.opener(self.path)).bound_memory()
 
     def lock_dir(self) -> Path:
         return self.path.parent / f".{self.path.name}.locks"
