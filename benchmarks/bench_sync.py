@@ -668,8 +668,7 @@ def _run_plan(n: int, workdir: Path) -> list[dict]:
     ours = _child("plan-only", warehouse)
     _log(
         f"build_plan {ours['seconds']:.2f}s, peak RSS {ours['peak_rss_mb']:.0f} MB "
-        f"(memory_limit {ours['memory_limit']}); "
-        + ", ".join(f"{k} {v:.2f}s" for k, v in ours["steps"].items())
+        f"(memory_limit {ours['memory_limit']}); " + ", ".join(f"{k} {v:.2f}s" for k, v in ours["steps"].items())
     )
     ours_problems = [f"{k}: planned {ours[k]:,}, expected {v:,}" for k, v in expected.items() if ours[k] != v]
     ours_problems += [f"{k}: {ours[k]:,}, expected 0" for k in ("invalid", "excluded", "skipped_rejected") if ours[k]]
