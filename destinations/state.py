@@ -276,11 +276,9 @@ def commit_batch(
     if outcomes:
         ops = ["update"] * len(outcomes) if ops is None else ops
         confirmed = [outcome.status == "confirmed" for outcome in outcomes]
-        confirmed_keys = [
-            outcome.record_key
-            for outcome, op, ok in zip(outcomes, ops, confirmed, strict=True)
-            if ok and (op != "add" or context.state_may_hold_adds)
-        ]
+        clears_state = any(
+            ok and (op != "add" or context.state_may_hold_adds) for op, ok in zip(ops, confirmed, strict=True)
+        )
         statuses = [outcome.status for outcome in outcomes]
         counts = {status: statuses.count(status) for status in ("confirmed", "failed", "rejected")}
         params |= {
@@ -289,14 +287,14 @@ def commit_batch(
             "last_seq": max(outcome.seq for outcome in outcomes),
             "sent": len(statuses),
             **counts,
-            **{f"confirmed_{index}": key for index, key in enumerate(confirmed_keys)},
         }
         sql += statements(
             "commit_batch.sql",
             dialect=store.dialect,
             schema=STATE_SCHEMA,
             plan_table=plan_table,
-            confirmed_keys=len(confirmed_keys),
+            clears_state=clears_state,
+            state_may_hold_adds=context.state_may_hold_adds,
             any_confirmed=counts["confirmed"] > 0,
             confirmed_removes=any(ok and op == "remove" for op, ok in zip(ops, confirmed, strict=True)),
             any_failed=counts["failed"] + counts["rejected"] > 0,

@@ -29,14 +29,14 @@ insert into {{ schema }}.changes
 select :run_id, :sync_name, seq, op, profile_id, key_sha256, status, error, :now
 from batch_rows;
 
-{% if confirmed_keys %}
--- confirmed keys as values, not a subquery: DuckDB then uses the state_record_key index
+{% if clears_state %}
+-- the confirmed keys the state may hold (an add's key it holds only in the rare case
+-- destinations.state.BatchContext describes): a semi-join on the batch, one per window
 delete from {{ schema }}.state
 where sync_name = :sync_name
     and record_key in (
-        {%- for _ in range(confirmed_keys) %}
-        :confirmed_{{ loop.index0 }}{{ "," if not loop.last }}
-        {%- endfor %}
+        select record_key from batch_rows
+        where status = 'confirmed'{{ "" if state_may_hold_adds else " and op <> 'add'" }}
     );
 {% endif %}
 
