@@ -48,13 +48,15 @@ B. End to end, fresh sync (empty state), once per distinct M = min(N, 200,000), 
    *benchmark's own* process, and ``destinations.engine.run_sync`` in a child process
    with ``WebhookDestination(batch_size=500)``. Client and receiver are therefore in two
    processes (two GILs); the engine child's peak RSS excludes the sandbox's in-memory
-   audience. ``seconds`` is the whole ``run_sync`` call (lock, plan, send, commit per
-   batch, finish). ``detail`` splits it: ``pre`` (everything before the first send:
+   audience. ``seconds`` is the whole ``run_sync`` call (lock, plan, send, commits,
+   finish). ``detail`` splits it: ``pre`` (everything before the first send:
    lock, state tables, checks, plan), ``send`` (time inside ``destination.send``, i.e.
-   HTTP + signing + JSON both ways + the sandbox's work) and ``wh`` (the engine's
-   warehouse work per batch: fetching the batch, ``in_flight`` rows, the commit
-   transaction), plus ``wh/batch`` in ms over the first and last 10% of batches, which
-   shows whether per-batch commit cost grows as the state table fills. ``plan_rss_mb`` is
+   HTTP + signing + JSON both ways + the sandbox's work) and ``wh`` (the rest: the
+   engine's warehouse work after planning — fetching batches, ``in_flight`` rows, the
+   commit transactions, one per window of ``destinations.engine.COMMIT_RECORDS`` records —
+   and finishing the run), plus ``wh/batch`` in ms over the first and last 10% of batches
+   (time between batches outside ``send``; windows make it lumpy), which shows whether
+   commit cost grows as the state table fills. ``plan_rss_mb`` is
    the child's peak RSS when the first batch is about to be sent (i.e. after planning);
    ``peak_rss_mb`` minus it is what the send loop added. The log also prints the send phase's warehouse time
    per statement (ms per batch): the child hands ``run_sync`` a pass-through connection
@@ -77,8 +79,10 @@ Table columns: ``rows`` (N desired rows, or M records sent), ``adds``/``updates`
 ``removes`` (what the step planned or sent), ``seconds``, ``rows_per_s`` (rows / seconds;
 for e2e: records delivered per second), ``peak_rss_mb``, ``plan_rss_mb`` (e2e: peak by the
 first send), ``base_rss_mb``, ``floor_seconds``, ``ratio_vs_floor``, ``correct``, ``detail``.
-DuckDB runs with its defaults (threads = cores, memory_limit = 80% of RAM), so peak RSS
-is what it chose to use on this machine, not a minimum it needs.
+The engine's connections run with the memory limit a sync sets
+(destinations.warehouse.duckdb_engine.sync_memory_settings: 1 GB unless
+CDP_SYNC_DUCKDB_MEMORY_LIMIT says otherwise; beyond it DuckDB spills to its temp directory);
+the floor runs with DuckDB's defaults (threads = cores, memory_limit = 80% of RAM).
 
     .venv/bin/python -m benchmarks.run sync                          # N = 1M and 10M
     .venv/bin/python -m benchmarks.run sync --sizes 100000
@@ -286,8 +290,9 @@ def _child(step: str, path: Path, env: dict[str, str] | None = None) -> dict:
 
 
 class _TimedConnection:
-    """Delegates to a DuckDB connection, timing each ``execute`` (build_plan uses no other
-    method). DuckDB runs the statement inside ``execute``; fetching is separate and tiny."""
+    """Delegates to a DuckDB connection, timing each ``execute`` (everything else, such as
+    ``register``, passes through untimed). DuckDB runs the statement inside ``execute``;
+    fetching is separate and tiny."""
 
     def __init__(self, con) -> None:
         self._con = con
@@ -305,22 +310,35 @@ class _TimedConnection:
         self.steps[label] = self.steps.get(label, 0.0) + time.perf_counter() - start
         return result
 
+    def __getattr__(self, name: str):
+        return getattr(self._con, name)
+
 
 def _child_plan(path: Path) -> dict:
     from cdp.warehouse import connect
     from destinations.plan import SyncSources, build_plan
+    from destinations.warehouse.locations import DuckDBFile
 
     sync = _definition()
-    con = connect(path)
+    timed_connections: list[_TimedConnection] = []
+
+    def timed_connect(warehouse: Path):
+        timed_connections.append(_TimedConnection(connect(warehouse)))
+        return timed_connections[-1]
+
+    # opened as a sync opens it (destinations.warehouse.locations.DuckDBFile: its memory settings)
+    warehouse = DuckDBFile(path, timed_connect).open()
+    timed = timed_connections[0]
+    timed.steps.clear()
     try:
         base = _peak_rss_mb()
-        timed = _TimedConnection(con)
         start = time.perf_counter()
-        summary = build_plan(timed, sync, SyncSources())
+        summary = build_plan(warehouse, sync, SyncSources())
         seconds = time.perf_counter() - start
         peak = _peak_rss_mb()
+        memory_limit = warehouse.fetch("select current_setting('memory_limit')")[0][0]
     finally:
-        con.close()
+        warehouse.close()
     return {
         "seconds": seconds,
         "steps": timed.steps,
@@ -334,6 +352,7 @@ def _child_plan(path: Path) -> dict:
         "confirmed_before": summary.confirmed_before,
         "base_rss_mb": base,
         "peak_rss_mb": peak,
+        "memory_limit": memory_limit,
     }
 
 
@@ -492,6 +511,7 @@ def _child_sync(path: Path) -> dict:
     batch_totals = [b - a for a, b in zip(marks, marks[1:], strict=False)]
     warehouse_per_batch = [total - send for total, send in zip(batch_totals, sends, strict=False)]
     tenth = max(1, len(warehouse_per_batch) // 10)
+    pre_send = (marks[0] - start) if marks else seconds
     with duckdb.connect(str(path), read_only=True) as con:
         state_rows = state.held_count(con, SYNC_NAME)
     plan = result.plan
@@ -505,9 +525,11 @@ def _child_sync(path: Path) -> dict:
         "rejected": result.rejected,
         "planned": {"adds": plan.adds, "updates": plan.updates, "removes": plan.removes} if plan else None,
         "batches": len(sends),
-        "pre_send_seconds": (marks[0] - start) if marks else seconds,
+        "pre_send_seconds": pre_send,
         "send_seconds": sum(sends),
-        "warehouse_seconds": sum(warehouse_per_batch),
+        # everything after the plan that is not inside send: the commits land between batches
+        # (per window of batches, destinations.engine.COMMIT_RECORDS) and after the last one
+        "warehouse_seconds": seconds - pre_send - sum(sends),
         "after_seconds": (start + seconds - marks[-1]) if marks else 0.0,
         "wh_first_ms": 1000 * sum(warehouse_per_batch[:tenth]) / tenth if warehouse_per_batch else 0.0,
         "wh_last_ms": 1000 * sum(warehouse_per_batch[-tenth:]) / tenth if warehouse_per_batch else 0.0,
@@ -645,8 +667,8 @@ def _run_plan(n: int, workdir: Path) -> list[dict]:
     _log(f"timing build_plan (expect {adds:,} adds, {updates:,} updates, {removes:,} removes)")
     ours = _child("plan-only", warehouse)
     _log(
-        f"build_plan {ours['seconds']:.2f}s, peak RSS {ours['peak_rss_mb']:.0f} MB; "
-        + ", ".join(f"{k} {v:.2f}s" for k, v in ours["steps"].items())
+        f"build_plan {ours['seconds']:.2f}s, peak RSS {ours['peak_rss_mb']:.0f} MB "
+        f"(memory_limit {ours['memory_limit']}); " + ", ".join(f"{k} {v:.2f}s" for k, v in ours["steps"].items())
     )
     ours_problems = [f"{k}: planned {ours[k]:,}, expected {v:,}" for k, v in expected.items() if ours[k] != v]
     ours_problems += [f"{k}: {ours[k]:,}, expected 0" for k in ("invalid", "excluded", "skipped_rejected") if ours[k]]

@@ -17,10 +17,11 @@ One run of one sync:
    failed audience checks when the caller enforces them (Dagster's send does). Privacy
    removals (consent withdrawn, deletion requested, suppressed) are not weighed, and a
    stopped run still sends them (they come first in the plan);
-7. stream the plan in the destination's batch size (one batch in memory), send, and in
-   one transaction per batch: log every change, advance the confirmed state only for
-   records the destination confirmed, record failures (retried next run) and rejections
-   (skipped until their payload changes).
+7. stream the plan in the destination's batch size (one window of ``COMMIT_RECORDS`` in
+   memory), every change marked in flight before it is sent, and in one transaction per
+   window of batches: log every change, advance the confirmed state only for records the
+   destination confirmed, record failures (retried next run) and rejections (skipped until
+   their payload changes), and mark the next window in flight.
 
 This module is the control flow only: the SQL of the plan is destinations/plan.py's, and
 every statement on the engine's tables is destinations/state.py's.
@@ -31,17 +32,20 @@ needs transactions — the warehouse itself unless it lacks them (Spark), then a
 Postgres store (destinations/warehouse/locations.py). So state advances only for confirmed
 records on every engine.
 
-A crash at any point leaves state at the last committed batch; the next run plans the
-difference again and re-sends with the same change ids (idempotent at the destination).
+A crash at any point leaves state at the last committed window (an error or an interrupt
+commits the batches already answered first); the next run plans the difference again and
+re-sends with the same change ids (idempotent at the destination).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,7 +64,7 @@ from destinations.plan import (
     build_plan,
     check_against_warehouse,
     plan_table,
-    planned_changes,
+    planned_batch,
     segment_min_size,
 )
 from destinations.privacy import forget_erased
@@ -73,6 +77,10 @@ if TYPE_CHECKING:
 
 #: a record that failed this many runs in a row is treated as rejected until its payload changes
 MAX_ATTEMPTS = 5
+
+#: how many records' outcomes one state transaction commits (at least one batch): fewer commits
+#: mean less warehouse work per record; a process killed outright re-sends at most this many
+COMMIT_RECORDS = 10_000
 
 ProgressCallback = Callable[[int, int], None]
 #: opens the warehouse for writing; raises cdp.warehouse.WarehouseBusyError if another process writes it
@@ -387,56 +395,65 @@ class _Run:
         self, destination: Destination, plan: PlanSummary, progress, after_send, *, total: int | None = None
     ) -> str | None:
         """Send the plan batch by batch (its first ``total`` changes: default all); the reason the
-        destination became unavailable, or None."""
+        destination became unavailable, or None.
+
+        The warehouse work is done per window of batches (``COMMIT_RECORDS``), not per batch, and
+        beside the sending: while a window's batches are sent, one background transaction records
+        the previous window's outcomes and marks the next window in flight, then the next window's
+        changes are read. So every change is in flight before it is sent, state advances only for
+        confirmed records, and the connection is used by one thread at a time. When the loop ends
+        early (the destination unavailable, an error, an interrupt), the batches already answered
+        are committed and the changes marked but never sent are taken out of flight. A process
+        killed outright loses at most two windows of confirmations: their changes stay in flight
+        and are sent again next run with the same change ids (the receiver de-duplicates them).
+        """
         total = plan.sendable if total is None else total
         batch_size = max(1, int(destination.batch_size))
+        ranges = [(first, min(first + batch_size - 1, total)) for first in range(1, total + 1, batch_size)]
         if progress:
             progress(0, total)
-        for batch_number, first in enumerate(range(1, total + 1, batch_size), start=1):
-            last = min(first + batch_size - 1, total)
-            batch = planned_changes(self.con, self.sync, first, last)
-            changes = [change for _, change in batch]
-            state.mark_in_flight(
-                self.con,
-                run_id=self.run_id,
-                sync_name=self.sync.name,
-                plan_table=self.table,
-                first_seq=first,
-                last_seq=last,
-                now=_now(),
-            )
-            unavailable = None
+        if not ranges:
+            return None
+        per_window = max(1, COMMIT_RECORDS // batch_size)
+        windows = [ranges[index : index + per_window] for index in range(0, len(ranges), per_window)]
+        window = _Window(self, state.batch_context(self.con, self.sync.name))
+        window.prepare([], (windows[0][0][0], windows[0][-1][1]))
+        batch_number = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sync-{self.sync.name}") as worker:
             try:
-                outcomes = destination.send(changes)
-            except DestinationUnavailable as error:
-                unavailable = str(error)
-                outcomes = [Outcome(change.change_id, "failed", unavailable) for change in changes]
-            if after_send is not None:
-                after_send(batch_number)
-            self._commit(batch, outcomes)
-            if progress:
-                progress(last, total)
-            if unavailable:
-                return unavailable
+                for index, batches in enumerate(windows):
+                    following = windows[index + 1] if index + 1 < len(windows) else None
+                    answered, window.pending = window.pending, []
+                    rows, unavailable = window.rows, None
+                    job = worker.submit(window.prepare, answered, following and (following[0][0], following[-1][1]))
+                    try:
+                        for _, last in batches:
+                            batch_number += 1
+                            batch, rows = _take(rows, last)
+                            window.attempted_upto = last
+                            unavailable, outcomes = _send(destination, [change for _, _, change in batch])
+                            if after_send is not None:
+                                after_send(batch_number)
+                            window.answered(batch, outcomes)
+                            if progress:
+                                progress(last, total)
+                            if unavailable:
+                                break
+                    except BaseException:
+                        window.join(job, answered, quiet=True)
+                        raise
+                    window.join(job, answered)
+                    if unavailable:
+                        window.commit(ending=True)
+                        return unavailable
+                window.commit(ending=True)
+            except BaseException:
+                window.commit_after_error()
+                raise
         return None
 
-    def _commit(self, batch: list[tuple[int, Change]], outcomes: list[Outcome]) -> None:
-        """Record the batch's outcomes; a change the connector did not answer for failed."""
-        by_id = {outcome.change_id: outcome for outcome in outcomes}
-        missing = Outcome("", "failed", "the connector returned no outcome for this record")
-        answered = [by_id.get(change.change_id, missing) for _, change in batch]
-        state.commit_batch(
-            self.con,
-            run_id=self.run_id,
-            sync_name=self.sync.name,
-            plan_table=self.table,
-            outcomes=[
-                state.RecordOutcome(seq, change.key, outcome.status, outcome.error, outcome.destination_id)
-                for (seq, change), outcome in zip(batch, answered, strict=False)
-            ],
-            max_attempts=MAX_ATTEMPTS,
-            now=_now(),
-        )
+    def _count(self, answered: list[Outcome]) -> None:
+        """Add committed outcomes to the run's result."""
         statuses = [outcome.status for outcome in answered]
         self.result.sent += len(statuses)
         self.result.confirmed += statuses.count("confirmed")
@@ -476,3 +493,98 @@ class _Run:
         self.result.message = message
         self.result.seconds = time.perf_counter() - self.started
         return self.result
+
+
+def _send(destination: Destination, changes: list[Change]) -> tuple[str | None, list[Outcome]]:
+    """(why the destination is unavailable or None, the outcomes); unavailable fails every change."""
+    try:
+        return None, destination.send(changes)
+    except DestinationUnavailable as error:
+        return str(error), [Outcome(change.change_id, "failed", str(error)) for change in changes]
+
+
+def _take(rows: list, last: int) -> tuple[list, list]:
+    """The rows up to seq ``last`` (the next batch), and the rest."""
+    cut = next((index for index, row in enumerate(rows) if row[0] > last), len(rows))
+    return rows[:cut], rows[cut:]
+
+
+class _Window:
+    """What a run has sent since its last state commit, and what is in flight.
+
+    ``marked_upto`` is the last seq marked in flight, ``attempted_upto`` the last seq handed to
+    the destination; ``rows`` are the next window's changes, read from the plan table once;
+    ``pending`` the outcomes not yet committed. Only one thread at a time uses the connection:
+    the background job (``prepare``) is always joined before the run's thread commits.
+    """
+
+    def __init__(self, run: _Run, context: state.BatchContext):
+        self.run = run
+        self.context = context
+        self.marked_upto = 0
+        self.attempted_upto = 0
+        self.rows: list[tuple[int, str, Change]] = []
+        self.pending: list[tuple[tuple[int, str, Change], Outcome]] = []
+
+    def answered(self, batch: list[tuple[int, str, Change]], outcomes: list[Outcome]) -> None:
+        """Keep a sent batch's outcomes for the next commit; a change the connector did not
+        answer for failed."""
+        by_id = {outcome.change_id: outcome for outcome in outcomes}
+        missing = Outcome("", "failed", "the connector returned no outcome for this record")
+        self.pending += [(row, by_id.get(row[2].change_id, missing)) for row in batch]
+
+    def prepare(self, answered: list, mark: tuple[int, int] | None) -> None:
+        """One transaction: ``answered`` outcomes recorded and the window ``mark`` in flight; then
+        that window's changes read (the background job; the first window's runs inline)."""
+        self._commit(answered, mark=mark)
+        self.rows = planned_batch(self.run.con, self.run.sync, *mark) if mark else []
+
+    def join(self, job: Future, answered: list, *, quiet: bool = False) -> None:
+        """Wait for the background job; if it failed, its outcomes are pending again and its
+        error is raised (``quiet``: not, another error is on its way)."""
+        try:
+            job.result()
+        except BaseException:
+            self.pending = answered + self.pending
+            if not quiet:
+                raise
+
+    def commit(self, *, ending: bool = False) -> None:
+        """The pending outcomes; when the loop is ``ending``, the changes marked but never handed
+        to the destination out of flight."""
+        unmark = (
+            (self.attempted_upto + 1, self.marked_upto) if ending and self.attempted_upto < self.marked_upto else None
+        )
+        self._commit(self.pending, unmark=unmark)
+        self.pending = []
+        if unmark is not None:
+            self.marked_upto = self.attempted_upto
+
+    def _commit(self, answered: list, *, mark: tuple[int, int] | None = None, unmark=None) -> None:
+        run = self.run
+        state.commit_batch(
+            run.con,
+            run_id=run.run_id,
+            sync_name=run.sync.name,
+            plan_table=run.table,
+            outcomes=[
+                state.RecordOutcome(seq, change.key, outcome.status, outcome.error, outcome.destination_id)
+                for (seq, _, change), outcome in answered
+            ],
+            ops=[op for (_, op, _), _ in answered],
+            context=self.context,
+            mark=mark,
+            unmark=unmark,
+            max_attempts=MAX_ATTEMPTS,
+            now=_now(),
+        )
+        run._count([outcome for _, outcome in answered])
+        if mark is not None:
+            self.marked_upto = mark[1]
+
+    def commit_after_error(self) -> None:
+        """The loop ended with an error: what the destination answered is a fact worth keeping,
+        and what was never sent is not in doubt. The error in hand is the one reported; if this
+        commit fails too, the next run re-plans (everything attempted is still in flight)."""
+        with contextlib.suppress(Exception):  # the original error propagates
+            self.commit(ending=True)

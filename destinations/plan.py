@@ -38,6 +38,7 @@ __all__ = [
     "build_plan",
     "check_against_warehouse",
     "plan_table",
+    "planned_batch",
     "planned_changes",
     "segment_min_size",
 ]
@@ -146,6 +147,7 @@ def build_plan(
     store = as_warehouse(con)
     data = store if data is None else as_warehouse(data)
     profile_columns = set(data.columns(sources.profile_fields))
+    suppressed = state.suppressed_hashes(store)
     context = {
         "schema": state.STATE_SCHEMA,
         "sync_name": sync.name,
@@ -159,7 +161,10 @@ def build_plan(
         "mode": sync.mode,
         "checks_key_format": key_pattern(sync.key) is not None,
         "coverage": coverage_checks(sync),
-        "suppression_columns": [(kind, kind) for kind in SUPPRESSIBLE if kind in profile_columns],
+        # an empty list matches nobody: no hashing of every member's email and phone
+        "suppression_columns": [(kind, kind) for kind in SUPPRESSIBLE if kind in profile_columns]
+        if suppressed.num_rows
+        else [],
         "assignments": sources.assignments,
         "global_holdout": _reads_assignments(data, sync, sources),
         "experiment": sync.experiment,
@@ -176,7 +181,7 @@ def build_plan(
         "global_holdout_experiment": GLOBAL_HOLDOUT,
     }
     # the suppression list lives beside the state; desired.sql reads it where the data lives
-    data.load_rows("sync_suppressed", state.suppressed_hashes(store), temporary=True)
+    data.load_rows("sync_suppressed", suppressed, temporary=True)
     try:
         _computed_where_the_data_lives(data, store, "desired.sql", "sync_desired", context, params)
         if data is not store:
@@ -272,16 +277,24 @@ def planned_changes(
 ) -> list[tuple[int, Change]]:
     """The plan's sendable rows ``first_seq..last_seq`` (default: to the last) as Changes
     for a connector, each with its seq. Sendable rows are numbered 1..PlanSummary.sendable."""
+    return [(seq, change) for seq, _, change in planned_batch(con, sync, first_seq, last_seq)]
+
+
+def planned_batch(
+    con: Warehouse, sync: SyncDefinition, first_seq: int = 1, last_seq: int | None = None
+) -> list[tuple[int, str, Change]]:
+    """As planned_changes, with each row's plan op (add | update | remove) beside its Change:
+    the engine's commit needs it to know which keys the state may already hold."""
     rows = as_warehouse(con).fetch(
         f"""
-        select seq, change_id, op, record_key, payload, destination_id
+        select seq, op, change_id, record_key, payload, destination_id
         from {plan_table(sync)}
         where seq between :first_seq and :last_seq and op in ('add', 'update', 'remove')
         order by seq
         """,
         {"first_seq": first_seq, "last_seq": last_seq if last_seq is not None else 2**62},
     )
-    return [(row[0], _change(sync, *row[1:])) for row in rows]
+    return [(row[0], row[1], _change(sync, row[2], row[1], *row[3:])) for row in rows]
 
 
 def _change(

@@ -197,26 +197,54 @@ def log_unsent(con: Store, *, run_id: str, sync_name: str, plan_table: str, now:
     )
 
 
-def mark_in_flight(
-    con: Store,
-    *,
-    run_id: str,
-    sync_name: str,
-    plan_table: str,
-    first_seq: int,
-    last_seq: int,
-    now: datetime,
-) -> None:
-    """Before sending: these changes may land even if we never hear back."""
-    as_warehouse(con).execute(
+#: a seq range of the plan marked in flight: these changes may land even if we never hear back
+_MARK_IN_FLIGHT = f"""
+    insert into {STATE_SCHEMA}.in_flight
+    select :sync_name, record_key, profile_id, op, payload_hash, change_id, :run_id, :now
+    from {{plan_table}}
+    where seq between :mark_first_seq and :mark_last_seq and op in ('add', 'update', 'remove')
+"""
+
+#: a seq range this run marked in flight and then never sent (the run stopped before it): not in doubt
+_UNMARK_IN_FLIGHT = f"""
+    delete from {STATE_SCHEMA}.in_flight
+    where sync_name = :sync_name and run_id = :run_id
+        and change_id in (
+            select change_id from {{plan_table}} where seq between :unmark_first_seq and :unmark_last_seq
+        )
+"""
+
+
+@dataclass(frozen=True)
+class BatchContext:
+    """What a run's batch commits may skip, known once before the first batch is sent.
+
+    Every key appears once in a plan, so a batch's keys are its own for the whole run: when
+    the sync had no departed or failure rows before the run, the statements that clear a
+    batch's keys from those tables have nothing to do, and an added key is never in state
+    (the plan adds only keys the state does not hold, unless a pending privacy receipt hid
+    its state row from the plan; then every confirmed key is cleared, as before).
+    """
+
+    has_departed: bool = True
+    has_failures: bool = True
+    state_may_hold_adds: bool = True
+
+
+def batch_context(con: Store, sync_name: str) -> BatchContext:
+    """The sync's BatchContext, read before its first batch is sent."""
+    has_departed, has_failures, pending_receipts = as_warehouse(con).fetch(
         f"""
-        insert into {STATE_SCHEMA}.in_flight
-        select :sync_name, record_key, profile_id, op, payload_hash, change_id, :run_id, :now
-        from {plan_table}
-        where seq between :first_seq and :last_seq
+        select
+            exists (select 1 from {STATE_SCHEMA}.departed where sync_name = :sync_name),
+            exists (select 1 from {STATE_SCHEMA}.failures where sync_name = :sync_name),
+            exists (
+                select 1 from {STATE_SCHEMA}.privacy_receipts where sync_name = :sync_name and status = 'pending'
+            )
         """,
-        {"sync_name": sync_name, "run_id": run_id, "now": now, "first_seq": first_seq, "last_seq": last_seq},
-    )
+        {"sync_name": sync_name},
+    )[0]
+    return BatchContext(bool(has_departed), bool(has_failures), bool(pending_receipts))
 
 
 def commit_batch(
@@ -228,22 +256,59 @@ def commit_batch(
     outcomes: Sequence[RecordOutcome],
     max_attempts: int,
     now: datetime,
+    ops: Sequence[str] | None = None,
+    context: BatchContext = BatchContext(),
+    mark: tuple[int, int] | None = None,
+    unmark: tuple[int, int] | None = None,
 ) -> None:
-    """Record one batch's outcomes in one transaction (sql/commit_batch.sql): log every
-    change, advance state for what was confirmed, count failures, update the run's totals."""
-    confirmed_keys = [outcome.record_key for outcome in outcomes if outcome.status == "confirmed"]
-    statuses = [outcome.status for outcome in outcomes]
-    params: dict = {
-        "run_id": run_id,
-        "sync_name": sync_name,
-        "now": now,
-        "max_attempts": max_attempts,
-        "first_seq": min(outcome.seq for outcome in outcomes),
-        "last_seq": max(outcome.seq for outcome in outcomes),
-        "sent": len(statuses),
-        **{status: statuses.count(status) for status in ("confirmed", "failed", "rejected")},
-        **{f"confirmed_{index}": key for index, key in enumerate(confirmed_keys)},
-    }
+    """Record sent batches' outcomes in one transaction (sql/commit_batch.sql): log every
+    change, advance state for what was confirmed, count failures, update the run's totals.
+
+    ``ops`` (the plan's op of each outcome, add | update | remove) lets the commit delete from
+    state only the keys it may hold (see BatchContext); without it every confirmed key is
+    deleted. In the same transaction, ``mark`` (first, last seq) puts the plan's next changes
+    in flight before any of them is sent, and ``unmark`` takes back changes this run marked
+    but never sent. ``outcomes`` may be empty (only marking).
+    """
+    params: dict = {"run_id": run_id, "sync_name": sync_name, "now": now}
+    sql: list[str] = []
+    store = as_warehouse(con)
+    if outcomes:
+        ops = ["update"] * len(outcomes) if ops is None else ops
+        confirmed = [outcome.status == "confirmed" for outcome in outcomes]
+        clears_state = any(
+            ok and (op != "add" or context.state_may_hold_adds) for op, ok in zip(ops, confirmed, strict=True)
+        )
+        statuses = [outcome.status for outcome in outcomes]
+        counts = {status: statuses.count(status) for status in ("confirmed", "failed", "rejected")}
+        params |= {
+            "max_attempts": max_attempts,
+            "first_seq": min(outcome.seq for outcome in outcomes),
+            "last_seq": max(outcome.seq for outcome in outcomes),
+            "sent": len(statuses),
+            **counts,
+        }
+        sql += statements(
+            "commit_batch.sql",
+            dialect=store.dialect,
+            schema=STATE_SCHEMA,
+            plan_table=plan_table,
+            clears_state=clears_state,
+            state_may_hold_adds=context.state_may_hold_adds,
+            any_confirmed=counts["confirmed"] > 0,
+            confirmed_removes=any(ok and op == "remove" for op, ok in zip(ops, confirmed, strict=True)),
+            any_failed=counts["failed"] + counts["rejected"] > 0,
+            clear_departed=context.has_departed,
+            clear_failures=context.has_failures,
+        )
+    if unmark is not None:
+        params["unmark_first_seq"], params["unmark_last_seq"] = unmark
+        sql.append(_UNMARK_IN_FLIGHT.format(plan_table=plan_table))
+    if mark is not None:
+        params["mark_first_seq"], params["mark_last_seq"] = mark
+        sql.append(_MARK_IN_FLIGHT.format(plan_table=plan_table))
+    if not sql:
+        return
     batch = pa.table(
         {
             "seq": pa.array([outcome.seq for outcome in outcomes], pa.int64()),
@@ -252,21 +317,15 @@ def commit_batch(
             "destination_id": pa.array([outcome.destination_id for outcome in outcomes], pa.string()),
         }
     )
-    store = as_warehouse(con)
-    sql = statements(
-        "commit_batch.sql",
-        dialect=store.dialect,
-        schema=STATE_SCHEMA,
-        plan_table=plan_table,
-        confirmed_keys=len(confirmed_keys),
-    )
-    store.load_rows("batch_outcomes", batch, temporary=True)
+    if outcomes:
+        store.load_rows("batch_outcomes", batch, temporary=True)
     try:
         with store.transaction():
             for statement in sql:
                 store.execute(statement, params)
     finally:
-        store.drop_loaded("batch_outcomes")
+        if outcomes:
+            store.drop_loaded("batch_outcomes")
 
 
 # -- pause and resume ---------------------------------------------------------------------

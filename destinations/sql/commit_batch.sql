@@ -2,6 +2,8 @@
 -- `batch_outcomes` (seq, status, error, destination_id) is registered by the caller: the
 -- destination's answer for each change of the batch, by its seq in the plan table.
 -- Records not confirmed stay in {{ schema }}.in_flight: some of them may have landed.
+-- Statements with nothing to do are left out (destinations.state.BatchContext says which):
+-- no confirmed record, no failure, no departed or failure rows this sync had before the run.
 {% import "_dialect.sql" as d with context %}
 
 -- the batch's plan rows beside their outcomes
@@ -27,17 +29,18 @@ insert into {{ schema }}.changes
 select :run_id, :sync_name, seq, op, profile_id, key_sha256, status, error, :now
 from batch_rows;
 
-{% if confirmed_keys %}
--- confirmed keys as values, not a subquery: DuckDB then uses the state_record_key index
+{% if clears_state %}
+-- the confirmed keys the state may hold (an add's key it holds only in the rare case
+-- destinations.state.BatchContext describes): a semi-join on the batch, one per window
 delete from {{ schema }}.state
 where sync_name = :sync_name
     and record_key in (
-        {%- for _ in range(confirmed_keys) %}
-        :confirmed_{{ loop.index0 }}{{ "," if not loop.last }}
-        {%- endfor %}
+        select record_key from batch_rows
+        where status = 'confirmed'{{ "" if state_may_hold_adds else " and op <> 'add'" }}
     );
 {% endif %}
 
+{% if any_confirmed %}
 -- state advances only for what the destination confirmed
 insert into {{ schema }}.state
 select
@@ -54,23 +57,29 @@ where status = 'confirmed' and op in ('add', 'update');
 
 -- a record removed may stay at the destination (Mailchimp archives it): its key is kept in
 -- departed so that a later privacy request can still reach it; a record added again leaves it
+{% if clear_departed %}
 delete from {{ schema }}.departed
 where sync_name = :sync_name
     and record_key in (select record_key from batch_rows where status = 'confirmed');
+{% endif %}
 
+{% if confirmed_removes %}
 insert into {{ schema }}.departed
 select :sync_name, record_key, profile_id, destination_id, :now, :run_id
 from batch_rows
 where status = 'confirmed' and op = 'remove';
+{% endif %}
 
 -- only a confirmation settles a doubt: a per-record failure after an in-run retry
 -- (timeout, dropped connection) may follow an attempt that did land
 delete from {{ schema }}.in_flight
 where sync_name = :sync_name
     and record_key in (select record_key from batch_rows where status = 'confirmed');
+{% endif %}
 
 -- failures: the same change failing again counts one more attempt; a rejection, or too
 -- many attempts, makes it permanent (skipped until the record's payload changes)
+{% if any_failed %}
 {{ d.create_table_as('batch_failures', temporary=true) }}
 select
     batch.key_sha256,
@@ -89,11 +98,15 @@ left join {{ schema }}.failures as earlier
     on earlier.sync_name = :sync_name
     and earlier.key_sha256 = batch.key_sha256
 where batch.status in ('failed', 'rejected');
+{% endif %}
 
+{% if clear_failures %}
 delete from {{ schema }}.failures
 where sync_name = :sync_name
     and key_sha256 in (select key_sha256 from batch_rows);
+{% endif %}
 
+{% if any_failed %}
 insert into {{ schema }}.failures
 select
     :sync_name,
@@ -107,6 +120,7 @@ select
     :now,
     :run_id
 from batch_failures;
+{% endif %}
 
 -- the run's running totals
 update {{ schema }}.runs set

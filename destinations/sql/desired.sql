@@ -33,10 +33,11 @@ candidates as (
     select
         profile_fields.profile_id,
         nullif(trim(cast(profile_fields.{{ d.quote(key_column) }} as {{ d.string_type() }})), '') as record_key,
-        {{ d.json_object([
+        -- as text once here: the plan keeps the text and hashes it
+        {{ d.json_text(d.json_object([
             ("identifiers", d.json_object(identifier_pairs)),
             ("fields", d.json_object(field_pairs)),
-        ]) }} as payload,
+        ])) }} as payload,
         -- which mapped identifiers this member carries (the plan reports their coverage)
         {%- for name, columns in coverage %}
         ({%- for column in columns %}profile_fields.{{ d.quote(column) }} is not null{{ " and " if not loop.last }}{%- endfor %})
@@ -97,20 +98,22 @@ marked as (
     from candidates
 ),
 
-counted as (
-    select
-        *,
-        -- duplicates are counted among the rows that would be sent
-        count(*) over (partition by exclusion is null, record_key) as profiles_with_key
+-- keys two or more profiles would be sent under (duplicates are counted among the rows that
+-- would be sent): an aggregate of the keys alone, not a window over every column
+duplicate_keys as (
+    select record_key
     from marked
+    where exclusion is null and record_key is not null
+    group by record_key
+    having count(*) > 1
 ),
 
 final as (
     select
         profile_id,
         record_key,
-        {{ d.json_text("payload") }} as payload,
-        {{ d.md5(d.json_text("payload")) }} as payload_hash,
+        payload,
+        {{ d.md5("payload") }} as payload_hash,
         {%- for name, columns in coverage %}
         {{ d.quote("covers__" ~ name) }},
         {%- endfor %}
@@ -118,14 +121,14 @@ final as (
         case
             when exclusion is not null then null
             when record_key is null then 'null key'
-            when profiles_with_key > 1 then 'duplicate key'
+            when record_key in (select record_key from duplicate_keys) then 'duplicate key'
             {%- if checks_key_format %}
             -- the pattern staging normalises with (dbt var identifier_patterns); case-blind,
             -- as staging matches after lower-casing
             when not {{ d.regexp_full_match('record_key', ':key_pattern') }} then 'malformed key'
             {%- endif %}
         end as invalid_reason
-    from counted
+    from marked
 )
 
 select * from final

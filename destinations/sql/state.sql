@@ -19,8 +19,8 @@ create table if not exists {{ schema }}.state (
     -- the platform's own id for the record (a Klaviyo profile id), when the connector named one
     destination_id varchar
 );
--- a batch commit deletes its confirmed keys by value: an index lookup, not a scan of
--- every record every sync holds
+-- lookups of a few keys (the forget pass; a window commit's delete on Postgres) use the
+-- index, not a scan of every record every sync holds
 create index if not exists state_record_key on {{ schema }}.state (record_key);
 
 -- One row per run: what was planned, sent, confirmed, failed, and how it ended.

@@ -73,7 +73,13 @@ class DuckDBFile(Location):
     def open(self) -> Warehouse:
         from destinations.warehouse.duckdb_engine import DuckDBWarehouse
 
-        return DuckDBWarehouse(self.opener(self.path))
+        warehouse = DuckDBWarehouse(self.opener(self.path))
+        try:
+            # a sync's plan spills to disk beyond the memory limit instead of taking the machine's RAM
+            return warehouse.bound_memory()
+        except BaseException:
+            warehouse.close()
+            raise
 
     def lock_dir(self) -> Path:
         return self.path.parent / f".{self.path.name}.locks"

@@ -1,0 +1,72 @@
+"""The engine commits per window of batches, beside the sending (destinations/engine.py), and
+bounds the memory of the DuckDB connections a sync opens (destinations/warehouse/duckdb_engine.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sync_world import World, definition, people
+
+from destinations import engine
+from destinations.sandbox.webhook import Fault, WebhookSandbox
+from destinations.warehouse import WarehouseError
+from destinations.warehouse.locations import DuckDBFile, Location
+
+
+@pytest.fixture
+def world(tmp_path: Path, sync_engine: Location):
+    """A world on each engine (DuckDB, Postgres: tests/sync_engines.py)."""
+    with WebhookSandbox() as sandbox:
+        yield World(tmp_path / "warehouse.duckdb", sandbox, location=sync_engine)
+
+
+def test_an_outage_leaves_in_flight_only_what_was_sent(world: World, monkeypatch: pytest.MonkeyPatch):
+    """One batch a window: while batch 2 is sent, the background job marks batch 3 in flight;
+    batch 2 meets an outage, so batch 3 is never sent and must not stay in doubt."""
+    monkeypatch.setattr(engine, "COMMIT_RECORDS", 3)
+    world.set_people(people(9))
+    for attempt in (2, 3, 4):  # batch 2's try and both retries
+        world.sandbox.inject_at(attempt, Fault.status(503))
+    failed = world.run(definition())
+    assert failed.status == "failed" and failed.confirmed == 3 and failed.failed == 3
+    in_flight = {row[0] for row in world.query("select record_key from cdp_sync.in_flight")}
+    assert len(in_flight) == 3 and not in_flight & set(world.state())
+    recovered = world.run(definition())
+    assert recovered.status == "succeeded" and recovered.plan.adds == 6
+    assert world.received() == world.desired() and set(world.state()) == set(world.desired())
+    assert world.query("select count(*) from cdp_sync.in_flight") == [(0,)]
+
+
+def test_a_crash_in_a_later_window_keeps_the_windows_before(world: World, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(engine, "COMMIT_RECORDS", 3)
+    world.set_people(people(9))
+
+    def crash(batch_number: int) -> None:
+        if batch_number == 3:
+            raise KeyboardInterrupt("simulated crash")
+
+    with pytest.raises(KeyboardInterrupt):
+        world.run(definition(), after_send=crash)
+    assert len(world.state()) == 6 and len(world.received()) == 9
+    recovered = world.run(definition())
+    assert recovered.status == "succeeded" and recovered.plan.adds == 3
+    assert world.sandbox.duplicate_deliveries == 1
+    assert set(world.state()) == set(world.received()) == set(world.desired())
+
+
+def test_a_sync_connection_has_the_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = tmp_path / "warehouse.duckdb"
+    with DuckDBFile(path).open() as warehouse:
+        assert warehouse.fetch("select current_setting('memory_limit')") == [("953.6 MiB",)]
+    monkeypatch.setenv("CDP_SYNC_DUCKDB_MEMORY_LIMIT", "512MB")
+    monkeypatch.setenv("CDP_SYNC_DUCKDB_TEMP_DIRECTORY", str(tmp_path / "spill"))
+    with DuckDBFile(path).open() as warehouse:
+        assert warehouse.fetch("select current_setting('memory_limit')") == [("488.2 MiB",)]
+        assert warehouse.fetch("select current_setting('temp_directory')") == [(str(tmp_path / "spill"),)]
+
+
+def test_a_bad_memory_limit_is_an_error_that_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CDP_SYNC_DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(WarehouseError, match="CDP_SYNC_DUCKDB_MEMORY_LIMIT='lots'"):
+        DuckDBFile(tmp_path / "warehouse.duckdb").open()
