@@ -17,10 +17,16 @@ guard_decisions as (
     select * from {{ ref('identity_guard_decisions') }}
 ),
 
+shared_nodes as (
+    select node_id
+    from guard_decisions
+    where is_shared
+),
+
 linkable_nodes as (
     select *
     from record_nodes
-    where node_id not in (select node_id from guard_decisions where is_shared)
+    where node_id not in (select node_id from shared_nodes)
 ),
 
 final as (
