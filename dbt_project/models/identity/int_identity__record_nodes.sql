@@ -31,7 +31,7 @@ records as (
     select
         source,
         record_id,
-        cast(row_number() over () as bigint) as record_number
+        cast({{ cdp.unordered_row_number('source, record_id') }} as bigint) as record_number
     from record_nodes
     group by source, record_id
 ),
