@@ -1,26 +1,32 @@
-"""Identity resolution: our dbt SQL fixpoint beside an in-memory floor and a peer.
+"""Identity resolution: our dbt identity step beside an in-memory floor and a peer.
 
 For each size (simulated people):
 
 1. generate the sample into a fresh temp DuckDB file;
 2. build seeds + the staging views identity reads (untimed), then time
-   ``dbt run --select path:models/identity`` — our whole identity step, as a user runs it;
-3. export the graph our phase-2 components ran on (``int_identity__components.sql``:
+   ``dbt run --select IDENTITY_SELECT`` — our whole identity step, as ``cdp build`` runs it on
+   DuckDB (connected components in memory: models/identity/components_in_memory/);
+3. time the portable path too: the same two component models rebuilt with the SQL fixpoint
+   (``--vars '{identity_components_in_sql: true}'``, what Postgres and Spark run);
+4. export the graph both component paths ran on (the view ``int_identity__linkable_record_nodes``:
    linkable record nodes and their record-star edges) into ``bench_nodes`` /
    ``bench_edges``, so every method reads identical input;
-4. floor: ``scipy.sparse.csgraph.connected_components`` in memory (the call alone;
+5. floor: ``scipy.sparse.csgraph.connected_components`` in memory (the call alone;
    ``load_seconds`` is fetching the edges from DuckDB and building the CSR matrix);
-5. peer: Splink's ``cluster_pairwise_predictions_at_threshold`` on the same tables, in the
+6. peer: Splink's ``cluster_pairwise_predictions_at_threshold`` on the same tables, in the
    same DuckDB file (the call, whose result is a materialised table, plus a count of it);
-6. cross-check: the three partitions must be identical node for node (each node labelled
+7. cross-check: the four partitions must be identical node for node (each node labelled
    with the smallest node id of its component). A mismatch is printed loudly and shows as
    ``same_partition = False``; it is never hidden.
 
 Columns: ``seconds`` is each method's own wall time — for ours the whole identity step
-(dbt start-up, record/identifier models, guard, both component phases, profile ids);
-``cc_seconds`` is connected components alone — for ours the phase-2 model
-``int_identity__components`` (dbt's execution time: work tables + fixpoint + result);
-``ratio_vs_floor`` is ``cc_seconds`` over scipy's call, so like is compared with like.
+(dbt start-up, record/identifier models, guard, both component phases, profile ids, the
+erasure models the registry reads); for the portable row the dbt run of its two component
+models; ``cc_seconds`` is connected components alone — for ours the phase-2 model
+``int_identity__components`` (dbt's execution time: reading its graph view + components +
+writing the result); ``ratio_vs_floor`` is ``cc_seconds`` over scipy's call, so like is
+compared with like. The rows ``model: <name>`` are dbt's execution time of each model of the
+timed identity step.
 
     .venv/bin/python -m benchmarks.run identity --sizes 100000
     .venv/bin/python -m benchmarks.bench_identity 100000
@@ -39,28 +45,32 @@ import tempfile
 import time
 from pathlib import Path
 
-OURS = "ours: dbt SQL fixpoint (DuckDB)"
+OURS = "ours: dbt identity step (DuckDB: components in memory)"
+PORTABLE = "ours, portable: dbt SQL fixpoint (on DuckDB)"
 FLOOR = "floor: scipy connected_components (in memory)"
 PEER = "peer: Splink cluster_pairwise_predictions_at_threshold"
 
 #: Upstream of identity, built untimed: the seeds and staging views identity reads.
 PREPARE_SELECT = (
     "+stg_crm__contacts +stg_shop__customers +stg_web__events "
-    "+stg_email__events +stg_pos__transactions +stg_support__tickets"
+    "+stg_email__events +stg_pos__transactions +stg_support__tickets +stg_privacy__deletion_requests"
 )
+
+#: The identity step, timed: every identity model, and the erasure models the registry and the
+#: merges read (macro erased_profile_ids), which sit between the assignments and them.
+IDENTITY_SELECT = "path:models/identity int_privacy__requests privacy_erasures privacy_tombstones"
 
 #: This benchmark measures internal models, so it reads schema `intermediate` (where every
 #: int_ model lives; product code reads only the public models in `main`).
 #:
-#: The phase-2 input, exactly as int_identity__components.sql builds it: linkable record
-#: nodes (not shared per the guard) and record-star edges (each record's smallest node
-#: joined to each of its nodes), de-duplicated and without self-loops — the macro's
-#: `select distinct node_id` / `select distinct node_a, node_b ... where node_a <> node_b`.
+#: The phase-2 input, as both paths of int_identity__components read it: the view
+#: int_identity__linkable_record_nodes (which record carries which linkable node), as nodes and
+#: record-star edges (each record's smallest node joined to each of its nodes: macro
+#: record_star_edges), de-duplicated and without self-loops — the macro's `select distinct
+#: node_id` / `select distinct node_a, node_b ... where node_a <> node_b`.
 EXPORT_SQL = """
 create or replace table main.bench_linkable_record_nodes as
-select record_nodes.*
-from intermediate.int_identity__record_nodes as record_nodes
-where node_id not in (select node_id from main.identity_guard_decisions where is_shared);
+select record_number, node_id from intermediate.int_identity__linkable_record_nodes;
 
 create or replace table main.bench_nodes as
 select distinct node_id from main.bench_linkable_record_nodes;
@@ -69,7 +79,7 @@ create or replace table main.bench_edges as
 select distinct node_a, node_b, cast(1.0 as double) as match_probability
 from (
     select
-        min(node_id) over (partition by source, record_id) as node_a,
+        min(node_id) over (partition by record_number) as node_a,
         node_id as node_b
     from main.bench_linkable_record_nodes
 ) as star
@@ -77,6 +87,18 @@ where node_a <> node_b;
 
 drop table main.bench_linkable_record_nodes;
 """
+
+#: Where the in-memory path's components are kept while the portable path rebuilds the model.
+IN_MEMORY_COPY = "main.bench_ours_in_memory"
+
+#: The portable path: the two component models, rebuilt with the SQL fixpoint.
+PORTABLE_ARGS = [
+    "run",
+    "--select",
+    "int_identity__strong_groups int_identity__components",
+    "--vars",
+    "{identity_components_in_sql: true}",
+]
 
 
 def _log(message: str) -> None:
@@ -198,26 +220,25 @@ def _splink_components(con) -> tuple[dict, str]:
     }, table
 
 
-def _compare_with_ours(con, scipy_nodes, scipy_min, splink_table: str) -> dict[str, str | None]:
-    """Node-for-node comparison with int_identity__components; returns a problem per method (or None)."""
+def _compare_with_ours(con, ours_table: str, scipy_nodes, scipy_min, splink_table: str) -> dict[str, str | None]:
+    """Node-for-node comparison with our components (``ours_table``: node_id, component_id); returns a
+    problem per method (or None)."""
     import numpy as np
 
     problems: dict[str, str | None] = {}
 
-    ours = con.execute(
-        "select node_id, component_id from intermediate.int_identity__components order by node_id"
-    ).fetchnumpy()
+    ours = con.execute(f"select node_id, component_id from {ours_table} order by node_id").fetchnumpy()
     ours_nodes = np.asarray(ours["node_id"], dtype=np.int64)
     ours_min = np.asarray(ours["component_id"], dtype=np.int64)
     if len(ours_nodes) != len(np.unique(ours_nodes)):
-        problems["ours"] = "int_identity__components has duplicate node_ids"
+        problems["ours"] = f"{ours_table} has duplicate node_ids"
     else:
         problems["ours"] = None
 
     if len(ours_nodes) != len(scipy_nodes) or not np.array_equal(ours_nodes, scipy_nodes):
         problems["scipy"] = (
             f"node sets differ: ours {len(ours_nodes):,} nodes, exported graph {len(scipy_nodes):,} "
-            f"(the export does not reproduce int_identity__components' input)"
+            f"(the export does not reproduce {ours_table}'s input)"
         )
     else:
         differing = int(np.count_nonzero(ours_min != scipy_min))
@@ -240,7 +261,7 @@ def _compare_with_ours(con, scipy_nodes, scipy_min, splink_table: str) -> dict[s
                 where ours.node_id is not null and splink.node_id is not null
                 and ours.component_id <> splink.component_min
             ) as relabelled
-        from intermediate.int_identity__components as ours
+        from {ours_table} as ours
         full outer join splink on splink.node_id = ours.node_id
         """
     ).fetchone()
@@ -274,12 +295,28 @@ def _run_size(people: int) -> list[dict]:
         _log(f"seeds + staging built in {time.perf_counter() - start:.1f}s; running identity (timed)")
 
         start = time.perf_counter()
-        _dbt(["run", "--select", "path:models/identity"], warehouse, dbt_dir)
+        _dbt(["run", "--select", IDENTITY_SELECT], warehouse, dbt_dir)
         ours_seconds = time.perf_counter() - start
         timings = _model_timings(dbt_dir)
         _log(
             f"identity step {ours_seconds:.1f}s wall; per model: "
             + ", ".join(f"{name} {secs:.1f}s" for name, secs in sorted(timings.items(), key=lambda kv: -kv[1]))
+        )
+
+        with connect(warehouse) as con:
+            con.execute(
+                f"create or replace table {IN_MEMORY_COPY} as "
+                "select node_id, component_id from intermediate.int_identity__components"
+            )
+        _log("rebuilding the component models with the portable SQL fixpoint (timed)")
+        start = time.perf_counter()
+        _dbt(PORTABLE_ARGS, warehouse, dbt_dir)
+        portable_seconds = time.perf_counter() - start
+        portable_timings = _model_timings(dbt_dir)
+        _log(
+            f"portable: {portable_seconds:.1f}s wall; strong groups "
+            f"{portable_timings['int_identity__strong_groups']:.1f}s, components "
+            f"{portable_timings['int_identity__components']:.1f}s"
         )
 
         with connect(warehouse) as con:
@@ -292,7 +329,8 @@ def _run_size(people: int) -> list[dict]:
             nodes, edges = con.execute(
                 "select (select count(*) from main.bench_nodes), (select count(*) from main.bench_edges)"
             ).fetchone()
-            ours_components = con.execute(
+            ours_components = con.execute(f"select count(distinct component_id) from {IN_MEMORY_COPY}").fetchone()[0]
+            portable_components = con.execute(
                 "select count(distinct component_id) from intermediate.int_identity__components"
             ).fetchone()[0]
             _log(f"exported graph in {export_seconds:.1f}s: {nodes:,} nodes, {edges:,} edges; floor (scipy)")
@@ -303,10 +341,19 @@ def _run_size(people: int) -> list[dict]:
             peer, splink_table = _splink_components(con)
             _log(f"Splink: {peer['seconds']:.1f}s, {peer['iterations']} iterations; comparing partitions")
 
-            problems = _compare_with_ours(con, scipy_nodes, scipy_min, splink_table)
+            problems = _compare_with_ours(con, IN_MEMORY_COPY, scipy_nodes, scipy_min, splink_table)
+            portable_problems = _compare_with_ours(
+                con, "intermediate.int_identity__components", scipy_nodes, scipy_min, splink_table
+            )
             del scipy_nodes, scipy_min
+        problems.update({f"portable vs {key}": value for key, value in portable_problems.items()})
 
-        counts = {"ours": ours_components, "scipy": floor["components"], "splink": peer["components"]}
+        counts = {
+            "ours": ours_components,
+            "portable": portable_components,
+            "scipy": floor["components"],
+            "splink": peer["components"],
+        }
         if len(set(counts.values())) != 1:
             problems["counts"] = f"component counts differ: {counts}"
         same = not any(problems.values())
@@ -316,9 +363,10 @@ def _run_size(people: int) -> list[dict]:
                 + "; ".join(f"{key}: {value}" for key, value in problems.items() if value)
             )
         else:
-            _log(f"all three partitions identical: {ours_components:,} components")
+            _log(f"all four partitions identical: {ours_components:,} components")
 
         cc_ours = timings.get("int_identity__components", float("nan"))
+        cc_portable = portable_timings.get("int_identity__components", float("nan"))
         base = {"benchmark": "identity", "people": people, "nodes": int(nodes), "edges": int(edges)}
         return [
             {
@@ -328,11 +376,23 @@ def _run_size(people: int) -> list[dict]:
                 "seconds": ours_seconds,
                 "cc_seconds": cc_ours,
                 "load_seconds": "",
-                "passes": f"strong {strong_passes} / final {final_passes}",
+                "passes": "one (in memory)",
                 "ratio_vs_floor": cc_ours / floor["seconds"],
                 "same_partition": problems["ours"] is None
                 and problems["scipy"] is None
                 and problems["splink"] is None
+                and "counts" not in problems,
+            },
+            {
+                **base,
+                "method": PORTABLE,
+                "components": int(portable_components),
+                "seconds": portable_seconds,
+                "cc_seconds": cc_portable,
+                "load_seconds": "",
+                "passes": f"strong {strong_passes} / final {final_passes}",
+                "ratio_vs_floor": cc_portable / floor["seconds"],
+                "same_partition": not any(value for key, value in problems.items() if key.startswith("portable"))
                 and "counts" not in problems,
             },
             {
@@ -357,6 +417,11 @@ def _run_size(people: int) -> list[dict]:
                 "ratio_vs_floor": peer["seconds"] / floor["seconds"],
                 "same_partition": problems["splink"] is None and counts["splink"] == counts["ours"],
             },
+            *(
+                {**base, "method": f"model: {name}", "seconds": secs}
+                for name, secs in sorted(timings.items(), key=lambda kv: -kv[1])
+                if not name.startswith("cdp-on-run-start")
+            ),
         ]
     finally:
         if keep:

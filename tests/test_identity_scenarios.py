@@ -23,9 +23,17 @@ from cdp.warehouse import connect
 IDENTITY_MODELS = "+profiles +profile_identifiers +profile_merges +profile_id_registry +identity_guard_decisions"
 
 
-def build(path: Path) -> None:
+#: Runs identity's connected components with the portable SQL fixpoint on DuckDB too (dbt_project.yml).
+COMPONENTS_IN_SQL = ["--vars", "{identity_components_in_sql: true}"]
+
+
+def build(path: Path, extra_args: list[str] | None = None) -> None:
     # cautious: leave out tests of downstream models (attributes, scores) this world does not build
-    run_dbt(["build", "--select", IDENTITY_MODELS, "--indirect-selection", "cautious"], warehouse=path, echo=False)
+    run_dbt(
+        ["build", "--select", IDENTITY_MODELS, "--indirect-selection", "cautious", *(extra_args or [])],
+        warehouse=path,
+        echo=False,
+    )
 
 
 def rows(path: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -43,18 +51,16 @@ def profile_of(path: Path, identifier_type: str, value: str) -> str | None:
     return found[0][0] if found else None
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One warehouse holding every scenario, built once; then rebuilt unchanged; then with
-    a sign-in that links two existing profiles."""
-    path = tmp_path_factory.mktemp("identity") / "warehouse.duckdb"
+def build_world(path: Path, extra_args: list[str] | None = None) -> dict:
+    """One warehouse holding every scenario, built once; then rebuilt unchanged. (The tests add
+    a sign-in that links two existing profiles: ``after_extra``.)"""
     before, after_extra = two_strangers_later_linked()
     base = merge_worlds(chain_of_records(), shared_device(), blocklisted_email(), email_change(), before)
     write_raw(path, base)
-    build(path)
+    build(path, extra_args)
     first = dict(rows(path, "select identifier_type || ':' || identifier_value, profile_id from profile_identifiers"))
     first_merges = rows(path, "select * from profile_merges")
-    build(path)
+    build(path, extra_args)
     second = dict(rows(path, "select identifier_type || ':' || identifier_value, profile_id from profile_identifiers"))
     return {
         "path": path,
@@ -63,6 +69,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "first_merges": first_merges,
         "after_extra": after_extra,
     }
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every scenario, built as `cdp build` builds it on DuckDB (connected components in memory)."""
+    return build_world(tmp_path_factory.mktemp("identity") / "warehouse.duckdb")
+
+
+@pytest.fixture(scope="module")
+def sql_world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The same scenarios with the portable SQL fixpoint (what Postgres and Spark run)."""
+    return build_world(tmp_path_factory.mktemp("identity_sql") / "warehouse.duckdb", COMPONENTS_IN_SQL)
 
 
 def test_chain_of_records_resolves_to_one_profile(world):
@@ -75,8 +93,8 @@ def test_chain_of_records_resolves_to_one_profile(world):
     assert profiles == [(1, CHAIN_RECORDS + 1)]
 
 
-def test_chain_converges_in_logarithmic_passes(world):
-    (passes,) = rows(world["path"], "select passes from intermediate.int_identity__strong__passes")[0]
+def test_chain_converges_in_logarithmic_passes(sql_world):
+    (passes,) = rows(sql_world["path"], "select passes from intermediate.int_identity__strong__passes")[0]
     # one pass per link would be 60; hooking + pointer jumping needs about log2(61) ≈ 6
     assert passes <= 2 * math.ceil(math.log2(CHAIN_RECORDS + 1)) + 1, passes
 
@@ -144,3 +162,44 @@ def test_merge_keeps_the_older_profile_id_and_records_it(world, tmp_path):
     after = dict(rows(path, "select identifier_type || ':' || identifier_value, profile_id from profile_identifiers"))
     unchanged = {k: v for k, v in world["first"].items() if v not in (older, newer)}
     assert {k: after[k] for k in unchanged} == unchanged
+
+
+#: What identity writes, without the build's timestamps (assigned_at, merged_at): both component
+#: paths must leave these identical, row for row.
+IDENTITY_TABLES = {
+    "strong groups": "select node_id, group_id from intermediate.int_identity__strong_groups",
+    "components": "select node_id, component_id from intermediate.int_identity__components",
+    "guard": "select node_id, people, is_shared from identity_guard_decisions",
+    "assignments": "select node_id, component_id, profile_id, previous_profile_id "
+    "from intermediate.int_identity__profile_assignments",
+    "registry": "select identifier_type, identifier_value, profile_id, profile_first_seen_at from profile_id_registry",
+    "merges": "select merged_profile_id, surviving_profile_id from profile_merges",
+    "profiles": "select identifier_type, identifier_value, profile_id from profile_identifiers",
+}
+
+
+def identity_tables(path: Path) -> dict[str, list[tuple]]:
+    return {name: sorted(rows(path, sql), key=repr) for name, sql in IDENTITY_TABLES.items()}
+
+
+def test_components_in_memory_and_in_sql_give_the_same_identity(world, sql_world, tmp_path):
+    """The in-memory path (DuckDB) and the SQL fixpoint (Postgres, Spark) on the same data: the same
+    partition with the same labels, so the same profile ids — also when new data merges two profiles."""
+    import shutil
+
+    work_tables = "select count(*) from information_schema.tables where table_name like 'int_identity__%__passes'"
+    assert rows(world["path"], work_tables) == [(0,)], "the in-memory path ran the SQL fixpoint"
+    assert rows(sql_world["path"], work_tables) == [(2,)], "the SQL path did not run the SQL fixpoint"
+    in_memory, in_sql = identity_tables(world["path"]), identity_tables(sql_world["path"])
+    assert in_memory["components"] and in_memory["strong groups"]
+    assert in_memory == in_sql
+
+    memory_path, sql_path = tmp_path / "memory.duckdb", tmp_path / "sql.duckdb"
+    shutil.copy(world["path"], memory_path)
+    shutil.copy(sql_world["path"], sql_path)
+    for path, extra_args in ((memory_path, None), (sql_path, COMPONENTS_IN_SQL)):
+        write_raw(path, world["after_extra"], replace=False)
+        build(path, extra_args)
+    in_memory, in_sql = identity_tables(memory_path), identity_tables(sql_path)
+    assert len(in_memory["merges"]) == 1
+    assert in_memory == in_sql

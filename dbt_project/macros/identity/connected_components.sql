@@ -10,9 +10,11 @@
       1. hook:    p'(x) = min(p(x), p(y) for every edge x–y, and the smallest p(y) over edges
                   u–y whose p(u) = x)   -- a root adopts a smaller neighbouring tree;
       2. shortcut: p''(x) = p'(p'(x))    -- pointer jumping halves every path.
-    Parents only decrease, so the loop terminates; it stops when a pass changes no parent,
-    at which point every edge joins two nodes with the same root (otherwise step 1 would
-    still lower one of them). Hooking roots plus pointer jumping is the Shiloach–Vishkin
+    Parents only decrease (p(x) <= x throughout, so p'(p'(x)) <= p'(x) <= p(x)), so the loop
+    terminates; it stops when a pass changes no parent, at which point every edge joins two
+    nodes with the same root (otherwise step 1 would still lower one of them). Because no
+    parent can rise, a pass changed none exactly when the sum of the parents did not fall: one
+    aggregate over the new labels, not a join of the old and new ones. Hooking roots plus pointer jumping is the Shiloach–Vishkin
     scheme: the number of passes grows with log(longest chain), not with its length.
 
     Runs as statements through run_query, one per call (dbt models cannot loop, and dbt-spark
@@ -39,7 +41,8 @@
         cdp.create_table_as_select(work, 'select node_id, node_id as parent from ' ~ nodes),
     ]) -%}
 
-    {%- set ns = namespace(passes=0, changed=1) -%}
+    {%- set ns = namespace(passes=0, changed=1, parent_sum=none) -%}
+    {%- set ns.parent_sum = run_query('select sum(parent) from ' ~ work).columns[0].values()[0] | int -%}
     {%- for i in range(max_passes) if ns.changed > 0 -%}
         {%- set pass_sql -%}
             with
@@ -93,11 +96,9 @@
         {%- endset -%}
         {%- do cdp.run_statements(['drop table if exists ' ~ next_work, cdp.create_table_as_select(next_work, pass_sql)]) -%}
 
-        {%- set changed = run_query(
-            'select count(*) from ' ~ next_work ~ ' as n inner join ' ~ work
-            ~ ' as o on o.node_id = n.node_id where o.parent <> n.parent'
-        ) -%}
-        {%- set ns.changed = changed.columns[0].values()[0] | int -%}
+        {%- set parent_sum = run_query('select sum(parent) from ' ~ next_work).columns[0].values()[0] | int -%}
+        {%- set ns.changed = ns.parent_sum - parent_sum -%}
+        {%- set ns.parent_sum = parent_sum -%}
         {%- set ns.passes = ns.passes + 1 -%}
 
         {%- do cdp.run_statements([
@@ -130,11 +131,12 @@
 
 {#-
     Edges that say "these identifiers belong to one person because one record carries them
-    all": each record's nodes joined to the record's smallest node (a star, not all pairs).
+    all", from a record-node relation (record_number, node_id): each record's nodes joined to
+    the record's smallest node (a star, not all pairs).
 -#}
-{% macro record_star_edges(record_nodes_sql) %}
+{% macro record_star_edges(record_nodes) %}
     select
-        min(node_id) over (partition by source, record_id) as node_a,
+        min(node_id) over (partition by record_number) as node_a,
         node_id as node_b
-    from ({{ record_nodes_sql }}) as record_nodes
+    from {{ record_nodes }}
 {% endmacro %}

@@ -23,8 +23,7 @@ identifiers as (
 record_groups as (
     -- the phase-1 group(s) each record belongs to through its strong identifiers
     select distinct
-        record_nodes.source,
-        record_nodes.record_id,
+        record_nodes.record_number,
         strong_groups.group_id
     from record_nodes
     inner join strong_groups on strong_groups.node_id = record_nodes.node_id
@@ -35,9 +34,7 @@ weak_identifier_people as (
         record_nodes.node_id,
         count(distinct record_groups.group_id) as people
     from record_nodes
-    inner join record_groups
-        on record_groups.source = record_nodes.source
-        and record_groups.record_id = record_nodes.record_id
+    inner join record_groups on record_groups.record_number = record_nodes.record_number
     where not record_nodes.is_strong
     group by record_nodes.node_id
 ),
@@ -48,8 +45,7 @@ email_people as (
         count(distinct customer_nodes.node_id) as people
     from record_nodes as email_nodes
     inner join record_nodes as customer_nodes
-        on customer_nodes.source = email_nodes.source
-        and customer_nodes.record_id = email_nodes.record_id
+        on customer_nodes.record_number = email_nodes.record_number
         and customer_nodes.identifier_type = 'customer_id'
     where email_nodes.identifier_type = 'email'
     group by email_nodes.node_id
