@@ -71,6 +71,13 @@ class DestinationConfig:
         fields) declares it, so that statement is always true."""
         return getattr(self.connector_class, "required_consent_purpose", None)
 
+    @property
+    def unique_identifiers(self) -> frozenset[str]:
+        """Identifiers the platform keeps unique per account (none by default). A value two
+        members share would make the platform merge them into one record, so the plan
+        withholds it from both (destinations/sql/desired.sql)."""
+        return frozenset(getattr(self.connector_class, "unique_identifiers", frozenset()))
+
 
 def destinations_file() -> Path:
     configured = os.environ.get(DESTINATIONS_ENV_VAR)

@@ -95,6 +95,9 @@ class SyncDefinition:
     owner_email: str | None = None
     #: dbt models the exposure depends on (the segment's model), for lineage
     models: tuple[str, ...] = ()
+    #: mapped identifiers other than the key that the destination keeps unique per account: a
+    #: value two members share is withheld from both, or the platform would merge them into one
+    unique_identifiers: tuple[str, ...] = ()
 
     @property
     def key_column(self) -> str:
@@ -288,6 +291,9 @@ def parse_sync_definition(
         owner=owner.get("name") or owner_email or "",
         owner_email=owner_email,
         models=tuple(node.split(".")[-1] for node in exposure.get("depends_on", {}).get("nodes", [])),
+        unique_identifiers=tuple(
+            name for name in identifiers if name != key and name in destination.unique_identifiers
+        ),
     )
 
 

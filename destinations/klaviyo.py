@@ -358,6 +358,9 @@ class KlaviyoDestination:
     supported_modes: frozenset[str] = frozenset({"mirror", "upsert", "add_only"})
     identifier_names: frozenset[str] = frozenset(IDENTIFIER_ATTRIBUTES)
     key_names: frozenset[str] = identifier_names
+    #: Klaviyo keeps email, phone number and external id unique per account: a profile imported
+    #: with a phone number another profile holds updates that profile (its email included)
+    unique_identifiers: frozenset[str] = identifier_names
     accepts_fields: bool = True
     options_type: type = KlaviyoOptions
 

@@ -155,6 +155,7 @@ def build_plan(
         "profile_fields": sources.profile_fields,
         "key_column": sync.key_column,
         "identifiers": list(sync.identifiers.items()),
+        "unique_identifiers": list(sync.unique_identifiers),
         "fields": list(sync.fields.items()),
         "consent_column": sync.consent_column,
         "holdout_percent": int(sync.holdout_percent),

@@ -788,3 +788,41 @@ def test_a_fault_while_clearing_a_field_is_recovered_next_run(world: World):
     assert world.run(sync).status == "succeeded"
     assert members_by(emulator, "email")["person0@example.com"]["first_name"] is None
     assert len(emulator.profiles) == 1 and world.received() == {"person0@example.com": {"lifetime_value": 10.0}}
+
+
+def test_members_who_share_a_phone_stay_two_profiles_and_neither_is_sent_the_phone(world: World):
+    """Klaviyo keeps a phone number on one profile only: importing a second person with a phone
+    another profile holds would update that profile, email included, and two members would
+    become one list entry. The plan withholds a phone two members share; a phone of one's own
+    still goes."""
+    sync = definition(harness=world.harness, identifiers={"email": "email", "phone": "phone"}, max_removal_share=1.0)
+    family = "+16505550100"
+    world.set_people(
+        {
+            "p0": Person(email="parent@example.com", phone=family),
+            "p1": Person(email="child@example.com", phone=family),
+            "p2": Person(email="neighbour@example.com", phone="+16505550199"),
+        }
+    )
+    result = world.run(sync)
+    assert result.status == "succeeded", result.message
+    members = members_by(world.sandbox.emulator, "email")
+    assert sorted(members) == ["child@example.com", "neighbour@example.com", "parent@example.com"]
+    assert members["neighbour@example.com"]["phone_number"] == "+16505550199"
+    assert members["parent@example.com"]["phone_number"] is None
+    assert members["child@example.com"]["phone_number"] is None
+    assert len(world.state()) == len(world.sandbox.emulator.members(DEFAULT_LIST_ID)) == 3
+
+    # the neighbour leaves: the family's phone is nobody else's now and reaches the one who keeps it
+    world.set_people(
+        {
+            "p0": Person(email="parent@example.com", phone=family),
+            "p1": Person(email="child@example.com", phone="+16505550101"),
+            "p2": Person(email="neighbour@example.com", phone="+16505550199", in_segment=False),
+        }
+    )
+    assert world.run(sync).status == "succeeded"
+    members = members_by(world.sandbox.emulator, "email")
+    assert sorted(members) == ["child@example.com", "parent@example.com"]
+    assert members["parent@example.com"]["phone_number"] == family
+    assert members["child@example.com"]["phone_number"] == "+16505550101"

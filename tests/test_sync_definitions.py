@@ -175,3 +175,18 @@ def test_destination_file_errors_name_the_destination_and_field(tmp_path, monkey
         connect(config, env={})
     with pytest.raises(DestinationConfigError, match=r"\$HOOK_SECRET"):
         connect(config, env={"HOOK_URL": "http://127.0.0.1:1/hooks"})
+
+
+def test_identifiers_the_destination_keeps_unique_are_named_on_the_sync_but_never_its_key(tmp_path):
+    """Klaviyo keeps email, phone and external id unique per account: the plan withholds a shared
+    value of each mapped identifier but the key (duplicate keys are the plan's own rule)."""
+    both = {**GOOD, "identifiers": {"email": "email", "phone": "phone"}}
+    destinations = {
+        "klaviyo": DestinationConfig("klaviyo", "klaviyo", {}),
+        "hook": DestinationConfig("hook", "webhook"),
+    }
+    syncs = load_sync_definitions(
+        _manifest(tmp_path, to_klaviyo={**both, "destination": "klaviyo"}, to_hook=both), destinations
+    )
+    assert syncs["to_klaviyo"].unique_identifiers == ("phone",)
+    assert syncs["to_hook"].unique_identifiers == ()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sync_world import World, definition, people
 
+from destinations.plan import plan_table
 from destinations.sandbox.webhook import WebhookSandbox
 from destinations.sql_templates import SQL_DIR, dialect_macros
 from destinations.warehouse.base import bind_names, translate_binds
@@ -89,6 +90,36 @@ def test_the_same_people_are_held_out_on_every_engine(sync_engine: Location, tmp
         held_out = {pid for pid in crowd if python_bucket(sync.name, pid) < 10}
         assert result.plan.excluded_holdout == len(held_out) > 0
         assert world.received() == world.desired(holdout=lambda pid: pid in held_out)
+
+
+def test_a_value_two_members_share_is_withheld_where_the_destination_keeps_it_unique(
+    sync_engine: Location, tmp_path: Path
+):
+    """desired.sql on every engine: a phone two members share leaves both payloads when the
+    destination keeps phones unique (as Klaviyo does); one's own phone stays, and a destination
+    without that rule gets every phone."""
+    with WebhookSandbox() as sandbox:
+        world = World(tmp_path / "w.duckdb", sandbox, location=sync_engine)
+        family, own = "+16505550100", "+16505550199"
+        crowd = people(3)
+        world.set_people(
+            {
+                "p000": replace(crowd["p000"], phone=family),
+                "p001": replace(crowd["p001"], phone=family),
+                "p002": replace(crowd["p002"], phone=own),
+            }
+        )
+        both = definition(identifiers={"email": "email", "phone": "phone"})
+        for sync, expected in [
+            (both, {"person0@example.com": family, "person1@example.com": family, "person2@example.com": own}),
+            (
+                replace(both, unique_identifiers=("phone",)),
+                {"person0@example.com": None, "person1@example.com": None, "person2@example.com": own},
+            ),
+        ]:
+            assert world.run(sync, dry_run=True).status == "dry_run"
+            rows = world.query(f"select record_key, payload from {plan_table(sync)}")
+            assert {key: json.loads(payload)["identifiers"]["phone"] for key, payload in rows} == expected
 
 
 def test_a_warehouse_can_keep_its_sync_state_in_another_store(postgres_server, tmp_path: Path):

@@ -1,13 +1,22 @@
 -- Desired rows for one sync: every member of the segment with the mapped fields, each
 -- marked with why it is not sent: `exclusion` (deletion requested, suppressed, no consent, holdout,
 -- an experiment arm not sent: control arm / other arm / no arm, global holdout)
--- or `invalid_reason` (null, duplicate or malformed key — reported, never sent).
+-- or `invalid_reason` (null, duplicate or malformed key — reported, never sent). An identifier the
+-- destination keeps unique (`unique_identifiers`) is left out of the payload where two members share it.
 -- Rendered by destinations/plan.py; :names are bound parameters. Runs where the data lives
 -- (the build's engine, Spark included); plan.py keeps the rows as the temp table sync_desired
 -- in the state store.
 {% import "_dialect.sql" as d with context -%}
 {%- set identifier_pairs = [] -%}
-{%- for name, column in identifiers %}{% set _ = identifier_pairs.append((name, "profile_fields." ~ d.quote(column))) %}{% endfor -%}
+{%- set shared = [] -%}
+{%- for name, column in identifiers %}
+{%- if name in unique_identifiers %}
+{%- set _ = shared.append(("shared_identifier_" ~ (shared | length + 1), d.quote(column))) -%}
+{%- set _ = identifier_pairs.append((name, "case when " ~ shared[-1][0] ~ ".value is null then profile_fields." ~ d.quote(column) ~ " end")) -%}
+{%- else %}
+{%- set _ = identifier_pairs.append((name, "profile_fields." ~ d.quote(column))) -%}
+{%- endif %}
+{%- endfor -%}
 {%- set field_pairs = [] -%}
 {%- for name, column in fields %}{% set _ = field_pairs.append((name, "experiment_arms.arm" if column == arm_column else "profile_fields." ~ d.quote(column))) %}{% endfor %}
 with
@@ -21,6 +30,19 @@ members as (
 profile_fields as (
     select * from {{ profile_fields }}
 ),
+{%- for cte, column in shared %}
+
+-- a value of an identifier the destination keeps unique that two members share: withheld from
+-- both (the platform would otherwise merge them into one record, e.g. a family's one phone)
+{{ cte }} as (
+    select profile_fields.{{ column }} as value
+    from members
+    inner join profile_fields on profile_fields.profile_id = members.profile_id
+    where profile_fields.{{ column }} is not null
+    group by profile_fields.{{ column }}
+    having count(*) > 1
+),
+{%- endfor %}
 {%- if experiment or global_holdout %}
 
 -- arms as dbt assigned them (models/experiments/experiment_assignments): never recomputed here
@@ -73,6 +95,9 @@ candidates as (
         {%- endif %}
     from members
     inner join profile_fields on profile_fields.profile_id = members.profile_id
+    {%- for cte, column in shared %}
+    left join {{ cte }} on {{ cte }}.value = profile_fields.{{ column }}
+    {%- endfor %}
     {%- if experiment %}
     left join assignments as experiment_arms
         on experiment_arms.profile_id = members.profile_id
