@@ -140,3 +140,25 @@
         node_id as node_b
     from {{ record_nodes }}
 {% endmacro %}
+
+{#-
+    The body of a portable component model: every node of the record-node relation
+    `record_nodes` (record_number, node_id) with `label_column`, the smallest node id of its
+    component, by the SQL fixpoint (work tables named after `prefix`; drop them with
+    drop_component_work_tables in the model's post-hook).
+-#}
+{% macro record_components_in_sql(record_nodes, prefix, label_column) %}
+    {%- if execute -%}
+        {%- set labels = connected_components(
+            nodes_sql='select node_id from ' ~ record_nodes,
+            edges_sql=record_star_edges(record_nodes),
+            prefix=prefix,
+        ) -%}
+    {%- else -%}
+        {%- set labels = '(select 1 as node_id, 1 as parent)' -%}
+    {%- endif %}
+    select
+        node_id,
+        parent as {{ label_column }}
+    from {{ labels }} as labels
+{% endmacro %}

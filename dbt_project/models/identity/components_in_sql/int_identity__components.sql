@@ -10,19 +10,4 @@
 -#}
 {{ config(post_hook="{{ drop_component_work_tables('int_identity__components') }}") }}
 
-{%- set graph = ref('int_identity__linkable_record_nodes') -%}
-
-{%- if execute -%}
-    {%- set labels = connected_components(
-        nodes_sql='select node_id from ' ~ graph,
-        edges_sql=record_star_edges(graph),
-        prefix='int_identity__components',
-    ) -%}
-{%- else -%}
-    {%- set labels = '(select 1 as node_id, 1 as parent)' -%}
-{%- endif -%}
-
-select
-    node_id,
-    parent as component_id
-from {{ labels }} as labels
+{{ record_components_in_sql(ref('int_identity__linkable_record_nodes'), prefix='int_identity__components', label_column='component_id') }}
