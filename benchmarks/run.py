@@ -3,6 +3,7 @@
     python -m benchmarks.run                       # every suite at its default sizes
     python -m benchmarks.run generator --sizes 10000 100000 1000000
     python -m benchmarks.run identity --sizes 100000
+    python -m benchmarks.run build               # the 1M build, then the rebuild after 1% more data
 
 Figures come from this one run on this machine; ratios compare figures from the same run.
 Results are also written as JSON to benchmarks/results/ (not committed).
@@ -25,6 +26,7 @@ SUITES = {
     "predictive": ("benchmarks.bench_predictive", [20_000, 100_000]),
     "sync": ("benchmarks.bench_sync", [1_000_000, 10_000_000]),
     "connectors": ("benchmarks.bench_connectors", [100_000]),
+    "build": ("benchmarks.bench_build", [1_000_000]),
 }
 
 RESULTS_DIR = Path(__file__).parent / "results"

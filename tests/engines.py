@@ -41,8 +41,12 @@ COMPARED_TABLES: dict[str, tuple[str, ...]] = {
 #: What a second build must keep unique (the incremental models).
 INCREMENTAL_TABLES = ("profile_id_registry", "profile_merges")
 
-#: A second run of the identity models only: they read the registry the first run wrote.
+#: A second run of the identity models only: they read the registry the first run wrote (Spark, where
+#: a second whole build costs minutes and the incremental models are rebuilt in full anyway).
 REBUILD_IDENTITY = ["--select", "int_identity__profile_assignments", "profile_id_registry", "profile_merges"]
+#: A second whole build (DuckDB, Postgres): the incremental models update in place, and the tables
+#: compared afterwards must still be what DuckDB's single build wrote.
+REBUILD_ALL: list[str] = []
 
 
 def engine_missing(reason: str) -> NoReturn:
@@ -99,7 +103,7 @@ class EngineBuild:
 
 
 def build_sample_on(target: Target, generated: Path, folder: Path) -> EngineBuild:
-    """Load the generated sample into the target, `cdp build` it, rebuild the identity models, dump the tables."""
+    """Load the generated sample into the target, `cdp build` it, build again (Spark: the identity models), dump the tables."""
     seconds: dict[str, float] = {}
     started = time.monotonic()
     cdp_command("load-raw", "--target", target.name, "--warehouse", str(generated))
@@ -110,8 +114,9 @@ def build_sample_on(target: Target, generated: Path, folder: Path) -> EngineBuil
     seconds["build"] = time.monotonic() - started
 
     started = time.monotonic()
-    rebuild = build_project(REBUILD_IDENTITY, target, echo=False)
-    seconds["rebuild identity"] = time.monotonic() - started
+    second = REBUILD_IDENTITY if target.engine == "spark" else REBUILD_ALL
+    rebuild = build_project(second, target, echo=False)
+    seconds["rebuild identity" if second else "rebuild (incremental)"] = time.monotonic() - started
 
     started = time.monotonic()
     dump_tables(target, target.schema, [*COMPARED_TABLES, *INCREMENTAL_TABLES], folder)

@@ -20,8 +20,9 @@ from cdp.settings import RAW_SCHEMA
 #: Where held-back rows wait between the two builds.
 PENDING_SCHEMA = "raw_pending"
 
-#: The column whose hash decides whether a row waits. Order lines wait with their order;
-#: consent events (no key of their own) by the identifier they are about.
+#: The column whose hash decides whether a row waits (tables in this order); consent events
+#: (no key of their own) by what they record. An order also waits with its customer, and order
+#: lines with their order, as the raw contract's relationships require (RELATED below).
 HOLD_BACK_KEY = {
     "crm_contacts": "contact_id",
     "shop_customers": "customer_id",
@@ -36,9 +37,21 @@ HOLD_BACK_KEY = {
 }
 
 
-def _waits(key: str, percent: float, seed: int) -> str:
+#: table -> (its column, the held table and column it must follow): a row whose parent waits waits too.
+RELATED = {
+    "shop_orders": ("customer_id", "shop_customers", "customer_id"),
+    "shop_order_items": ("order_id", "shop_orders", "order_id"),
+}
+
+
+def _waits(table: str, percent: float, seed: int) -> str:
     # hash() is DuckDB's 64-bit hash: a stable, uniform choice of rows for one seed
-    return f"hash(coalesce(cast({key} as varchar), '') || ':{seed}') % 10000 < {int(round(percent * 100))}"
+    key = HOLD_BACK_KEY[table]
+    condition = f"hash(coalesce(cast({key} as varchar), '') || ':{seed}') % 10000 < {int(round(percent * 100))}"
+    if table in RELATED:
+        column, parent, parent_column = RELATED[table]
+        condition += f" or {column} in (select {parent_column} from {PENDING_SCHEMA}.{parent})"
+    return condition
 
 
 def hold_back(con: duckdb.DuckDBPyConnection, percent: float, *, seed: int = 0) -> dict[str, int]:
@@ -50,12 +63,11 @@ def hold_back(con: duckdb.DuckDBPyConnection, percent: float, *, seed: int = 0) 
         raise ValueError(f"no hold-back key for raw table(s) {', '.join(missing)} (cdp/sample_data/increment.py)")
     held: dict[str, int] = {}
     con.execute(f"create schema if not exists {PENDING_SCHEMA}")
-    for table, key in HOLD_BACK_KEY.items():
-        condition = _waits(key, percent, seed)
+    for table in HOLD_BACK_KEY:
+        condition = _waits(table, percent, seed)
         con.execute("begin")
         con.execute(
-            f"create or replace table {PENDING_SCHEMA}.{table} as "
-            f"select * from {RAW_SCHEMA}.{table} where {condition}"
+            f"create or replace table {PENDING_SCHEMA}.{table} as select * from {RAW_SCHEMA}.{table} where {condition}"
         )
         con.execute(f"delete from {RAW_SCHEMA}.{table} where {condition}")
         con.execute("commit")

@@ -58,7 +58,7 @@
         ~ "REBUILT IN FULL: its new rows plus the previous build's rows whose key is not among them (kept in "
         ~ copy.identifier ~ " until the build succeeds). Set CDP_SPARK_FILE_FORMAT=delta or iceberg where the "
         ~ "cluster has it, and dbt merges instead.") -%}
-    {%- if flags.FULL_REFRESH or (existing is none and left_over is none) -%}
+    {%- if should_full_refresh() or (existing is none and left_over is none) -%}
         {{ return('') }}
     {%- endif -%}
     {%- if existing is not none -%}

@@ -26,6 +26,8 @@
 {%- set as_of = "cast('" ~ var('as_of') ~ "' as timestamp)" -%}
 {%- set session_timeout_minutes = 30 -%}
 
+{{ cdp.per_profile_incremental() }}
+
 with
 
 profile_events as (
@@ -41,6 +43,7 @@ email_events as (
     where source = 'email'
         and event_type in ('opened', 'clicked')
         and occurred_at <= {{ as_of }}
+        and {{ cdp.is_affected_profile('profile_id') }}
 ),
 
 web_events as (
@@ -52,6 +55,7 @@ web_events as (
     where source = 'web'
         and event_type <> 'identify'
         and occurred_at <= {{ as_of }}
+        and {{ cdp.is_affected_profile('profile_id') }}
 ),
 
 web_sessions as (

@@ -7,6 +7,8 @@
 -#}
 {%- set as_of = "cast('" ~ var('as_of') ~ "' as timestamp)" -%}
 
+{{ cdp.per_profile_incremental() }}
+
 with
 
 profile_events as (
@@ -25,6 +27,7 @@ completed_orders as (
     where source = 'shop'
         and status = 'completed'
         and occurred_at <= {{ as_of }}
+        and {{ cdp.is_affected_profile('profile_id') }}
 ),
 
 category_totals as (

@@ -13,10 +13,13 @@
 -#}
 {%- set as_of = "cast('" ~ var('as_of') ~ "' as timestamp)" -%}
 
+{{ cdp.per_profile_incremental() }}
+
 with
 
 profiles as (
     select * from {{ ref('profiles') }}
+    where {{ cdp.is_affected_profile('profile_id') }}
 ),
 
 profile_events as (
@@ -41,6 +44,7 @@ purchase_events as (
     from profile_events
     where source in ('shop', 'pos')
         and occurred_at <= {{ as_of }}
+        and {{ cdp.is_affected_profile('profile_id') }}
 ),
 
 per_profile as (

@@ -6,6 +6,8 @@
 -#}
 {%- set as_of = "cast('" ~ var('as_of') ~ "' as timestamp)" -%}
 
+{{ cdp.per_profile_incremental() }}
+
 with
 
 profile_events as (
@@ -19,6 +21,7 @@ tickets as (
     from profile_events
     where source = 'support'
         and occurred_at <= {{ as_of }}
+        and {{ cdp.is_affected_profile('profile_id') }}
 ),
 
 final as (

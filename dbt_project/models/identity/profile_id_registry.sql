@@ -4,6 +4,7 @@
     disappear from the sources keep their last mapping. Incremental by key on every engine
     (macros/incremental/keyed_incremental.sql: on Spark parquet, a loud full rebuild).
 -#}
+{#- history, not a cache: `cdp build --full-refresh` keeps it (full_refresh=false), so ids stay stable -#}
 {{
     config(
         materialized=cdp.keyed_incremental_materialization(),
@@ -11,6 +12,7 @@
         incremental_strategy=cdp.keyed_incremental_strategy(),
         on_schema_change='append_new_columns',
         post_hook="{{ cdp.drop_previous_build_copy() }}",
+        full_refresh=false,
     )
 }}
 

@@ -3,6 +3,7 @@
     surviving id, and when. Anything keyed by profile id (manual segments, sync state)
     follows these rows.
 -#}
+{#- history, not a cache: `cdp build --full-refresh` keeps it (full_refresh=false), so ids stay stable -#}
 {{
     config(
         materialized=cdp.keyed_incremental_materialization(),
@@ -10,6 +11,7 @@
         incremental_strategy=cdp.keyed_incremental_strategy(),
         on_schema_change='append_new_columns',
         post_hook="{{ cdp.drop_previous_build_copy() }}",
+        full_refresh=false,
     )
 }}
 

@@ -1,0 +1,162 @@
+{#-
+    The incremental rebuild: new raw rows are processed without recomputing the world.
+
+    Identity is recomputed in full every build (connected components take seconds), but what follows
+    it is kept between builds and brought up to date:
+
+      int_profiles__identifier_changes   identifiers whose profile moved since profile_events was
+                                         last written: new, merged, split, erased, or shared now;
+      int_profiles__event_candidates     the events to attribute again: new or changed rows of the
+                                         staging views, and events carrying a changed identifier;
+      profile_events                     incremental: the events of every profile that changed are
+                                         deleted, then the candidates are attributed and inserted;
+      int_profiles__affected_profiles    every profile whose events or identifiers changed (old and
+                                         new ids); every profile when as_of or a model below changed;
+      per-profile attributes             incremental: the rows of the affected profiles are deleted
+                                         and recomputed (engagement, purchases, support, category).
+
+    Models computed over all profiles at once (RFM quantiles, consent, the predictive models,
+    segments) are rebuilt in full from these tables. `cdp build --full-refresh` rebuilds everything
+    but the id registry and the merge log (full_refresh=false: they are history, not a cache).
+
+    Raw tables are append-only or updated in place (an order's status); a raw row deleted by hand
+    (not by an erasure, which the identity changes carry) needs a --full-refresh.
+    Spark on parquet has no DELETE: there these models are rebuilt in full (keyed_incremental.sql).
+-#}
+
+{#- The mapping profile_events was last attributed with: written by its post-hook, read before it runs. -#}
+{%- macro attributed_identifiers_relation() -%}
+    {%- set changes = cdp.node_relation('int_profiles__identifier_changes') -%}
+    {{ return(api.Relation.create(database=changes.database, schema=changes.schema,
+        identifier='int_profiles__attributed_identifiers', type='table')) }}
+{%- endmacro -%}
+
+{#- Whether `name` (a model) will be updated rather than rebuilt this run: it exists, this is no full refresh, and the engine can delete. -#}
+{%- macro updates_in_place(name) -%}
+    {%- if not execute or flags.FULL_REFRESH or cdp.rebuilds_keyed_incremental_models() or model.resource_type == 'unit_test' -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set relation = cdp.node_relation(name) -%}
+    {%- set existing = adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier) -%}
+    {{ return(existing is not none and existing.type == 'table') }}
+{%- endmacro -%}
+
+{#-
+    What decides every per-profile row besides the data: as_of and the code of the incremental models.
+    When it differs from the previous build's, every profile is affected.
+-#}
+{%- macro incremental_settings_fingerprint() -%}
+    {%- if not execute -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set parts = [var('as_of') | string] -%}
+    {%- for node in graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') | sort(attribute='name') -%}
+        {%- if node.config.get('materialized') == 'incremental' or node.name.startswith('int_profiles__') -%}
+            {%- do parts.append(node.name ~ '=' ~ node.checksum.checksum) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(local_md5(parts | join('|'))) }}
+{%- endmacro -%}
+
+{#- Post-hook of profile_events: remember the mapping it was attributed with (nothing on Spark parquet). -#}
+{%- macro remember_attributed_identifiers() -%}
+    {%- if not execute or cdp.rebuilds_keyed_incremental_models() -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set copy = cdp.attributed_identifiers_relation() -%}
+    {%- do cdp.run_statements([
+        'drop table if exists ' ~ copy,
+        cdp.create_table_as_select(copy, 'select profile_id, identifier_type, identifier_value from '
+            ~ cdp.node_relation('profile_identifiers')),
+    ]) -%}
+{%- endmacro -%}
+
+{#- Pre-hook of the per-profile incremental models: drop the rows of every affected profile (they are recomputed). -#}
+{%- macro delete_affected_profiles(column='profile_id') -%}
+    {%- if cdp.is_updating() and cdp.affects_everyone() -%}
+        delete from {{ this }}
+    {%- elif cdp.is_updating() -%}
+        delete from {{ this }}
+        where {{ column }} in (select affected.profile_id from {{ cdp.node_relation('int_profiles__affected_profiles') }} as affected)
+    {%- endif -%}
+{%- endmacro -%}
+
+{#- `<column> in (affected profiles)` when the model is updated in place and not for everyone, else `true`. -#}
+{%- macro is_affected_profile(column) -%}
+    {%- if cdp.is_updating() and not cdp.affects_everyone() -%}
+        {{ column }} in (select affected.profile_id from {{ cdp.node_relation('int_profiles__affected_profiles') }} as affected)
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro -%}
+
+{#-
+    int_profiles__event_candidates: the `where` that keeps an event of `source` to attribute again when
+    profile_events is updated in place, else nothing. An event is a candidate when profile_events holds
+    no row for its key with the same `compared` values [(column in profile_events, expression here)],
+    or when one of its `identifiers` {identifier_type: expression} changed profile.
+-#}
+{%- macro where_event_is_candidate(source, key, compared, identifiers) -%}
+    {%- if not cdp.updates_in_place('profile_events') -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set same = [] -%}
+    {%- for column, expression in compared -%}
+        {%- do same.append('and kept.' ~ column ~ ' is not distinct from ' ~ expression) -%}
+    {%- endfor -%}
+    where (
+        not exists (
+            select 1 from {{ cdp.node_relation('profile_events') }} as kept
+            where kept.source = '{{ source }}' and kept.event_id = {{ key }} {{ same | join(' ') }}
+        )
+        {%- for identifier_type, expression in identifiers.items() %}
+        or {{ expression }} in (
+            select changed.identifier_value from changed_identifiers as changed
+            where changed.identifier_type = '{{ identifier_type }}'
+        )
+        {%- endfor %}
+    )
+{%- endmacro -%}
+
+{#- Whether this build recomputes every profile (int_profiles__affected_profiles says so); read when the model compiles. -#}
+{%- macro affects_everyone() -%}
+    {%- if not execute or model.resource_type == 'unit_test' -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- set affected = cdp.node_relation('int_profiles__affected_profiles') -%}
+    {%- set answer = run_query('select count(*) from ' ~ affected ~ ' where profile_id is null and is_everyone') -%}
+    {{ return(answer.rows[0][0] > 0) }}
+{%- endmacro -%}
+
+{#- Pre-hook of profile_events: delete the events of every profile an identifier moved away from (they are attributed again). -#}
+{%- macro delete_events_of_moved_identifiers() -%}
+    {%- if cdp.is_updating() -%}
+        delete from {{ this }}
+        where profile_id in (
+            select changes.previous_profile_id from {{ cdp.node_relation('int_profiles__identifier_changes') }} as changes
+            where changes.previous_profile_id is not null
+        )
+    {%- endif -%}
+{%- endmacro -%}
+
+{#- is_incremental(), and false in a unit test (which builds the model from its given rows). -#}
+{%- macro is_updating() -%}
+    {{ return(execute and model.resource_type != 'unit_test' and is_incremental()) }}
+{%- endmacro -%}
+
+{#-
+    The config of a per-profile incremental model (attributes): keyed by profile_id, the affected
+    profiles' rows deleted by the pre-hook and recomputed (the model filters its input with
+    is_affected_profile). Called at the top of the model; depends on the affected profiles.
+-#}
+{%- macro per_profile_incremental() -%}
+    {%- do config(
+        materialized=cdp.keyed_incremental_materialization(),
+        incremental_strategy=cdp.keyed_incremental_strategy(),
+        unique_key='profile_id',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ cdp.delete_affected_profiles() }}",
+    ) -%}
+    -- incremental: recomputes the affected profiles' rows (macros/incremental/affected_profiles.sql)
+    -- depends_on: {{ ref('int_profiles__affected_profiles') }}
+{%- endmacro -%}

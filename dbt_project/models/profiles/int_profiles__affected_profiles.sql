@@ -1,0 +1,67 @@
+{#-
+    The profiles whose per-profile attributes this build recomputes (macros/incremental/
+    affected_profiles.sql): the old and the new profile of every identifier that moved, and the
+    profile of every event attributed again. Everyone (is_everyone on the row without a profile) when
+    the settings fingerprint (as_of and the incremental models' code) differs from the previous
+    build's, or on a full rebuild: the per-profile models then recompute every row.
+-#}
+{%- set incremental = cdp.updates_in_place('profile_events') -%}
+{%- set fingerprint = cdp.incremental_settings_fingerprint() -%}
+{%- set previous = none -%}
+{%- if incremental -%}
+    {%- set previous = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
+    {%- if previous is not none -%}
+        {%- set same = run_query(
+            "select count(*) from " ~ previous ~ " where settings_fingerprint = '" ~ fingerprint ~ "'"
+        ) -%}
+        {%- set incremental = same.rows[0][0] > 0 -%}
+    {%- else -%}
+        {%- set incremental = false -%}
+    {%- endif -%}
+{%- endif %}
+
+with
+
+{%- if incremental %}
+
+changes as (
+    select * from {{ ref('int_profiles__identifier_changes') }}
+),
+
+candidates as (
+    select * from {{ ref('int_profiles__event_candidates') }}
+),
+
+affected as (
+    select previous_profile_id as profile_id from changes where previous_profile_id is not null
+    union
+    select profile_id from changes where profile_id is not null
+    union
+    select profile_id from candidates where profile_id is not null
+),
+{%- else %}
+
+-- a full rebuild, or as_of or an incremental model's code changed: everyone (the sentinel row says so)
+-- depends_on: {{ ref('int_profiles__identifier_changes') }}, {{ ref('int_profiles__event_candidates') }}
+affected as (
+    select cast(null as {{ dbt.type_string() }}) as profile_id
+    where 1 = 0
+),
+{%- endif %}
+
+final as (
+    select
+        profile_id,
+        '{{ fingerprint }}' as settings_fingerprint,
+        false as is_everyone
+    from affected
+    -- one row even when nothing changed: the fingerprint for the next build, and whether this one
+    -- recomputes everyone (the per-profile models then rebuild all their rows)
+    union all
+    select
+        cast(null as {{ dbt.type_string() }}) as profile_id,
+        '{{ fingerprint }}' as settings_fingerprint,
+        {{ 'false' if incremental else 'true' }} as is_everyone
+)
+
+select * from final
