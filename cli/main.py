@@ -135,6 +135,10 @@ def prepare(force: bool) -> None:
 def build(dbt_args: tuple[str, ...], warehouse: str | None, target: str | None) -> None:
     """Run `dbt build` (seeds, models, tests) on the warehouse. Extra arguments go to dbt, e.g. `cdp build --select staging`.
 
+    Incremental: what earlier builds wrote is updated for the new raw rows (README "Incremental
+    builds"). `cdp build --full-refresh` recomputes every model from the raw tables, keeping the
+    profile id registry and the merge log.
+
     On a target whose dbt adapter cannot run Python models (Postgres, Spark) the predictive step
     fits them between two dbt invocations: everything up to the features, the step, then the rest.
     """
