@@ -17,8 +17,11 @@
   two Python models importing scikit-learn at the same moment in dbt's threads can fail
   with a circular-import error.)
 
-Runs single-threaded (threadpoolctl), like int_predictive__predictions: dbt already runs
-models side by side.
+Each k-means fit runs single-threaded (threadpoolctl), like int_predictive__predictions: a
+multi-threaded fit sums its centres in an order that depends on the threads, so the clusters
+would depend on the machine. The candidate k are independent, so TWO_WORKERS threads fit them
+side by side (each fit single-threaded, so the same fits as one after another); dbt runs
+nothing else meanwhile (everything downstream waits for the clusters).
 
 Output: one row per profile: profile_id, cluster_id, silhouette (the profile's silhouette
 value if it was in the sample, else NULL), and the fit's k, overall silhouette and
@@ -28,12 +31,15 @@ selection criterion (the same on every row). Names and descriptions are made in 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_samples
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
+
+from cdp.predictive.scores import TWO_WORKERS, single_threaded
 
 RANDOM_STATE = 20261101
 K_CANDIDATES = range(3, 9)
@@ -52,6 +58,11 @@ LOG_FEATURES = [
     "web_events_90d",
     "cart_adds_without_order_30d",
 ]
+
+#: The columns ``clusters`` reads: of the profiles (scoring set) and of the predictions. The dbt
+#: model fetches only these.
+PROFILE_COLUMNS = ["profile_id", *LOG_FEATURES, "store_purchases"]
+PREDICTION_COLUMNS = ["scored_set", "profile_id", "expected_value_90d"]
 
 
 def standardised_features(profiles: pd.DataFrame) -> np.ndarray:
@@ -80,9 +91,31 @@ def ordered_ids(profiles: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
     return np.array([new_id[label] for label in labels], dtype="int32")
 
 
+def fit_k(x: np.ndarray, sample: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """One candidate: k-means labels of every profile and the silhouette values of the sample."""
+    fitted = KMeans(n_clusters=k, n_init=10, random_state=RANDOM_STATE).fit(x)
+    in_sample = fitted.labels_[sample]
+    if len(np.unique(in_sample)) < 2:  # degenerate data: every point alike
+        return fitted.labels_, np.full(len(sample), -1.0)
+    return fitted.labels_, silhouette_samples(x[sample], in_sample)
+
+
+def with_expected_value(profiles: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """The profiles sorted by profile_id, with their current expected 90-day value (NaN if unscored).
+
+    A lookup, as a left merge would give: profile ids are unique in the profiles and in the
+    current predictions (both tested)."""
+    current = predictions[predictions["scored_set"] == "current"]
+    profiles = profiles.sort_values("profile_id", ignore_index=True)
+    position = pd.Index(current["profile_id"]).get_indexer(profiles["profile_id"])
+    expected = current["expected_value_90d"].astype("float64").to_numpy()
+    return profiles.assign(
+        expected_value_90d=np.where(position >= 0, expected[position] if len(expected) else np.nan, np.nan)
+    )
+
+
 def fit_clusters(profiles: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
-    expected = predictions[predictions["scored_set"] == "current"][["profile_id", "expected_value_90d"]]
-    profiles = profiles.merge(expected, on="profile_id", how="left").sort_values("profile_id", ignore_index=True)
+    profiles = with_expected_value(profiles, predictions)
     n = len(profiles)
     silhouette = np.full(n, np.nan)
 
@@ -93,15 +126,9 @@ def fit_clusters(profiles: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
     else:
         x = standardised_features(profiles)
         sample = np.sort(np.random.default_rng(RANDOM_STATE).permutation(n)[:SILHOUETTE_SAMPLE])
-        fits = {}
-        for k in K_CANDIDATES:
-            fitted = KMeans(n_clusters=k, n_init=10, random_state=RANDOM_STATE).fit(x)
-            in_sample = fitted.labels_[sample]
-            if len(np.unique(in_sample)) < 2:  # degenerate data: every point alike
-                values = np.full(len(sample), -1.0)
-            else:
-                values = silhouette_samples(x[sample], in_sample)
-            fits[k] = (fitted.labels_, values)
+        with ThreadPoolExecutor(max_workers=TWO_WORKERS) as pool:
+            jobs = {k: pool.submit(single_threaded, fit_k, x, sample, k) for k in K_CANDIDATES}
+            fits = {k: job.result() for k, job in jobs.items()}
         k = max(fits, key=lambda candidate: (fits[candidate][1].mean(), -candidate))
         labels, values = fits[k]
         silhouette[sample] = values
@@ -125,6 +152,6 @@ def fit_clusters(profiles: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
 
 
 def clusters(profiles: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
-    """int_predictive__cluster_assignments of int_predictive__scoring_set and the predictions, single-threaded."""
-    with threadpool_limits(limits=1):
-        return fit_clusters(profiles, predictions)
+    """int_predictive__cluster_assignments of int_predictive__scoring_set and the predictions: each fit
+    single-threaded, two side by side."""
+    return single_threaded(fit_clusters, profiles, predictions)

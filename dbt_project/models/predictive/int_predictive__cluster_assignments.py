@@ -6,14 +6,23 @@ Reading the predictions also makes dbt run this model after int_predictive__pred
 Python models importing scikit-learn at the same moment in dbt's threads can fail with a
 circular-import error.
 
+Only the columns the clusters read cross into pandas (and only today's predictions), already
+sorted by profile_id: the same frames, less to convert.
+
 Output: one row per profile: profile_id, cluster_id, silhouette, k, overall_silhouette,
 selection_criterion.
 """
 
-from cdp.predictive.clusters import clusters
+from cdp.predictive.clusters import PREDICTION_COLUMNS, PROFILE_COLUMNS, clusters
 
 
 def model(dbt, session):
-    profiles = dbt.ref("int_predictive__scoring_set").df()
-    predictions = dbt.ref("int_predictive__predictions").df()
+    profiles = dbt.ref("int_predictive__scoring_set").select(*PROFILE_COLUMNS).order("profile_id").df()
+    predictions = (
+        dbt.ref("int_predictive__predictions")
+        .filter("scored_set = 'current'")
+        .select(*PREDICTION_COLUMNS)
+        .order("profile_id")
+        .df()
+    )
     return clusters(profiles, predictions)
