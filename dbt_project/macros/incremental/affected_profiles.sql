@@ -58,17 +58,28 @@
     {{ return(local_md5(parts | join('|'))) }}
 {%- endmacro -%}
 
-{#- Post-hook of profile_events: remember the mapping it was attributed with (nothing on Spark parquet). -#}
+{#-
+    Post-hook of profile_events: remember the mapping it was attributed with (nothing on Spark parquet).
+    Built in a selection without int_profiles__affected_profiles, it also marks that list stale, so the
+    next build recomputes every profile's attributes.
+-#}
 {%- macro remember_attributed_identifiers() -%}
     {%- if not execute or cdp.rebuilds_keyed_incremental_models() -%}
         {{ return('') }}
     {%- endif -%}
     {%- set copy = cdp.attributed_identifiers_relation() -%}
-    {%- do cdp.run_statements([
+    {%- set statements = [
         'drop table if exists ' ~ copy,
         cdp.create_table_as_select(copy, 'select profile_id, identifier_type, identifier_value from '
             ~ cdp.node_relation('profile_identifiers')),
-    ]) -%}
+    ] -%}
+    {%- set affected = cdp.node_relation('int_profiles__affected_profiles') -%}
+    {%- if adapter.get_relation(database=affected.database, schema=affected.schema, identifier=affected.identifier) is not none
+        and not cdp.affected_profiles_are_current() -%}
+        {#- events changed for profiles no list names: the next build recomputes every profile's attributes -#}
+        {%- do statements.append('update ' ~ affected ~ " set settings_fingerprint = 'stale: profile_events was built without it'") -%}
+    {%- endif -%}
+    {%- do cdp.run_statements(statements) -%}
 {%- endmacro -%}
 
 {#- Pre-hook of the per-profile incremental models: drop the rows of every affected profile (they are recomputed). -#}
@@ -78,6 +89,7 @@
     {%- elif cdp.is_updating() -%}
         delete from {{ this }}
         where {{ column }} in (select affected.profile_id from {{ cdp.node_relation('int_profiles__affected_profiles') }} as affected)
+            or {{ column }} in ({{ cdp.erased_profile_ids_by_name() }})
     {%- endif -%}
 {%- endmacro -%}
 
@@ -118,9 +130,28 @@
     )
 {%- endmacro -%}
 
-{#- Whether this build recomputes every profile (int_profiles__affected_profiles says so); read when the model compiles. -#}
+{#-
+    Whether int_profiles__affected_profiles was built by this dbt invocation. A selection that leaves
+    it out (`cdp build --select int_attributes__support`) finds last build's list: the incremental
+    models then recompute everything rather than trust it.
+-#}
+{%- macro affected_profiles_are_current() -%}
+    {%- set affected = cdp.node_relation('int_profiles__affected_profiles') -%}
+    {%- if adapter.get_relation(database=affected.database, schema=affected.schema, identifier=affected.identifier) is none -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set answer = run_query(
+        'select count(*) from ' ~ affected ~ " where profile_id is null and invocation_id = '" ~ invocation_id ~ "'"
+    ) -%}
+    {{ return(answer.rows[0][0] > 0) }}
+{%- endmacro -%}
+
+{#- Whether this build recomputes every profile (int_profiles__affected_profiles says so, or is stale); read when the model compiles. -#}
 {%- macro affects_everyone() -%}
     {%- if not execute or model.resource_type == 'unit_test' -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- if not cdp.affected_profiles_are_current() -%}
         {{ return(true) }}
     {%- endif -%}
     {%- set affected = cdp.node_relation('int_profiles__affected_profiles') -%}
@@ -130,12 +161,16 @@
 
 {#- Pre-hook of profile_events: delete the events of every profile an identifier moved away from (they are attributed again). -#}
 {%- macro delete_events_of_moved_identifiers() -%}
-    {%- if cdp.is_updating() -%}
+    {%- if cdp.is_updating() and not cdp.affected_profiles_are_current() -%}
+        -- the identifier changes are not this invocation's: attribute every event again
+        delete from {{ this }}
+    {%- elif cdp.is_updating() -%}
         delete from {{ this }}
         where profile_id in (
             select changes.previous_profile_id from {{ cdp.node_relation('int_profiles__identifier_changes') }} as changes
             where changes.previous_profile_id is not null
         )
+            or profile_id in ({{ cdp.erased_profile_ids_by_name() }})
     {%- endif -%}
 {%- endmacro -%}
 
@@ -159,4 +194,12 @@
     ) -%}
     -- incremental: recomputes the affected profiles' rows (macros/incremental/affected_profiles.sql)
     -- depends_on: {{ ref('int_profiles__affected_profiles') }}
+{%- endmacro -%}
+
+{#-
+    The erased profile ids (privacy_erasures), by relation name: the pre-hooks delete their rows, since
+    no list of changes may keep an erased profile's id (macros/privacy/erasure.sql).
+-#}
+{%- macro erased_profile_ids_by_name() -%}
+    select erasures.profile_id from {{ cdp.node_relation('privacy_erasures') }} as erasures where erasures.profile_id is not null
 {%- endmacro -%}

@@ -53,7 +53,8 @@ final as (
     select
         profile_id,
         '{{ fingerprint }}' as settings_fingerprint,
-        false as is_everyone
+        false as is_everyone,
+        cast(null as {{ dbt.type_string() }}) as invocation_id
     from affected
     -- one row even when nothing changed: the fingerprint for the next build, and whether this one
     -- recomputes everyone (the per-profile models then rebuild all their rows)
@@ -61,7 +62,14 @@ final as (
     select
         cast(null as {{ dbt.type_string() }}) as profile_id,
         '{{ fingerprint }}' as settings_fingerprint,
-        {{ 'false' if incremental else 'true' }} as is_everyone
+        {{ 'false' if incremental else 'true' }} as is_everyone,
+        -- the dbt invocation that computed the changes this list comes from: a model reading it in
+        -- another (a selection that left them out) cannot trust it, and recomputes everything instead
+        {%- if incremental %}
+        (select changes.invocation_id from changes where changes.invocation_id is not null) as invocation_id
+        {%- else %}
+        '{{ invocation_id }}' as invocation_id
+        {%- endif %}
 )
 
 select * from final

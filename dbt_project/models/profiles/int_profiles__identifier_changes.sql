@@ -1,8 +1,9 @@
 {#-
     Identifiers whose profile moved since profile_events was last written (macros/incremental/
     affected_profiles.sql): new ones, ones that moved to another profile (a merge, a split), and
-    ones that belong to no profile now (erased, or found shared). Compared with the mapping
-    profile_events' post-hook remembered; with none remembered, every identifier is new.
+    ones that belong to no profile now (erased, or found shared: named by their former profile
+    alone, so no erased value is kept). Compared with the mapping profile_events' post-hook
+    remembered; with none remembered, every identifier is new.
     Empty on a full rebuild, where nothing downstream reads it.
 -#}
 {%- set remembered = none -%}
@@ -41,10 +42,10 @@ previous_identifiers as (
     {%- endif %}
 ),
 
-final as (
+changed as (
     select
-        coalesce(current_identifiers.identifier_type, previous_identifiers.identifier_type) as identifier_type,
-        coalesce(current_identifiers.identifier_value, previous_identifiers.identifier_value) as identifier_value,
+        current_identifiers.identifier_type,
+        current_identifiers.identifier_value,
         previous_identifiers.profile_id as previous_profile_id,
         current_identifiers.profile_id
     from current_identifiers
@@ -54,6 +55,31 @@ final as (
     where current_identifiers.profile_id is null
         or previous_identifiers.profile_id is null
         or current_identifiers.profile_id <> previous_identifiers.profile_id
+),
+
+final as (
+    -- an identifier that belongs to no profile now (erased, or shared) is named by its former profile
+    -- only: that profile's events are attributed again, and an erased value is kept nowhere
+    select distinct
+        identifier_type,
+        identifier_value,
+        previous_profile_id,
+        profile_id,
+        cast(null as {{ dbt.type_string() }}) as invocation_id
+    from changed
+    -- an erased profile's id is kept nowhere but the audit trail: the incremental models delete
+    -- erased profiles' rows by privacy_erasures instead (macros/incremental/affected_profiles.sql)
+    where coalesce(previous_profile_id, '') not in ({{ cdp.erased_profile_ids() }})
+        and coalesce(profile_id, '') not in ({{ cdp.erased_profile_ids() }})
+    -- one row without an identifier: the dbt invocation that computed these changes
+    -- (int_profiles__affected_profiles passes it on; a later invocation must not trust them)
+    union all
+    select
+        cast(null as {{ dbt.type_string() }}) as identifier_type,
+        cast(null as {{ dbt.type_string() }}) as identifier_value,
+        cast(null as {{ dbt.type_string() }}) as previous_profile_id,
+        cast(null as {{ dbt.type_string() }}) as profile_id,
+        '{{ invocation_id }}' as invocation_id
 )
 
 select * from final
