@@ -115,7 +115,8 @@ def _slowest(seconds: dict[str, float], count: int = 8) -> str:
 
 def _generated(size: int, folder: Path) -> Path:
     given = os.environ.get(RAW_ENV)
-    path = folder / "raw.duckdb"
+    # not raw.duckdb: DuckDB names the catalog after the file, and a catalog `raw` hides schema raw
+    path = folder / "warehouse.duckdb"
     if given:
         shutil.copy(given, path)
         return path
