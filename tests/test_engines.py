@@ -11,6 +11,7 @@ only where the engines' decimal arithmetic genuinely differs (TOLERANCES says wh
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 from pathlib import Path
@@ -241,7 +242,13 @@ def test_each_stand_in_names_the_function_its_python_model_calls(dbt_manifest: P
         python_model = manifest["nodes"][f"model.cdp.{name}"]
         module, _, function = fitted_by.partition(":")
         assert python_model["language"] == "python"
-        assert f"from {module} import {function}" in python_model["raw_code"]
+        imported = {
+            (statement.module, alias.name)
+            for statement in ast.walk(ast.parse(python_model["raw_code"]))
+            if isinstance(statement, ast.ImportFrom)
+            for alias in statement.names
+        }
+        assert (module, function) in imported, f"{name} does not import {function} from {module}"
 
 
 # --- plumbing ---------------------------------------------------------------------------------
