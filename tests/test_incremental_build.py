@@ -210,3 +210,39 @@ def test_a_selection_that_leaves_out_the_identifier_changes_attributes_every_eve
     run_dbt(["run", "--select", "profile_events"], warehouse=path, echo=False)  # without what says what moved
     _build(path)
     _compare_with_full_refresh(path, tmp_path)
+
+
+def test_a_deletion_request_that_arrives_later_settles_like_a_full_build_one_build_on(
+    generated_warehouse: Path, built_warehouse: Path, tmp_path: Path
+):
+    """An erasure in the new rows: the erased person leaves every incremental table in that build, and
+    one build later (when an erasure's identity building blocks settle, README "Erasure") every public
+    table is what a full build leaves."""
+    path = tmp_path / "erasure.duckdb"
+    shutil.copy(generated_warehouse, path)
+    with duckdb.connect(str(path)) as con:
+        hold_back(con, 3, seed=1)
+        # a request that erases somebody (the sample also asks to erase identifiers nobody holds)
+        (request_id,) = _rows(
+            built_warehouse,
+            "select min(request_id) from privacy_erasures where profile_id is not null and source = 'raw'",
+        )[0]
+        con.execute(
+            f"insert into {PENDING_SCHEMA}.deletion_requests select * from raw.deletion_requests where request_id = ?",
+            [request_id],
+        )
+        con.execute("delete from raw.deletion_requests where request_id = ?", [request_id])
+    _build(path)
+    with duckdb.connect(str(path)) as con:
+        release(con)
+
+    _build(path)
+
+    erased = _rows(
+        path, "select profile_id from privacy_erasures where request_id = ? and profile_id is not null", [request_id]
+    )
+    assert erased, "the request matched a profile"
+    for table in ("profile_events", "profile_attributes", "intermediate.int_attributes__engagement"):
+        assert _rows(path, f"select count(*) from {table} where profile_id = ?", [erased[0][0]])[0][0] == 0, table
+    _build(path)
+    _compare_with_full_refresh(path, tmp_path)
