@@ -32,13 +32,11 @@ from pathlib import Path
 
 import duckdb
 
-from cdp.sample_data.increment import hold_back, release
+from cdp.sample_data.increment import BUILD_TIME_COLUMNS, hold_back, release
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RAW_ENV = "CDP_BENCH_BUILD_RAW"
 HELD_PERCENT = 1.0
-#: Columns that say when a build ran, not what it computed: left out of the fingerprints.
-BUILD_TIME_COLUMNS = {"assigned_at", "merged_at", "clustered_at", "refreshed_at", "erased_at"}
 
 _BUILD = """
 import json, resource, subprocess, sys, time

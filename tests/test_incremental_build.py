@@ -16,10 +16,8 @@ import duckdb
 import pytest
 
 from cdp.dbt import run_dbt
-from cdp.sample_data.increment import PENDING_SCHEMA, hold_back, release
+from cdp.sample_data.increment import BUILD_TIME_COLUMNS, PENDING_SCHEMA, hold_back, release
 
-#: Columns that say when a build ran, not what it computed.
-BUILD_TIME_COLUMNS = {"assigned_at", "merged_at", "clustered_at", "refreshed_at", "erased_at"}
 #: Floating-point columns are compared to 9 decimals: a sum of doubles depends on the order DuckDB
 #: reads the rows in, and a table updated in place keeps its rows in another order than a new one.
 FLOAT_DECIMALS = 9

@@ -20,6 +20,10 @@ from cdp.settings import RAW_SCHEMA
 #: Where held-back rows wait between the two builds.
 PENDING_SCHEMA = "raw_pending"
 
+#: Columns of the public tables that say when a build ran, not what it computed: comparisons of an
+#: incremental build with a full one (the tests, the build benchmark) leave them out.
+BUILD_TIME_COLUMNS = frozenset({"assigned_at", "merged_at", "clustered_at", "refreshed_at", "erased_at"})
+
 #: The column whose hash decides whether a row waits (tables in this order); consent events
 #: (no key of their own) by what they record. An order also waits with its customer, and order
 #: lines with their order, as the raw contract's relationships require (RELATED below).
