@@ -74,6 +74,24 @@ def test_after_one_build_no_table_the_project_writes_holds_the_person(world: Wor
     assert after == {"email": set(), "phone": set(), "last_name": set(), "profile_id": set()}
 
 
+def test_the_staged_events_of_the_person_are_deleted_though_raw_keeps_them(world: World):
+    """stg_web__events is a table kept between builds (macros/incremental/append_only_staging.sql): the
+    build that erases someone deletes the events it staged before, not only the new ones."""
+    ids = list(world.person.customer_ids)
+    with duckdb.connect(str(world.path), read_only=True) as con:
+        raw = con.execute("select count(*) from raw.web_events where trim(user_id) in ?", [ids]).fetchall()[0][0]
+        staged = con.execute("select count(*) from staging.stg_web__events where customer_id in ?", [ids]).fetchall()[
+            0
+        ][0]
+        kind = con.execute(
+            "select table_type from information_schema.tables where table_schema = 'staging' "
+            "and table_name = 'stg_web__events'"
+        ).fetchall()
+    assert kind == [("BASE TABLE",)]
+    assert raw > 0, "the person browsed while logged in (the raw rows stay: they are the loader's)"
+    assert staged == 0
+
+
 def test_the_erasure_is_recorded_with_tombstones_only(world: World):
     with duckdb.connect(str(world.path), read_only=True) as con:
         erasures = con.execute(
@@ -134,8 +152,21 @@ def test_raw_report_counts_the_rows_left_and_purge_raw_deletes_them(stale_world:
     assert int(counts["deletion_requests"]) == requests  # the sample's own and ours: every one erased
     assert stale_world.person.email not in output.lower() and stale_world.person.last_name not in output
 
-    with duckdb.connect(str(stale_world.path), read_only=True) as con:
+    with duckdb.connect(str(stale_world.path)) as con:
         raw_contacts = con.execute("select count(*) from raw.crm_contacts").fetchall()[0][0]
+        # arrived after the last build: not staged yet, and nobody's erasure holds them out
+        con.execute(
+            "insert into raw.web_events (event_id, anonymous_id, user_id, email, event_type, properties, occurred_at) "
+            "values ('not-staged-yet-1', 'new-device', null, null, 'page_viewed', '{}', timestamp '2026-10-31 09:00:00')"
+        )
+        con.execute(
+            "insert into raw.email_events (event_id, campaign_id, email, event_type, occurred_at) "
+            "values ('not-staged-yet-2', 'c1', 'new.reader@example.org', 'opened', timestamp '2026-10-31 09:00:00')"
+        )
+    assert (
+        dict(re.findall(r"raw\.(\w+): (\d+) row", _cdp("privacy", "raw-report", "--warehouse", str(stale_world.path))))
+        == counts
+    )
     purge = _cdp("forget", "--purge-raw", "--warehouse", str(stale_world.path))
     assert "deleted" in purge
     after = dict(
@@ -149,6 +180,12 @@ def test_raw_report_counts_the_rows_left_and_purge_raw_deletes_them(stale_world:
             "select count(*) from raw.crm_contacts where lower(trim(email)) = ?", [stale_world.person.email]
         ).fetchall()[0][0]
     assert left == raw_contacts - int(counts["crm_contacts"]) and holding == 0
+    with duckdb.connect(str(stale_world.path), read_only=True) as con:
+        kept = con.execute(
+            "select (select count(*) from raw.web_events where event_id = 'not-staged-yet-1') "
+            "+ (select count(*) from raw.email_events where event_id = 'not-staged-yet-2')"
+        ).fetchall()[0][0]
+    assert kept == 2, "the purge deletes only what an erasure holds out, never rows the next build stages"
 
 
 # --- cdp forget ------------------------------------------------------------------------------

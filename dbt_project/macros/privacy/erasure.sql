@@ -11,6 +11,8 @@
     3. Every staging view keeps out a source record carrying any tombstoned identifier (macro
        without_erased; the views read privacy_tombstones by name, so they follow it as soon as it
        changes, within the same build). A stale export bringing the person back is dropped there.
+       The staging tables of append-only events (macros/incremental/append_only_staging.sql) keep
+       out new rows the same way; their rows staged before the erasure go in step 4.
     4. The models after privacy_tombstones leave erased profiles out (macro erased_profile_ids); the
        identity building blocks written before it in this build, the incremental identity tables,
        the segment registry and the manual lists are scrubbed by privacy_tombstones' post-hook
@@ -150,7 +152,8 @@
       identity building blocks (int_identity__*, identity_guard_decisions) — rebuilt without them
         next build anyway, but no table may hold them after this one;
       profile_id_registry, profile_merges — incremental, they keep rows from earlier builds;
-      the segment registry (members, history) and the manual lists (members, audit log).
+      the segment registry (members, history) and the manual lists (members, audit log);
+      the staging tables of append-only events (rows carrying a tombstoned identifier).
     Guard decisions about a shared identifier (a family phone) stay: the value is not the erased
     person's alone, and no tombstone names it.
 -#}
@@ -189,6 +192,7 @@
         (cdp.registry_table('members'), 'profile_id in (' ~ profiles ~ ')'),
         (cdp.registry_table('history'), 'profile_id in (' ~ profiles ~ ')'),
     ] -%}
+    {%- do kept.extend(cdp.staged_rows_of_erased(tombstones)) -%}
     {%- for table_name in ['members', 'audit_log'] -%}
         {%- do kept.append((cdp.node_relation(table_name, 'manual_segments'), 'profile_id in (' ~ profiles ~ ')')) -%}
     {%- endfor -%}

@@ -1,18 +1,20 @@
+{%- set identifiers = cdp.staged_identifiers('stg_web__events') %}
+{{ cdp.append_only_staging('event_id', identifiers) }}
+
 with
 
 source as (
-    select * from {{ source('web', 'web_events') }}
+    select raw_rows.* from {{ source('web', 'web_events') }} as raw_rows
+    {{ cdp.where_not_staged('event_id') }}
 ),
 
 renamed as (
     select
         -- ids
         cast(event_id as {{ dbt.type_string() }}) as event_id,
-        {{ normalise_id('anonymous_id', 'anonymous_id') }} as anonymous_id,
-        {{ normalise_id('customer_id', 'user_id') }} as customer_id,
 
-        -- identifiers
-        {{ normalise_email('email') }} as email,
+        -- identifiers: anonymous_id, customer_id (raw user_id), email (macros/incremental/append_only_staging.sql)
+        {{ cdp.staged_identifier_columns(identifiers) }},
 
         -- strings
         lower(trim(event_type)) as event_type,
@@ -30,10 +32,7 @@ renamed as (
 
 -- records carrying an erased person's identifier stay out (macros/privacy/erasure.sql)
 final as (
-    {{ cdp.without_erased(
-        'renamed',
-        {'anonymous_id': 'anonymous_id', 'customer_id': 'customer_id', 'email': 'email'}
-    ) }}
+    {{ cdp.without_erased('renamed', cdp.erased_by(identifiers)) }}
 )
 
 select * from final

@@ -1,0 +1,117 @@
+{#-
+    Staging tables of the append-only sources with the most rows (web events, email events, POS
+    transactions). A staging view normalises every raw row each time a model reads it (the email
+    regex and the blocklist over 11M web events at 1M people, read by identity and by the events
+    twice); these tables normalise a raw row once, when it first arrives:
+
+        {%- set identifiers = cdp.staged_identifiers('stg_email__events') %}
+        {{ cdp.append_only_staging('event_id', identifiers) }}
+        with source as (select raw_rows.* from {{ source(...) }} as raw_rows {{ cdp.where_not_staged('event_id') }}),
+        renamed as (select ..., {{ cdp.staged_identifier_columns(identifiers) }}, ... from source),
+        final as ({{ cdp.without_erased('renamed', cdp.erased_by(identifiers)) }})
+
+    - A raw row is new when the table holds no row with its key; the key is unique in the source
+      (a source test says so every build, so a duplicate arriving later still fails the build).
+      Raw rows are never updated in place in these sources; one that is needs `--full-refresh`.
+    - Erasure: new rows carrying a tombstoned identifier stay out (without_erased), and when a build
+      erases someone, privacy_tombstones' post-hook deletes the rows already staged that carry one
+      of their identifiers (scrub_erased_profiles, through the `erased_by` map set here).
+    - `cdp privacy raw-report` / `cdp forget --purge-raw` (macros/privacy/raw_rows.sql) cannot take
+      "a raw row missing from staging" as erased here: it may simply have arrived after the last
+      build. They recompute the identifiers of the raw rows not staged yet with the expressions
+      below (staged_identifiers, the one copy the model selects too) and count, or delete, only
+      those carrying a tombstone.
+    - Spark on parquet has no DELETE: there the model is rebuilt as a table every build.
+-#}
+{#-
+    The identifiers of an append-only staging model as it normalises them from its raw row:
+    {column: (identifier type, expression over the raw columns)}.
+-#}
+{%- macro staged_identifiers(model_name) -%}
+    {%- set by_model = {
+        'stg_web__events': {
+            'anonymous_id': ('anonymous_id', cdp.normalise_id('anonymous_id', 'anonymous_id')),
+            'customer_id': ('customer_id', cdp.normalise_id('customer_id', 'user_id')),
+            'email': ('email', cdp.normalise_email('email')),
+        },
+        'stg_email__events': {
+            'email': ('email', cdp.normalise_email('email')),
+        },
+    } -%}
+    {{ return(by_model[model_name]) }}
+{%- endmacro -%}
+
+{#- The identifier columns of a staging model's select: `<expression> as <column>, ...`. -#}
+{%- macro staged_identifier_columns(identifiers) -%}
+    {%- for column, (identifier_type, expression) in identifiers.items() %}
+        {{ expression }} as {{ column }}{{ ',' if not loop.last }}
+    {%- endfor %}
+{%- endmacro -%}
+
+{#- {column: identifier type}, as without_erased takes it. -#}
+{%- macro erased_by(identifiers) -%}
+    {%- set types = {} -%}
+    {%- for column, (identifier_type, expression) in identifiers.items() -%}
+        {%- do types.update({column: identifier_type}) -%}
+    {%- endfor -%}
+    {{ return(types) }}
+{%- endmacro -%}
+
+{%- macro append_only_staging(key, identifiers) -%}
+    {%- do config(
+        materialized=cdp.keyed_incremental_materialization(),
+        incremental_strategy='append',
+        meta={'erased_by': cdp.erased_by(identifiers)},
+    ) -%}
+    -- incremental: normalises only the raw rows it does not hold yet (macros/incremental/append_only_staging.sql)
+{%- endmacro -%}
+
+{#- The `where` that keeps the raw rows (`from <source> as raw_rows`) whose `key` the table does not hold yet (nothing on a full build). -#}
+{%- macro where_not_staged(key) -%}
+    {%- if cdp.is_updating() -%}
+    where not exists (
+        select 1 from {{ this }} as staged
+        where staged.{{ key }} = cast(raw_rows.{{ key }} as {{ dbt.type_string() }})
+    )
+    {%- endif -%}
+{%- endmacro -%}
+
+{#- The append-only staging models kept as tables (not views): [model name]. -#}
+{%- macro append_only_staging_tables() -%}
+    {%- set found = [] -%}
+    {%- for node in graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') | sort(attribute='name') -%}
+        {%- if node.config.meta.get('erased_by') and node.config.materialized != 'view' -%}
+            {%- do found.append(node.name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(found) }}
+{%- endmacro -%}
+
+{#- `(<expression> is not null and <its tombstone> in (<tombstones>)) or ...` over {expression: identifier type}. -#}
+{%- macro carries_tombstone(types, tombstones) -%}
+    {%- set carries = [] -%}
+    {%- for expression, identifier_type in types.items() -%}
+        {%- do carries.append('((' ~ expression ~ ') is not null and '
+            ~ cdp.tombstone("'" ~ identifier_type ~ "'", '(' ~ expression ~ ')') ~ ' in (' ~ tombstones ~ '))') -%}
+    {%- endfor -%}
+    {{ return('(' ~ carries | join(' or ') ~ ')') }}
+{%- endmacro -%}
+
+{#- [(relation, condition)] deleting the staged rows that carry a tombstoned identifier, for each append-only staging table. -#}
+{%- macro staged_rows_of_erased(tombstones) -%}
+    {%- set found = [] -%}
+    {%- for node in graph.nodes.values() if node.name in cdp.append_only_staging_tables() -%}
+        {#- the columns from the model's meta: staged_identifiers would ref the blocklist from a post-hook -#}
+        {%- do found.append((cdp.node_relation(node.name), cdp.carries_tombstone(node.config.meta.erased_by, tombstones))) -%}
+    {%- endfor -%}
+    {{ return(found) }}
+{%- endmacro -%}
+
+{#- Over the raw rows of an append-only staging model: the condition that the row carries a tombstoned identifier. -#}
+{%- macro raw_row_carries_tombstone(model_name, tombstones) -%}
+    {%- set types = {} -%}
+    {%- for column, (identifier_type, expression) in cdp.staged_identifiers(model_name).items() -%}
+        {%- do types.update({expression: identifier_type}) -%}
+    {%- endfor -%}
+    {{ return(cdp.carries_tombstone(types, tombstones)) }}
+{%- endmacro -%}
