@@ -1,6 +1,6 @@
 {#-
-    Staging tables of the append-only sources with the most rows (web events, email events, POS
-    transactions). A staging view normalises every raw row each time a model reads it (the email
+    Staging tables of the append-only sources with the most rows (web events, email events; POS
+    transactions stay a view: their phone needs the country join). A staging view normalises every raw row each time a model reads it (the email
     regex and the blocklist over 11M web events at 1M people, read by identity and by the events
     twice); these tables normalise a raw row once, when it first arrives:
 

@@ -7,9 +7,9 @@
     value. A staging view has one row per raw row, so a raw row missing from it is one an erasure
     keeps out. A staging table (web and email events, macros/incremental/append_only_staging.sql)
     also lacks the rows that arrived since the last build: there a raw row counts only when it is
-    not staged and its identifiers, normalised as staging does, carry a tombstone. With purge: true it deletes them, matching each raw row to its staging
-    row by the record's key exactly as staging computes it (so a row is deleted only when staging
-    left it out). consent_events (no key) and deletion_requests (the request itself) are reported,
+    not staged and its identifiers, normalised as staging does, carry a tombstone. With purge: true
+    it deletes them, matching each raw row to its staging row by the record's key exactly as
+    staging computes it (so a row is deleted only when staging left it out). consent_events (no key) and deletion_requests (the request itself) are reported,
     never deleted. Spark on parquet cannot delete rows: the macro says so loudly and deletes nothing.
 -#}
 {% macro privacy_raw_rows(purge=false) %}
