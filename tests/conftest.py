@@ -18,6 +18,35 @@ from destinations.alerts.config import ALERTS_ENV_VAR
 #: the engines sync tests run on (DuckDB, Postgres), as fixtures (tests/sync_engines.py)
 pytest_plugins = ["sync_engines"]
 
+# --- running in parallel (pytest-xdist: `-n 2` in pyproject's addopts; `-n 0` runs in one process) ----
+
+#: The xdist worker this process is ("gw0", "gw1", ...), or None when pytest runs in one process.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    # each worker keeps its own dbt target folder (manifest, partial parse, run results) and logs:
+    # two dbt processes writing one folder at once would read each other's half-written files
+    os.environ.setdefault("DBT_TARGET_PATH", f"target/xdist-{XDIST_WORKER}")
+    os.environ.setdefault("DBT_LOG_PATH", f"logs/xdist-{XDIST_WORKER}")
+
+#: Fixtures that build the sample on another engine (minutes on Spark): the tests that use them run
+#: on one worker, so each engine is built once per session, and one Spark JVM runs at a time.
+ENGINE_FIXTURES = {"postgres_build", "spark_build", "spark_target"}
+ENGINE_MODULES = {"test_engines.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup`, keep a module's tests on one worker (its module fixtures are built
+    once), and every test of another engine on one worker (see ENGINE_FIXTURES)."""
+    for item in items:
+        module = item.path.name
+        on_engines = (
+            module in ENGINE_MODULES
+            or item.get_closest_marker("spark") is not None
+            or ENGINE_FIXTURES.intersection(item.fixturenames)
+        )
+        item.add_marker(pytest.mark.xdist_group("engines" if on_engines else str(item.path)))
+
+
 #: Small enough to build in seconds, large enough for every segment and noise kind to show.
 SESSION_PEOPLE = 2_000
 SESSION_SEED = 20261101
@@ -166,6 +195,19 @@ def duckdb_build(built_warehouse: Path, tmp_path_factory):
     folder = tmp_path_factory.mktemp("duckdb_tables")
     dump_tables(target, target.schema, [*COMPARED_TABLES, *INCREMENTAL_TABLES], folder, warehouse=path)
     return EngineBuild(target, "", rebuild, folder, seconds)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker, hand the engine timings to the controller (pytest_testnodedown)."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["engine_timings"] = session.config.stash.get(_ENGINE_TIMINGS, {})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """On the xdist controller: gather each worker's engine timings for the summary."""
+    timings = getattr(node, "workeroutput", {}).get("engine_timings") or {}
+    node.config.stash.setdefault(_ENGINE_TIMINGS, {}).update(timings)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
