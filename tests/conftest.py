@@ -28,23 +28,30 @@ if XDIST_WORKER:
     os.environ.setdefault("DBT_TARGET_PATH", f"target/xdist-{XDIST_WORKER}")
     os.environ.setdefault("DBT_LOG_PATH", f"logs/xdist-{XDIST_WORKER}")
 
-#: Fixtures that build the sample on another engine (minutes on Spark): the tests that use them run
-#: on one worker, so each engine is built once per session, and one Spark JVM runs at a time.
-ENGINE_FIXTURES = {"postgres_build", "spark_build", "spark_target"}
-ENGINE_MODULES = {"test_engines.py"}
+#: The modules that build the sample on Spark (the spark_build fixture: minutes, one JVM per dbt run):
+#: they run on one worker, so Spark is built once per session and one such JVM runs at a time. They run
+#: first, being the longest unit of work. (Postgres builds are cheap enough to build once per worker.)
+SPARK_BUILD_MODULES = ("test_engines.py", "test_experiments.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Whole modules go to a worker (their module fixtures are built once), and the Spark-building
+    modules together to one (SPARK_BUILD_MODULES). Not xdist's `--dist loadgroup`: its groups are
+    read from node ids it rewrites, which pytest 9 no longer lets it do."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "spark builds" if Path(module).name in SPARK_BUILD_MODULES else module
+
+    return ModuleScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under `--dist loadgroup`, keep a module's tests on one worker (its module fixtures are built
-    once), and every test of another engine on one worker (see ENGINE_FIXTURES)."""
-    for item in items:
-        module = item.path.name
-        on_engines = (
-            module in ENGINE_MODULES
-            or item.get_closest_marker("spark") is not None
-            or ENGINE_FIXTURES.intersection(item.fixturenames)
-        )
-        item.add_marker(pytest.mark.xdist_group("engines" if on_engines else str(item.path)))
+    """The Spark-building modules first (a stable sort: each module's tests stay together, in order)."""
+    items.sort(key=lambda item: item.path.name not in SPARK_BUILD_MODULES)
 
 
 #: Small enough to build in seconds, large enough for every segment and noise kind to show.
