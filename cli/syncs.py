@@ -324,6 +324,7 @@ def sandbox_command(port: int, host: str, ready_file: str | None, quiet: bool) -
     `cdp sync NAME`.
     """
     import json
+    import signal
     import threading
     from pathlib import Path
 
@@ -339,7 +340,15 @@ def sandbox_command(port: int, host: str, ready_file: str | None, quiet: bool) -
         for variable, value in demo_environment(ready).items():
             click.echo(f"export {variable}={value}")
         click.echo(f"Serving {', '.join(ready['platforms'])} on {server.origin}; Ctrl-C to stop.")
+        # SIGTERM (kill, a service manager) stops it as Ctrl-C does; so does SIGINT unless it was
+        # ignored at start (a script's background job), which Python then leaves ignored
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
         try:
-            threading.Event().wait()
+            while not stop.wait(0.5):
+                pass
         except KeyboardInterrupt:
-            click.echo("Stopped.")
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        click.echo("Stopped.")
