@@ -5,9 +5,12 @@
     `trunk_prefix` columns from `with_country`).
 -#}
 {% macro normalise_identifier_by_type(type_expression, value_expression) -%}
+    {#- each branch normalises the value only on rows of its type: the blocklist lookups become joins
+        evaluated on every row, and without this a phone's regexes ran on every email too -#}
+    {%- set of_type = 'case when lower(trim(' ~ type_expression ~ ")) = '{type}' then " ~ value_expression ~ ' end' -%}
     case lower(trim({{ type_expression }}))
-        when 'email' then {{ normalise_email(value_expression) }}
-        when 'phone' then {{ normalise_phone(value_expression, 'calling_code', 'trunk_prefix') }}
-        when 'customer_id' then {{ normalise_id('customer_id', value_expression) }}
+        when 'email' then {{ normalise_email(of_type.format(type='email')) }}
+        when 'phone' then {{ normalise_phone(of_type.format(type='phone'), 'calling_code', 'trunk_prefix') }}
+        when 'customer_id' then {{ normalise_id('customer_id', of_type.format(type='customer_id')) }}
     end
 {%- endmacro %}
