@@ -66,71 +66,7 @@ profile_records as (
     inner join component_profiles on component_profiles.component_id = record_profiles.component_id
 ),
 
-candidates as (
-    {%- for column in columns %}
-    select
-        profile_id,
-        '{{ column }}' as column_name,
-        cast({{ column }} as {{ dbt.type_string() }}) as value,
-        case source
-            {%- for source in priorities[column] %}
-            when '{{ source }}' then {{ loop.index }}
-            {%- endfor %}
-            else 99
-        end as source_rank,
-        updated_at as observed_at
-    from profile_records
-    where {{ column }} is not null
-    union all
-    {%- endfor %}
-    -- fallback contact points seen anywhere (web sign-ins, POS, support, email events)
-    select
-        profile_id,
-        identifier_type as column_name,
-        identifier_value as value,
-        100 as source_rank,
-        last_seen_at as observed_at
-    from profile_identifiers
-    where identifier_type in ('email', 'phone')
-),
-
-survivors as (
-    select
-        profile_id,
-        column_name,
-        value
-    from (
-        select
-            candidates.*,
-            row_number() over (
-                partition by profile_id, column_name
-                order by source_rank asc, observed_at desc, value asc
-            ) as survivor_rank
-        from candidates
-    ) as ranked
-    where survivor_rank = 1
-),
-
-seen as (
-    select
-        profile_id,
-        min(first_seen_at) as first_seen_at,
-        max(last_seen_at) as last_seen_at
-    from profile_identifiers
-    group by profile_id
-),
-
-final as (
-    select
-        seen.profile_id,
-        {%- for column in columns %}
-        max(case when survivors.column_name = '{{ column }}' then survivors.value end) as {{ column }},
-        {%- endfor %}
-        seen.first_seen_at,
-        seen.last_seen_at
-    from seen
-    left join survivors on survivors.profile_id = seen.profile_id
-    group by seen.profile_id, seen.first_seen_at, seen.last_seen_at
-)
+-- the survivors, and first / last seen, as CTEs ending in `final` (macros/profiles/profile_survivors.sql)
+{{ cdp.profile_survivors('profile_records', 'profile_identifiers', columns, priorities) }}
 
 select * from final
