@@ -1,4 +1,8 @@
--- The component each identity record resolved to (records with only shared identifiers have none).
+{#-
+    The component each identity record resolved to (records with only shared identifiers have none).
+    A record's linkable nodes are all in one component (the record links them), so grouping its
+    rows by (record_number, component_id) gives one row per record.
+-#}
 with
 
 record_nodes as (
@@ -9,32 +13,16 @@ components as (
     select * from {{ ref('int_identity__components') }}
 ),
 
-record_identifiers as (
-    select * from {{ ref('int_identity__record_identifiers') }}
-),
-
-record_seen as (
-    select
-        source,
-        record_id,
-        min(first_seen_at) as first_seen_at,
-        max(last_seen_at) as last_seen_at
-    from record_identifiers
-    group by source, record_id
-),
-
 final as (
-    select distinct
-        record_nodes.source,
-        record_nodes.record_id,
+    select
+        min(record_nodes.source) as source,
+        min(record_nodes.record_id) as record_id,
         components.component_id,
-        record_seen.first_seen_at,
-        record_seen.last_seen_at
+        min(record_nodes.first_seen_at) as first_seen_at,
+        max(record_nodes.last_seen_at) as last_seen_at
     from record_nodes
     inner join components on components.node_id = record_nodes.node_id
-    inner join record_seen
-        on record_seen.source = record_nodes.source
-        and record_seen.record_id = record_nodes.record_id
+    group by record_nodes.record_number, components.component_id
 )
 
 select * from final
