@@ -97,12 +97,20 @@
     {{ return('(' ~ carries | join(' or ') ~ ')') }}
 {%- endmacro -%}
 
-{#- [(relation, condition)] deleting the staged rows that carry a tombstoned identifier, for each append-only staging table. -#}
-{%- macro staged_rows_of_erased(tombstones) -%}
+{#-
+    [(relation, condition)] deleting the staged rows that carry an erased identifier, for each append-only
+    staging table; `erased_values` is a relation of (identifier_type, identifier_value) (scrub_erased_profiles).
+-#}
+{%- macro staged_rows_of_erased(erased_values) -%}
     {%- set found = [] -%}
     {%- for node in graph.nodes.values() if node.name in cdp.append_only_staging_tables() -%}
         {#- the columns from the model's meta: staged_identifiers would ref the blocklist from a post-hook -#}
-        {%- do found.append((cdp.node_relation(node.name), cdp.carries_tombstone(node.config.meta.erased_by, tombstones))) -%}
+        {%- set carries = [] -%}
+        {%- for column, identifier_type in node.config.meta.erased_by.items() -%}
+            {%- do carries.append(column ~ ' in (select identifier_value from ' ~ erased_values
+                ~ " where identifier_type = '" ~ identifier_type ~ "')") -%}
+        {%- endfor -%}
+        {%- do found.append((cdp.node_relation(node.name), '(' ~ carries | join(' or ') ~ ')')) -%}
     {%- endfor -%}
     {{ return(found) }}
 {%- endmacro -%}
