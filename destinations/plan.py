@@ -21,7 +21,7 @@ build time, and must not wait for a dbt invocation (seconds) to do it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cdp.dbt_vars import key_pattern
 from cdp.experiments import ARM_COLUMN, GLOBAL_HOLDOUT, ExperimentError, global_holdout_percent
@@ -38,8 +38,9 @@ __all__ = [
     "build_plan",
     "check_against_warehouse",
     "plan_table",
-    "planned_batch",
+    "PlannedWindow",
     "planned_changes",
+    "planned_window",
     "segment_min_size",
 ]
 
@@ -278,14 +279,30 @@ def planned_changes(
 ) -> list[tuple[int, Change]]:
     """The plan's sendable rows ``first_seq..last_seq`` (default: to the last) as Changes
     for a connector, each with its seq. Sendable rows are numbered 1..PlanSummary.sendable."""
-    return [(seq, change) for seq, _, change in planned_batch(con, sync, first_seq, last_seq)]
+    window = planned_window(con, sync, first_seq, last_seq)
+    return list(zip(window.seqs, window.changes, strict=True))
 
 
-def planned_batch(
+@dataclass
+class PlannedWindow:
+    """The plan's sendable rows of a seq range, in seq order, as columns: each row's seq, its plan
+    op (add | update | remove: the engine's commit needs it to know which keys the state may
+    already hold) and its Change. Columns, not a tuple per row: the engine holds a window for
+    seconds beside the sending, and every long-lived object is one more for the garbage collector
+    to walk."""
+
+    seqs: list[int] = field(default_factory=list)
+    ops: list[str] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+
+def planned_window(
     con: Warehouse, sync: SyncDefinition, first_seq: int = 1, last_seq: int | None = None
-) -> list[tuple[int, str, Change]]:
-    """As planned_changes, with each row's plan op (add | update | remove) beside its Change:
-    the engine's commit needs it to know which keys the state may already hold."""
+) -> PlannedWindow:
+    """The plan's sendable rows ``first_seq..last_seq`` (default: to the last) as a PlannedWindow."""
     rows = as_warehouse(con).fetch(
         f"""
         select seq, op, change_id, record_key, payload, destination_id
@@ -295,28 +312,31 @@ def planned_batch(
         """,
         {"first_seq": first_seq, "last_seq": last_seq if last_seq is not None else 2**62},
     )
-    return [(row[0], row[1], _change(sync, row[2], row[1], *row[3:])) for row in rows]
+    # the payloads desired.sql built, parsed in one call (a JSON array of them), not one call a row:
+    # the engine reads a window beside the sending, and per-row parsing held the GIL the sender needs
+    bodies = iter(_parsed_payloads([row[4] for row in rows if row[1] != "remove"]))
+    key = sync.key
+    return PlannedWindow(
+        [row[0] for row in rows],
+        [row[1] for row in rows],
+        [
+            # a removal carries only what addresses the record
+            Change(change_id, "remove", record_key, {key: record_key}, {}, destination_id)
+            if op == "remove"
+            else _upsert(change_id, record_key, next(bodies), destination_id)
+            for _, op, change_id, record_key, _, destination_id in rows
+        ],
+    )
 
 
-def _change(
-    sync: SyncDefinition, change_id: str, op: str, record_key: str, payload: str | None, destination_id: str | None
-) -> Change:
-    """One plan row as a Change; the payload is the JSON desired.sql builds."""
-    if op == "remove":
-        # a removal carries only what addresses the record
-        return Change(
-            change_id=change_id,
-            op="remove",
-            key=record_key,
-            identifiers={sync.key: record_key},
-            destination_id=destination_id,
-        )
-    body = json.loads(payload)
+def _parsed_payloads(payloads: list[str]) -> list:
+    """Each payload JSON object desired.sql built, parsed: joined into one JSON array (valid JSON
+    values joined by commas inside brackets are a valid array of exactly those values)."""
+    return json.loads("[" + ",".join(payloads) + "]") if payloads else []
+
+
+def _upsert(change_id: str, record_key: str, body: dict, destination_id: str | None) -> Change:
+    """One add or update as a Change; ``body`` is its parsed payload (identifiers, fields)."""
     return Change(
-        change_id=change_id,
-        op="upsert",
-        key=record_key,
-        identifiers=body.get("identifiers") or {},
-        fields=body.get("fields") or {},
-        destination_id=destination_id,
+        change_id, "upsert", record_key, body.get("identifiers") or {}, body.get("fields") or {}, destination_id
     )

@@ -3,10 +3,11 @@ bounds the memory of the DuckDB connections a sync opens (destinations/warehouse
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sync_world import World, definition, people
+from sync_world import Person, World, definition, people
 
 from destinations import engine
 from destinations.sandbox.webhook import Fault, WebhookSandbox
@@ -53,6 +54,30 @@ def test_a_crash_in_a_later_window_keeps_the_windows_before(world: World, monkey
     assert recovered.status == "succeeded" and recovered.plan.adds == 3
     assert world.sandbox.duplicate_deliveries == 1
     assert set(world.state()) == set(world.received()) == set(world.desired())
+
+
+def test_a_window_of_mixed_changes_reaches_the_receiver_exactly(world: World, monkeypatch: pytest.MonkeyPatch):
+    """A window's payloads are read in one go (destinations/plan.py: one JSON array, not a parse per
+    row): field values that look like JSON punctuation, escapes, accents, an empty field and removals
+    between the upserts still reach the receiver as they were, each with its own record."""
+    monkeypatch.setattr(engine, "COMMIT_RECORDS", 4)
+    awkward = ['Ada", "x": 1}', "O'Brien, [Jr.]", "},{", "back\\slash", "Zoë 🙂", None, "", r"\u0041"]
+    crowd = people(12)
+    world.set_people(crowd)
+    assert world.run(definition()).status == "succeeded"
+    for index, name in enumerate(awkward):
+        pid = f"p{index:03d}"
+        crowd[pid] = replace(crowd[pid], first_name=name, lifetime_value=index + 0.25)
+    crowd["p008"] = replace(crowd["p008"], in_segment=False)
+    crowd["p010"] = replace(crowd["p010"], in_segment=False)
+    crowd["p100"] = Person(email="new@example.com", first_name='"quoted"')
+    world.set_people(crowd)
+    second = world.run(definition())
+    assert second.status == "succeeded", second.message
+    assert (second.plan.adds, second.plan.updates, second.plan.removes) == (1, 8, 2)
+    assert world.received() == world.desired()
+    assert world.received()["person0@example.com"]["first_name"] == 'Ada", "x": 1}'
+    assert world.received()["person5@example.com"]["first_name"] is None
 
 
 def test_a_sync_connection_has_the_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
