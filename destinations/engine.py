@@ -433,7 +433,7 @@ class _Run:
                             batch_number += 1
                             first, taken = taken, bisect_right(rows.seqs, last, taken)
                             window.attempted_upto = last
-                            unavailable, outcomes = _send(destination, rows.changes[first:taken])
+                            unavailable, outcomes = _send(destination, rows.changes(first, taken))
                             if after_send is not None:
                                 after_send(batch_number)
                             window.answered(rows, first, taken, outcomes)
@@ -527,7 +527,7 @@ class _Window:
         a change the connector did not answer for failed."""
         by_id = {outcome.change_id: outcome for outcome in outcomes}
         missing = Outcome("", "failed", "the connector returned no outcome for this record")
-        matched = [by_id.get(change.change_id, missing) for change in rows.changes[first:last]]
+        matched = [by_id.get(change_id, missing) for change_id in rows.change_ids[first:last]]
         self.pending.extend(rows.seqs[first:last], rows.ops[first:last], matched)
 
     def prepare(self, answered: state.BatchOutcomes, mark: tuple[int, int] | None) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from cdp.dbt_vars import key_pattern
 from cdp.experiments import ARM_COLUMN, GLOBAL_HOLDOUT, ExperimentError, global_holdout_percent
@@ -280,23 +281,46 @@ def planned_changes(
     """The plan's sendable rows ``first_seq..last_seq`` (default: to the last) as Changes
     for a connector, each with its seq. Sendable rows are numbered 1..PlanSummary.sendable."""
     window = planned_window(con, sync, first_seq, last_seq)
-    return list(zip(window.seqs, window.changes, strict=True))
+    return list(zip(window.seqs, window.changes(), strict=True))
 
 
 @dataclass
 class PlannedWindow:
     """The plan's sendable rows of a seq range, in seq order, as columns: each row's seq, its plan
     op (add | update | remove: the engine's commit needs it to know which keys the state may
-    already hold) and its Change. Columns, not a tuple per row: the engine holds a window for
-    seconds beside the sending, and every long-lived object is one more for the garbage collector
-    to walk."""
+    already hold), and what its Change carries.
+
+    Columns of plain values, and Changes made only when a batch is sent (:meth:`changes`): the
+    engine holds a window for seconds beside the sending, and an object per row living that long
+    is one more for the garbage collector to walk, again and again, holding the GIL the sender
+    needs (dicts of plain values, as the identifiers and fields are, it does not track)."""
 
     seqs: list[int] = field(default_factory=list)
     ops: list[str] = field(default_factory=list)
-    changes: list[Change] = field(default_factory=list)
+    change_ids: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    identifiers: list[dict[str, Any]] = field(default_factory=list)
+    fields: list[dict[str, Any]] = field(default_factory=list)
+    destination_ids: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.seqs)
+
+    def changes(self, first: int = 0, last: int | None = None) -> list[Change]:
+        """Rows ``first`` up to ``last`` (indexes, as a slice) as Changes for a connector."""
+        window = slice(first, last)
+        return [
+            Change(change_id, "remove" if op == "remove" else "upsert", key, identifiers, fields, destination_id)
+            for op, change_id, key, identifiers, fields, destination_id in zip(
+                self.ops[window],
+                self.change_ids[window],
+                self.keys[window],
+                self.identifiers[window],
+                self.fields[window],
+                self.destination_ids[window],
+                strict=True,
+            )
+        ]
 
 
 def planned_window(
@@ -312,31 +336,37 @@ def planned_window(
         """,
         {"first_seq": first_seq, "last_seq": last_seq if last_seq is not None else 2**62},
     )
-    # the payloads desired.sql built, parsed in one call (a JSON array of them), not one call a row:
-    # the engine reads a window beside the sending, and per-row parsing held the GIL the sender needs
-    bodies = iter(_parsed_payloads([row[4] for row in rows if row[1] != "remove"]))
-    key = sync.key
+    ops = [row[1] for row in rows]
+    keys = [row[3] for row in rows]
+    identifiers, fields = _parsed_payloads([row[4] for row in rows if row[1] != "remove"])
+    upsert_identifiers, upsert_fields = iter(identifiers), iter(fields)
     return PlannedWindow(
-        [row[0] for row in rows],
-        [row[1] for row in rows],
-        [
-            # a removal carries only what addresses the record
-            Change(change_id, "remove", record_key, {key: record_key}, {}, destination_id)
-            if op == "remove"
-            else _upsert(change_id, record_key, next(bodies), destination_id)
-            for _, op, change_id, record_key, _, destination_id in rows
+        seqs=[row[0] for row in rows],
+        ops=ops,
+        change_ids=[row[2] for row in rows],
+        keys=keys,
+        # a removal carries only what addresses the record
+        identifiers=[
+            {sync.key: key} if op == "remove" else next(upsert_identifiers) for op, key in zip(ops, keys, strict=True)
         ],
+        fields=[{} if op == "remove" else next(upsert_fields) for op in ops],
+        destination_ids=[row[5] for row in rows],
     )
 
 
-def _parsed_payloads(payloads: list[str]) -> list:
-    """Each payload JSON object desired.sql built, parsed: joined into one JSON array (valid JSON
-    values joined by commas inside brackets are a valid array of exactly those values)."""
-    return json.loads("[" + ",".join(payloads) + "]") if payloads else []
+#: payloads parsed per json.loads call: enough that the call's own cost vanishes, few enough that
+#: the short-lived objects of one call die before the garbage collector promotes them
+PARSE_CHUNK = 500
 
 
-def _upsert(change_id: str, record_key: str, body: dict, destination_id: str | None) -> Change:
-    """One add or update as a Change; ``body`` is its parsed payload (identifiers, fields)."""
-    return Change(
-        change_id, "upsert", record_key, body.get("identifiers") or {}, body.get("fields") or {}, destination_id
-    )
+def _parsed_payloads(payloads: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The identifiers and the fields of each payload desired.sql built (a JSON object with both).
+    Payloads are parsed a chunk at a time, joined into one JSON array: valid JSON values joined by
+    commas inside brackets are a valid array of exactly those values."""
+    identifiers: list[dict[str, Any]] = []
+    fields: list[dict[str, Any]] = []
+    for start in range(0, len(payloads), PARSE_CHUNK):
+        for body in json.loads("[" + ",".join(payloads[start : start + PARSE_CHUNK]) + "]"):
+            identifiers.append(body.get("identifiers") or {})
+            fields.append(body.get("fields") or {})
+    return identifiers, fields

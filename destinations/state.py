@@ -36,6 +36,7 @@ import pyarrow as pa
 from destinations.sql_templates import render, statements
 from destinations.summary import OUTCOME_COUNTS, PLAN_COUNTS, PlanSummary
 from destinations.warehouse import as_warehouse
+from destinations.warehouse.arrow import int64_column, string_column
 
 #: a Warehouse, or a DuckDB connection (wrapped by destinations.warehouse.as_warehouse)
 Store = Any
@@ -334,10 +335,10 @@ def commit_batch(
     if outcomes:
         batch = pa.table(
             {
-                "seq": pa.array(outcomes.seqs, pa.int64()),
-                "status": pa.array(outcomes.statuses, pa.string()),
-                "error": pa.array(outcomes.errors, pa.string()),
-                "destination_id": pa.array(outcomes.destination_ids, pa.string()),
+                "seq": int64_column(outcomes.seqs),
+                "status": string_column(outcomes.statuses),
+                "error": string_column(outcomes.errors),
+                "destination_id": string_column(outcomes.destination_ids),
             }
         )
         store.load_rows("batch_outcomes", batch, temporary=True)
@@ -666,7 +667,7 @@ def suppressed_hashes(con: Store) -> pa.Table:
                 f"select distinct value_sha256 from {STATE_SCHEMA}.suppressions where removed_at is null"
             )
         ]
-    return pa.table({"value_sha256": pa.array(hashes, pa.string())})
+    return pa.table({"value_sha256": string_column(hashes)})
 
 
 def add_suppression(
