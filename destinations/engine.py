@@ -44,6 +44,7 @@ import os
 import socket
 import time
 import uuid
+from bisect import bisect_right
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -60,11 +61,12 @@ from destinations.base import Change, Destination, DestinationConfigError, Desti
 from destinations.definitions import SyncDefinition
 from destinations.http import redact
 from destinations.plan import (
+    PlannedWindow,
     SyncSources,
     build_plan,
     check_against_warehouse,
     plan_table,
-    planned_batch,
+    planned_window,
     segment_min_size,
 )
 from destinations.privacy import forget_erased
@@ -417,24 +419,24 @@ class _Run:
         per_window = max(1, COMMIT_RECORDS // batch_size)
         windows = [ranges[index : index + per_window] for index in range(0, len(ranges), per_window)]
         window = _Window(self, state.batch_context(self.con, self.sync.name))
-        window.prepare([], (windows[0][0][0], windows[0][-1][1]))
+        window.prepare(state.BatchOutcomes(), (windows[0][0][0], windows[0][-1][1]))
         batch_number = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sync-{self.sync.name}") as worker:
             try:
                 for index, batches in enumerate(windows):
                     following = windows[index + 1] if index + 1 < len(windows) else None
-                    answered, window.pending = window.pending, []
-                    rows, unavailable = window.rows, None
+                    answered, window.pending = window.pending, state.BatchOutcomes()
+                    rows, taken, unavailable = window.rows, 0, None
                     job = worker.submit(window.prepare, answered, following and (following[0][0], following[-1][1]))
                     try:
                         for _, last in batches:
                             batch_number += 1
-                            batch, rows = _take(rows, last)
+                            first, taken = taken, bisect_right(rows.seqs, last, taken)
                             window.attempted_upto = last
-                            unavailable, outcomes = _send(destination, [change for _, _, change in batch])
+                            unavailable, outcomes = _send(destination, rows.changes(first, taken))
                             if after_send is not None:
                                 after_send(batch_number)
-                            window.answered(batch, outcomes)
+                            window.answered(rows, first, taken, outcomes)
                             if progress:
                                 progress(last, total)
                             if unavailable:
@@ -452,15 +454,15 @@ class _Run:
                 raise
         return None
 
-    def _count(self, answered: list[Outcome]) -> None:
+    def _count(self, answered: state.BatchOutcomes) -> None:
         """Add committed outcomes to the run's result."""
-        statuses = [outcome.status for outcome in answered]
+        statuses = answered.statuses
         self.result.sent += len(statuses)
         self.result.confirmed += statuses.count("confirmed")
         self.result.failed += statuses.count("failed")
         self.result.rejected += statuses.count("rejected")
-        errors = [outcome.error for outcome in answered if outcome.error]
         if len(self.result.errors) < 5:
+            errors = [error for error in answered.errors if error]
             self.result.errors += errors[: 5 - len(self.result.errors)]
 
     def _record_report(self, destination: Destination) -> None:
@@ -503,12 +505,6 @@ def _send(destination: Destination, changes: list[Change]) -> tuple[str | None, 
         return str(error), [Outcome(change.change_id, "failed", str(error)) for change in changes]
 
 
-def _take(rows: list, last: int) -> tuple[list, list]:
-    """The rows up to seq ``last`` (the next batch), and the rest."""
-    cut = next((index for index, row in enumerate(rows) if row[0] > last), len(rows))
-    return rows[:cut], rows[cut:]
-
-
 class _Window:
     """What a run has sent since its last state commit, and what is in flight.
 
@@ -523,23 +519,24 @@ class _Window:
         self.context = context
         self.marked_upto = 0
         self.attempted_upto = 0
-        self.rows: list[tuple[int, str, Change]] = []
-        self.pending: list[tuple[tuple[int, str, Change], Outcome]] = []
+        self.rows = PlannedWindow()
+        self.pending = state.BatchOutcomes()
 
-    def answered(self, batch: list[tuple[int, str, Change]], outcomes: list[Outcome]) -> None:
-        """Keep a sent batch's outcomes for the next commit; a change the connector did not
-        answer for failed."""
+    def answered(self, rows: PlannedWindow, first: int, last: int, outcomes: list[Outcome]) -> None:
+        """Keep the outcomes of a sent batch (``rows`` first..last, by index) for the next commit;
+        a change the connector did not answer for failed."""
         by_id = {outcome.change_id: outcome for outcome in outcomes}
         missing = Outcome("", "failed", "the connector returned no outcome for this record")
-        self.pending += [(row, by_id.get(row[2].change_id, missing)) for row in batch]
+        matched = [by_id.get(change_id, missing) for change_id in rows.change_ids[first:last]]
+        self.pending.extend(rows.seqs[first:last], rows.ops[first:last], matched)
 
-    def prepare(self, answered: list, mark: tuple[int, int] | None) -> None:
+    def prepare(self, answered: state.BatchOutcomes, mark: tuple[int, int] | None) -> None:
         """One transaction: ``answered`` outcomes recorded and the window ``mark`` in flight; then
         that window's changes read (the background job; the first window's runs inline)."""
         self._commit(answered, mark=mark)
-        self.rows = planned_batch(self.run.con, self.run.sync, *mark) if mark else []
+        self.rows = planned_window(self.run.con, self.run.sync, *mark) if mark else PlannedWindow()
 
-    def join(self, job: Future, answered: list, *, quiet: bool = False) -> None:
+    def join(self, job: Future, answered: state.BatchOutcomes, *, quiet: bool = False) -> None:
         """Wait for the background job; if it failed, its outcomes are pending again and its
         error is raised (``quiet``: not, another error is on its way)."""
         try:
@@ -556,29 +553,25 @@ class _Window:
             (self.attempted_upto + 1, self.marked_upto) if ending and self.attempted_upto < self.marked_upto else None
         )
         self._commit(self.pending, unmark=unmark)
-        self.pending = []
+        self.pending = state.BatchOutcomes()
         if unmark is not None:
             self.marked_upto = self.attempted_upto
 
-    def _commit(self, answered: list, *, mark: tuple[int, int] | None = None, unmark=None) -> None:
+    def _commit(self, answered: state.BatchOutcomes, *, mark: tuple[int, int] | None = None, unmark=None) -> None:
         run = self.run
         state.commit_batch(
             run.con,
             run_id=run.run_id,
             sync_name=run.sync.name,
             plan_table=run.table,
-            outcomes=[
-                state.RecordOutcome(seq, change.key, outcome.status, outcome.error, outcome.destination_id)
-                for (seq, _, change), outcome in answered
-            ],
-            ops=[op for (_, op, _), _ in answered],
+            outcomes=answered,
             context=self.context,
             mark=mark,
             unmark=unmark,
             max_attempts=MAX_ATTEMPTS,
             now=_now(),
         )
-        run._count([outcome for _, outcome in answered])
+        run._count(answered)
         if mark is not None:
             self.marked_upto = mark[1]
 

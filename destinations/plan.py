@@ -21,7 +21,8 @@ build time, and must not wait for a dbt invocation (seconds) to do it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from cdp.dbt_vars import key_pattern
 from cdp.experiments import ARM_COLUMN, GLOBAL_HOLDOUT, ExperimentError, global_holdout_percent
@@ -38,8 +39,9 @@ __all__ = [
     "build_plan",
     "check_against_warehouse",
     "plan_table",
-    "planned_batch",
+    "PlannedWindow",
     "planned_changes",
+    "planned_window",
     "segment_min_size",
 ]
 
@@ -278,14 +280,53 @@ def planned_changes(
 ) -> list[tuple[int, Change]]:
     """The plan's sendable rows ``first_seq..last_seq`` (default: to the last) as Changes
     for a connector, each with its seq. Sendable rows are numbered 1..PlanSummary.sendable."""
-    return [(seq, change) for seq, _, change in planned_batch(con, sync, first_seq, last_seq)]
+    window = planned_window(con, sync, first_seq, last_seq)
+    return list(zip(window.seqs, window.changes(), strict=True))
 
 
-def planned_batch(
+@dataclass
+class PlannedWindow:
+    """The plan's sendable rows of a seq range, in seq order, as columns: each row's seq, its plan
+    op (add | update | remove: the engine's commit needs it to know which keys the state may
+    already hold), and what its Change carries.
+
+    Columns of plain values, and Changes made only when a batch is sent (:meth:`changes`): the
+    engine holds a window for seconds beside the sending, and an object per row living that long
+    is one more for the garbage collector to walk, again and again, holding the GIL the sender
+    needs (dicts of plain values, as the identifiers and fields are, it does not track)."""
+
+    seqs: list[int] = field(default_factory=list)
+    ops: list[str] = field(default_factory=list)
+    change_ids: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    identifiers: list[dict[str, Any]] = field(default_factory=list)
+    fields: list[dict[str, Any]] = field(default_factory=list)
+    destination_ids: list[str | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def changes(self, first: int = 0, last: int | None = None) -> list[Change]:
+        """Rows ``first`` up to ``last`` (indexes, as a slice) as Changes for a connector."""
+        window = slice(first, last)
+        return [
+            Change(change_id, "remove" if op == "remove" else "upsert", key, identifiers, fields, destination_id)
+            for op, change_id, key, identifiers, fields, destination_id in zip(
+                self.ops[window],
+                self.change_ids[window],
+                self.keys[window],
+                self.identifiers[window],
+                self.fields[window],
+                self.destination_ids[window],
+                strict=True,
+            )
+        ]
+
+
+def planned_window(
     con: Warehouse, sync: SyncDefinition, first_seq: int = 1, last_seq: int | None = None
-) -> list[tuple[int, str, Change]]:
-    """As planned_changes, with each row's plan op (add | update | remove) beside its Change:
-    the engine's commit needs it to know which keys the state may already hold."""
+) -> PlannedWindow:
+    """The plan's sendable rows ``first_seq..last_seq`` (default: to the last) as a PlannedWindow."""
     rows = as_warehouse(con).fetch(
         f"""
         select seq, op, change_id, record_key, payload, destination_id
@@ -295,28 +336,37 @@ def planned_batch(
         """,
         {"first_seq": first_seq, "last_seq": last_seq if last_seq is not None else 2**62},
     )
-    return [(row[0], row[1], _change(sync, row[2], row[1], *row[3:])) for row in rows]
-
-
-def _change(
-    sync: SyncDefinition, change_id: str, op: str, record_key: str, payload: str | None, destination_id: str | None
-) -> Change:
-    """One plan row as a Change; the payload is the JSON desired.sql builds."""
-    if op == "remove":
+    ops = [row[1] for row in rows]
+    keys = [row[3] for row in rows]
+    identifiers, fields = _parsed_payloads([row[4] for row in rows if row[1] != "remove"])
+    upsert_identifiers, upsert_fields = iter(identifiers), iter(fields)
+    return PlannedWindow(
+        seqs=[row[0] for row in rows],
+        ops=ops,
+        change_ids=[row[2] for row in rows],
+        keys=keys,
         # a removal carries only what addresses the record
-        return Change(
-            change_id=change_id,
-            op="remove",
-            key=record_key,
-            identifiers={sync.key: record_key},
-            destination_id=destination_id,
-        )
-    body = json.loads(payload)
-    return Change(
-        change_id=change_id,
-        op="upsert",
-        key=record_key,
-        identifiers=body.get("identifiers") or {},
-        fields=body.get("fields") or {},
-        destination_id=destination_id,
+        identifiers=[
+            {sync.key: key} if op == "remove" else next(upsert_identifiers) for op, key in zip(ops, keys, strict=True)
+        ],
+        fields=[{} if op == "remove" else next(upsert_fields) for op in ops],
+        destination_ids=[row[5] for row in rows],
     )
+
+
+#: payloads parsed per json.loads call: enough that the call's own cost vanishes, few enough that
+#: the short-lived objects of one call die before the garbage collector promotes them
+PARSE_CHUNK = 500
+
+
+def _parsed_payloads(payloads: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The identifiers and the fields of each payload desired.sql built (a JSON object with both).
+    Payloads are parsed a chunk at a time, joined into one JSON array: valid JSON values joined by
+    commas inside brackets are a valid array of exactly those values."""
+    identifiers: list[dict[str, Any]] = []
+    fields: list[dict[str, Any]] = []
+    for start in range(0, len(payloads), PARSE_CHUNK):
+        for body in json.loads("[" + ",".join(payloads[start : start + PARSE_CHUNK]) + "]"):
+            identifiers.append(body.get("identifiers") or {})
+            fields.append(body.get("fields") or {})
+    return identifiers, fields

@@ -36,6 +36,7 @@ from destinations.definitions import SyncDefinition
 from destinations.http import redact
 from destinations.identifiers import sha256_hex
 from destinations.warehouse import MissingTableError, Warehouse
+from destinations.warehouse.arrow import string_column
 
 #: what the erasure build's audit trail must hold for the sync side (the contract's columns it reads)
 ERASURE_COLUMNS = ("request_id", "profile_id", "requested_at")
@@ -66,8 +67,8 @@ def erasures(data: Warehouse, relation: str) -> pa.Table | None:
         return None
     return pa.table(
         {
-            "request_id": pa.array([str(v) for v in table.column(0).to_pylist()], pa.string()),
-            "profile_id": pa.array([str(v) for v in table.column(1).to_pylist()], pa.string()),
+            "request_id": string_column([str(v) for v in table.column(0).to_pylist()]),
+            "profile_id": string_column([str(v) for v in table.column(1).to_pylist()]),
             "requested_at": table.column(2).cast(pa.timestamp("us")),
         }
     )

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -36,6 +36,7 @@ import pyarrow as pa
 from destinations.sql_templates import render, statements
 from destinations.summary import OUTCOME_COUNTS, PLAN_COUNTS, PlanSummary
 from destinations.warehouse import as_warehouse
+from destinations.warehouse.arrow import int64_column, string_column
 
 #: a Warehouse, or a DuckDB connection (wrapped by destinations.warehouse.as_warehouse)
 Store = Any
@@ -44,16 +45,43 @@ Store = Any
 STATE_SCHEMA = "cdp_sync"
 
 
-class RecordOutcome(NamedTuple):
-    """What became of one planned change: its seq in the plan table, its key, the
-    destination's verdict (confirmed | failed | rejected) with its error, and the
-    platform's own id for the record when the connector named one."""
+@dataclass
+class BatchOutcomes:
+    """What became of a run's sent changes since its last commit, one entry per change in each
+    column: its seq in the plan table, its plan op (add | update | remove), the destination's
+    verdict (confirmed | failed | rejected) with its error, and the platform's own id for the
+    record when the connector named one.
 
-    seq: int
-    record_key: str
-    status: str
-    error: str | None
-    destination_id: str | None = None
+    Columns of plain values, not an object per record: a window's outcomes live beside the
+    sending for seconds, and objects that live that long are what the garbage collector walks
+    again and again (holding the GIL the sender needs).
+    """
+
+    seqs: list[int] = field(default_factory=list)
+    ops: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    errors: list[str | None] = field(default_factory=list)
+    destination_ids: list[str | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def extend(self, seqs: list[int], ops: list[str], outcomes: Sequence[Any]) -> None:
+        """One entry per seq: its op and its outcome (a destinations.base.Outcome)."""
+        self.seqs += seqs
+        self.ops += ops
+        self.statuses += [outcome.status for outcome in outcomes]
+        self.errors += [outcome.error for outcome in outcomes]
+        self.destination_ids += [outcome.destination_id for outcome in outcomes]
+
+    def __add__(self, other: BatchOutcomes) -> BatchOutcomes:
+        return BatchOutcomes(
+            self.seqs + other.seqs,
+            self.ops + other.ops,
+            self.statuses + other.statuses,
+            self.errors + other.errors,
+            self.destination_ids + other.destination_ids,
+        )
 
 
 @dataclass(frozen=True)
@@ -253,10 +281,9 @@ def commit_batch(
     run_id: str,
     sync_name: str,
     plan_table: str,
-    outcomes: Sequence[RecordOutcome],
+    outcomes: BatchOutcomes,
     max_attempts: int,
     now: datetime,
-    ops: Sequence[str] | None = None,
     context: BatchContext = BatchContext(),
     mark: tuple[int, int] | None = None,
     unmark: tuple[int, int] | None = None,
@@ -264,27 +291,23 @@ def commit_batch(
     """Record sent batches' outcomes in one transaction (sql/commit_batch.sql): log every
     change, advance state for what was confirmed, count failures, update the run's totals.
 
-    ``ops`` (the plan's op of each outcome, add | update | remove) lets the commit delete from
-    state only the keys it may hold (see BatchContext); without it every confirmed key is
-    deleted. In the same transaction, ``mark`` (first, last seq) puts the plan's next changes
-    in flight before any of them is sent, and ``unmark`` takes back changes this run marked
-    but never sent. ``outcomes`` may be empty (only marking).
+    Each outcome's plan op (add | update | remove) lets the commit delete from state only the
+    keys it may hold (see BatchContext). In the same transaction, ``mark`` (first, last seq) puts
+    the plan's next changes in flight before any of them is sent, and ``unmark`` takes back
+    changes this run marked but never sent. ``outcomes`` may be empty (only marking).
     """
     params: dict = {"run_id": run_id, "sync_name": sync_name, "now": now}
     sql: list[str] = []
     store = as_warehouse(con)
     if outcomes:
-        ops = ["update"] * len(outcomes) if ops is None else ops
-        confirmed = [outcome.status == "confirmed" for outcome in outcomes]
-        clears_state = any(
-            ok and (op != "add" or context.state_may_hold_adds) for op, ok in zip(ops, confirmed, strict=True)
-        )
-        statuses = [outcome.status for outcome in outcomes]
+        ops, statuses = outcomes.ops, outcomes.statuses
+        confirmed_ops = {op for op, status in zip(ops, statuses, strict=True) if status == "confirmed"}
+        clears_state = bool(confirmed_ops - {"add"}) or ("add" in confirmed_ops and context.state_may_hold_adds)
         counts = {status: statuses.count(status) for status in ("confirmed", "failed", "rejected")}
         params |= {
             "max_attempts": max_attempts,
-            "first_seq": min(outcome.seq for outcome in outcomes),
-            "last_seq": max(outcome.seq for outcome in outcomes),
+            "first_seq": min(outcomes.seqs),
+            "last_seq": max(outcomes.seqs),
             "sent": len(statuses),
             **counts,
         }
@@ -296,7 +319,7 @@ def commit_batch(
             clears_state=clears_state,
             state_may_hold_adds=context.state_may_hold_adds,
             any_confirmed=counts["confirmed"] > 0,
-            confirmed_removes=any(ok and op == "remove" for op, ok in zip(ops, confirmed, strict=True)),
+            confirmed_removes="remove" in confirmed_ops,
             any_failed=counts["failed"] + counts["rejected"] > 0,
             clear_departed=context.has_departed,
             clear_failures=context.has_failures,
@@ -309,15 +332,15 @@ def commit_batch(
         sql.append(_MARK_IN_FLIGHT.format(plan_table=plan_table))
     if not sql:
         return
-    batch = pa.table(
-        {
-            "seq": pa.array([outcome.seq for outcome in outcomes], pa.int64()),
-            "status": pa.array([outcome.status for outcome in outcomes], pa.string()),
-            "error": pa.array([outcome.error for outcome in outcomes], pa.string()),
-            "destination_id": pa.array([outcome.destination_id for outcome in outcomes], pa.string()),
-        }
-    )
     if outcomes:
+        batch = pa.table(
+            {
+                "seq": int64_column(outcomes.seqs),
+                "status": string_column(outcomes.statuses),
+                "error": string_column(outcomes.errors),
+                "destination_id": string_column(outcomes.destination_ids),
+            }
+        )
         store.load_rows("batch_outcomes", batch, temporary=True)
     try:
         with store.transaction():
@@ -644,7 +667,7 @@ def suppressed_hashes(con: Store) -> pa.Table:
                 f"select distinct value_sha256 from {STATE_SCHEMA}.suppressions where removed_at is null"
             )
         ]
-    return pa.table({"value_sha256": pa.array(hashes, pa.string())})
+    return pa.table({"value_sha256": string_column(hashes)})
 
 
 def add_suppression(

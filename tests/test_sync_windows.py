@@ -3,14 +3,21 @@ bounds the memory of the DuckDB connections a sync opens (destinations/warehouse
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
-from sync_world import World, definition, people
+from sync_world import Person, World, definition, people
 
+from cdp.settings import REPO_ROOT
 from destinations import engine
 from destinations.sandbox.webhook import Fault, WebhookSandbox
 from destinations.warehouse import WarehouseError
+from destinations.warehouse.arrow import int64_column, string_column
 from destinations.warehouse.locations import DuckDBFile, Location
 
 
@@ -53,6 +60,99 @@ def test_a_crash_in_a_later_window_keeps_the_windows_before(world: World, monkey
     assert recovered.status == "succeeded" and recovered.plan.adds == 3
     assert world.sandbox.duplicate_deliveries == 1
     assert set(world.state()) == set(world.received()) == set(world.desired())
+
+
+def test_a_window_of_mixed_changes_reaches_the_receiver_exactly(world: World, monkeypatch: pytest.MonkeyPatch):
+    """A window's payloads are read in one go (destinations/plan.py: one JSON array, not a parse per
+    row): field values that look like JSON punctuation, escapes, accents, an empty field and removals
+    between the upserts still reach the receiver as they were, each with its own record."""
+    monkeypatch.setattr(engine, "COMMIT_RECORDS", 4)
+    awkward = ['Ada", "x": 1}', "O'Brien, [Jr.]", "},{", "back\\slash", "Zoë 🙂", None, "", r"\u0041"]
+    crowd = people(12)
+    world.set_people(crowd)
+    assert world.run(definition()).status == "succeeded"
+    for index, name in enumerate(awkward):
+        pid = f"p{index:03d}"
+        crowd[pid] = replace(crowd[pid], first_name=name, lifetime_value=index + 0.25)
+    crowd["p008"] = replace(crowd["p008"], in_segment=False)
+    crowd["p010"] = replace(crowd["p010"], in_segment=False)
+    crowd["p100"] = Person(email="new@example.com", first_name='"quoted"')
+    world.set_people(crowd)
+    second = world.run(definition())
+    assert second.status == "succeeded", second.message
+    assert (second.plan.adds, second.plan.updates, second.plan.removes) == (1, 8, 2)
+    assert world.received() == world.desired()
+    assert world.received()["person0@example.com"]["first_name"] == 'Ada", "x": 1}'
+    assert world.received()["person5@example.com"]["first_name"] is None
+
+
+#: a sync from a fresh interpreter: a hand-made warehouse (one erasure on record), a webhook receiver,
+#: two runs (adds, then removals); prints whether anything imported pandas on the way
+_SYNC_IN_A_FRESH_PROCESS = """
+import json, sys
+from pathlib import Path
+import duckdb
+from destinations.config import DestinationConfig
+from destinations.definitions import parse_sync_definition
+from destinations.engine import run_sync
+from destinations.sandbox.webhook import WebhookSandbox
+from destinations.webhook import WebhookDestination
+
+path = Path(sys.argv[1])
+with duckdb.connect(str(path)) as con:
+    con.execute("create table main.segments as select 'everyone' as segment_name")
+    con.execute(\"\"\"create table main.sync_profile_fields as select 'p' || i as profile_id,
+        'person' || i || '@example.com' as email, 'Ada' as first_name, true as has_email_marketing_consent,
+        false as is_deletion_requested from range(50) as t(i)\"\"\")
+    con.execute("create table main.segment_membership as select 'everyone' as segment_name, profile_id "
+                "from main.sync_profile_fields")
+    con.execute("create table main.privacy_erasures as select 'r1' as request_id, 'p999' as profile_id, "
+                "timestamp '2026-01-01' as requested_at")
+spec = {"segment": "everyone", "destination": "hook", "mode": "mirror", "key": "email",
+        "identifiers": {"email": "email"}, "fields": {"first_name": "first_name"},
+        "consent_purpose": "email_marketing"}
+sync = parse_sync_definition({"name": "fresh", "depends_on": {"nodes": []}}, spec,
+                             {"hook": DestinationConfig("hook", "webhook", {})})
+statuses = []
+with WebhookSandbox() as sandbox:
+    connect = lambda _: WebhookDestination("hook", sandbox.url, sandbox.secret, sync_name="fresh", batch_size=7)
+    statuses.append(run_sync(sync, warehouse=path, connect_destination=connect).status)
+    with duckdb.connect(str(path)) as con:
+        con.execute("delete from main.segment_membership")
+    statuses.append(run_sync(sync, warehouse=path, connect_destination=connect, force=True).status)
+print(json.dumps({"statuses": statuses, "pandas": "pandas" in sys.modules}))
+"""
+
+
+def test_a_sync_run_never_imports_pandas(tmp_path: Path):
+    """pyarrow imports pandas the first time it converts a Python list (a third of a second or more,
+    paid by every CLI run and Dagster step); the relations a run builds in Python are made without it
+    (destinations/warehouse/arrow.py)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SYNC_IN_A_FRESH_PROCESS, str(tmp_path / "warehouse.duckdb")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == {"statuses": ["succeeded", "succeeded"], "pandas": False}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], ["a"], [None], ["a", None, "Zoë 🙂", "", None, "xyz"], [None] * 9 + ["z"], ["q"] * 17, ["", ""]],
+)
+def test_arrow_string_columns_hold_what_they_were_given(values: list[str | None]):
+    column = string_column(values)
+    column.validate(full=True)
+    assert column.type == pa.string() and column.to_pylist() == values
+    assert column.null_count == values.count(None)
+
+
+def test_arrow_int64_columns_hold_what_they_were_given():
+    assert int64_column([1, -2, 2**62]).to_pylist() == [1, -2, 2**62]
+    assert int64_column([]).to_pylist() == [] and int64_column([5]).type == pa.int64()
 
 
 def test_a_sync_connection_has_the_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
