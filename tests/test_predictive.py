@@ -348,3 +348,70 @@ def test_a_warehouse_with_a_handful_of_people_still_builds(tmp_path: Path):
     assert all(value is None or value >= 0 for _, _, value in scores)
     assert rows(path, "select k, profiles, cluster_name from cluster_descriptions") == [(1, 2, "low value, recent")]
     assert rows(path, "select count(*) from predictive_model_quality") == [(5,)]
+
+
+# --- how the dbt models read their inputs -----------------------------------------------------
+
+
+def _feature_tables(con) -> None:
+    """Synthetic training and scoring sets with the feature tables' types (BIGINT with NULLs, DECIMAL,
+    BOOLEAN), rows stored out of profile_id order."""
+    money = {"net_value", "net_value_90d", "net_value_365d", "avg_order_value"}
+    nullable = {"recency_days", "days_since_first_purchase", "avg_order_value"}
+
+    def feature(name: str, salt: int) -> str:
+        if name == "has_opted_out_of_email":
+            return f"hash(i, {salt}) % 7 = 0 as {name}"
+        if name == "purchases":
+            return f"cast(hash(i, {salt}) % 4 as bigint) as {name}"
+        value = f"hash(i, {salt}) % 5000 / 7.0" if name in money else f"hash(i, {salt}) % 90"
+        value = f"cast({value} as {'decimal(18, 2)' if name in money else 'bigint'})"
+        return (
+            f"case when hash(i, {salt}) % 5 = 0 then null else {value} end as {name}"
+            if name in nullable
+            else f"{value} as {name}"
+        )
+
+    columns = ",\n".join(feature(name, salt) for salt, name in enumerate(FEATURES))
+    rows = "select 'p_' || lpad(cast((i * 7919) % 1000 as varchar), 4, '0') as profile_id, i from range(1000) as t(i)"
+    con.execute(f"create table scoring as select profile_id, {columns} from ({rows})")
+    con.execute(
+        f"""
+        create table training as
+        select
+            *,
+            cast(hash(i, 'value') % 9000 / 100.0 - 10 as decimal(18, 2)) as value_next_90d,
+            case when purchases > 0 then hash(i, 'churn') % 3 = 0 end as churned,
+            i % 4 = 0 as is_validation
+        from (select profile_id, i, {columns} from ({rows}) where i < 800)
+        """
+    )
+
+
+def test_the_models_arrow_inputs_and_chunked_scoring_give_the_df_inputs_scores(monkeypatch):
+    """int_predictive__predictions reads its inputs as Arrow-backed frames (cdp/predictive/inputs.py)
+    and scores SCORING_CHUNK_ROWS rows at a time, to spare memory: the same scores, bit for bit, as
+    from ``.df()`` frames scored at once (what the predictive step reads on DuckDB)."""
+    import duckdb
+    import pandas as pd
+
+    from cdp.predictive import scores
+    from cdp.predictive.inputs import frame
+
+    con = duckdb.connect()
+    _feature_tables(con)
+    training_columns = [*scores.TRAINING_COLUMNS, *FEATURES]
+    expected = scores.predictions(con.table("training").df(), con.table("scoring").df())
+
+    monkeypatch.setattr(scores, "SCORING_CHUNK_ROWS", 64)
+    training = frame(con.table("training"), training_columns)
+    current = frame(con.table("scoring"), ["profile_id", *FEATURES])
+    assert list(training.columns) == training_columns
+    assert training["profile_id"].is_monotonic_increasing
+    assert training["net_value"].to_numpy("float64", na_value=float("nan")).tobytes() == (
+        con.table("training").order("profile_id").df()["net_value"].to_numpy("float64").tobytes()
+    )
+    got = scores.predictions(training, current)
+
+    assert (got["scored_set"] == "current").sum() == 1000 and got["churn_probability"].notna().any()
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=True)

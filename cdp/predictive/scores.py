@@ -20,9 +20,14 @@ Each fit runs single-threaded (threadpoolctl): OpenMP's waiting threads slow gra
 boosting down many times over when cores are shared, and a multi-threaded fit sums gradients
 in an order that depends on the thread count, so its scores would depend on the machine. The
 two models are independent, though, so they fit side by side (TWO_WORKERS threads, each
-single-threaded), and each then scores both sets: the same fits, the same scores, in about
-half the wall time where dbt leaves a core free (it does: everything downstream waits for
-this model).
+single-threaded), and then the two sets are scored side by side: the same fits, the same
+scores, in about half the wall time where dbt leaves a core free (it does: everything
+downstream waits for this model).
+
+Memory: at 1M people this model sets the peak of a whole build (its process is dbt's). So no
+copy of an input frame is made: each fit gets the float matrix of its own rows (freed when the
+fit returns), and scoring builds the features of SCORING_CHUNK_ROWS rows at a time (a row's
+score depends on that row alone: the same scores as all at once).
 
 Output: one row per (scored_set, profile_id); scored_set is 'validation' or 'current'.
 churn_probability is NULL for people who had never purchased.
@@ -49,6 +54,8 @@ RANDOM_STATE = 20261101
 MIN_TRAINING_ROWS = 50
 #: Fits running side by side; each is single-threaded, so the results do not depend on it.
 TWO_WORKERS = 2
+#: Rows scored at a time (scores_of): the same scores as all at once, a tenth of the memory at 1M people.
+SCORING_CHUNK_ROWS = 100_000
 
 #: The columns ``predictions`` reads: of the training set (the scoring set needs only
 #: profile_id and FEATURES). The dbt model fetches only these.
@@ -91,8 +98,22 @@ def single_threaded(function: Callable[..., T], *args: Any) -> T:
         return function(*args)
 
 
-def feature_matrix(frame: pd.DataFrame) -> np.ndarray:
-    return frame[FEATURES].astype("float64").to_numpy()
+def feature_matrix(frame: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+    """FEATURES of ``frame`` (of its ``rows``: a boolean mask or positions, if given) as one float64
+    matrix, NaN where a value is missing. Filled a column at a time: no float copy of the frame on the way."""
+    x = np.empty((0, len(FEATURES)))
+    for j, name in enumerate(FEATURES):
+        column = frame[name] if rows is None else frame[name].iloc[rows]
+        values = column.to_numpy(dtype="float64", na_value=np.nan)
+        if j == 0:
+            x = np.empty((len(values), len(FEATURES)), dtype="float64", order="F")
+        x[:, j] = values
+    return x
+
+
+def has_purchased(frame: pd.DataFrame) -> np.ndarray:
+    """Whether each row's person had purchased (``purchases > 0``; a missing count is no)."""
+    return (frame["purchases"] > 0).to_numpy(dtype=bool, na_value=False)
 
 
 def fit(estimator, fallback, x: np.ndarray, y: np.ndarray):
@@ -104,10 +125,10 @@ def fit(estimator, fallback, x: np.ndarray, y: np.ndarray):
     return estimator.fit(x, y)
 
 
-def churn_probabilities(churn, frame: pd.DataFrame, x: np.ndarray) -> np.ndarray:
-    """P(churn) for the customers of ``frame`` (features ``x``); NaN for the rest, and for everyone without a model."""
-    is_customer = (frame["purchases"] > 0).to_numpy()
-    churn_probability = np.full(len(frame), np.nan)
+def churn_probabilities(churn, is_customer: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """P(churn) for the customers among the rows of ``x`` (``is_customer``); NaN for the rest, and
+    for everyone without a model."""
+    churn_probability = np.full(len(x), np.nan)
     if churn is not None and is_customer.any():
         classes = list(churn.classes_)  # a prior fitted on one class knows only that class
         churned = churn.predict_proba(x[is_customer])[:, classes.index(True)] if True in classes else 0.0
@@ -122,63 +143,83 @@ def expected_values(value, x: np.ndarray) -> np.ndarray:
     return np.clip(value.predict(x), 0.0, None)
 
 
-def scored(frame: pd.DataFrame, scored_set: str, churn_probability: np.ndarray, expected_value: np.ndarray):
+def fit_churn(x: np.ndarray, churned: np.ndarray):
+    return fit(
+        HistGradientBoostingClassifier(random_state=RANDOM_STATE),
+        DummyClassifier(strategy="prior"),
+        x,
+        churned,
+    )
+
+
+def fit_value(x: np.ndarray, value_next_90d: np.ndarray):
+    return fit(
+        HistGradientBoostingRegressor(loss="poisson", random_state=RANDOM_STATE),
+        DummyRegressor(strategy="mean"),
+        x,
+        np.clip(value_next_90d, 0.0, None),
+    )
+
+
+def scores_of(churn, value, frame: pd.DataFrame, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(churn probability, expected 90-day value) of the rows of ``frame`` (``rows``, a boolean mask, or all),
+    SCORING_CHUNK_ROWS at a time: a row's score depends on that row alone, so chunks give the same scores
+    with a chunk's features in memory instead of the frame's."""
+    positions = np.arange(len(frame)) if rows is None else np.flatnonzero(rows)
+    purchased = has_purchased(frame)
+    churn_probability = np.empty(len(positions))
+    expected_value = np.empty(len(positions))
+    for start in range(0, len(positions), SCORING_CHUNK_ROWS):
+        chunk = positions[start : start + SCORING_CHUNK_ROWS]
+        x = feature_matrix(frame, chunk)
+        churn_probability[start : start + len(chunk)] = churn_probabilities(churn, purchased[chunk], x)
+        expected_value[start : start + len(chunk)] = expected_values(value, x)
+    return churn_probability, expected_value
+
+
+def scored(profile_ids: pd.Series, scored_set: str, churn_probability: np.ndarray, expected_value: np.ndarray):
     return pd.DataFrame(
         {
-            "scored_set": pd.Series([scored_set] * len(frame), dtype="string"),
-            "profile_id": pd.Series(frame["profile_id"].to_numpy(), dtype="string"),
+            "scored_set": pd.Series([scored_set] * len(profile_ids), dtype="string"),
+            "profile_id": pd.Series(profile_ids.to_numpy(), dtype="string"),
             "churn_probability": churn_probability,
             "expected_value_90d": expected_value,
         }
     )
 
 
-def fit_churn(customers: pd.DataFrame):
-    return fit(
-        HistGradientBoostingClassifier(random_state=RANDOM_STATE),
-        DummyClassifier(strategy="prior"),
-        feature_matrix(customers),
-        customers["churned"].astype(bool).to_numpy(),
-    )
-
-
-def fit_value(train: pd.DataFrame):
-    return fit(
-        HistGradientBoostingRegressor(loss="poisson", random_state=RANDOM_STATE),
-        DummyRegressor(strategy="mean"),
-        feature_matrix(train),
-        np.clip(train["value_next_90d"].astype("float64").to_numpy(), 0.0, None),
-    )
-
-
-def churn_model_scores(customers: pd.DataFrame, sets: list[tuple[pd.DataFrame, np.ndarray]]) -> list[np.ndarray]:
-    churn = fit_churn(customers)
-    return [churn_probabilities(churn, frame, x) for frame, x in sets]
-
-
-def value_model_scores(train: pd.DataFrame, sets: list[tuple[pd.DataFrame, np.ndarray]]) -> list[np.ndarray]:
-    value = fit_value(train)
-    return [expected_values(value, x) for _, x in sets]
-
-
 def fit_and_predict(training: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
-    training = training.sort_values("profile_id", ignore_index=True)
+    """Fit on the training rows of ``training``, score its validation rows and ``current`` (no copy of
+    either frame: see Memory above)."""
+    training = training.sort_values("profile_id", ignore_index=True)  # no copy when sorted already
     current = current.sort_values("profile_id", ignore_index=True)
-    train = training[~training["is_validation"].astype(bool)]
-    customers = train[train["purchases"] > 0]
-    validation = training[training["is_validation"].astype(bool)]
-    sets = [(frame, feature_matrix(frame)) for frame in (validation, current)]
+    is_validation = training["is_validation"].astype(bool).to_numpy()
+    in_training = ~is_validation
+    is_customer = in_training & has_purchased(training)
 
-    # one thread per model, each single-threaded: each model is fitted once and scores both sets
+    # one thread per model, each single-threaded; a job's arguments are freed when its fit returns
     with ThreadPoolExecutor(max_workers=TWO_WORKERS) as pool:
-        churn_job = pool.submit(single_threaded, churn_model_scores, customers, sets)
-        value_job = pool.submit(single_threaded, value_model_scores, train, sets)
-        churn_scores, value_scores = churn_job.result(), value_job.result()
+        churn_job = pool.submit(
+            single_threaded,
+            fit_churn,
+            feature_matrix(training, is_customer),
+            training["churned"][is_customer].astype(bool).to_numpy(),
+        )
+        value_job = pool.submit(
+            single_threaded,
+            fit_value,
+            feature_matrix(training, in_training),
+            training["value_next_90d"][in_training].astype("float64").to_numpy(),
+        )
+        churn, value = churn_job.result(), value_job.result()
+        validation_job = pool.submit(single_threaded, scores_of, churn, value, training, is_validation)
+        current_job = pool.submit(single_threaded, scores_of, churn, value, current)
+        validation_scores, current_scores = validation_job.result(), current_job.result()
 
     return pd.concat(
         [
-            scored(validation, "validation", churn_scores[0], value_scores[0]),
-            scored(current, "current", churn_scores[1], value_scores[1]),
+            scored(training["profile_id"][is_validation], "validation", *validation_scores),
+            scored(current["profile_id"], "current", *current_scores),
         ],
         ignore_index=True,
     )

@@ -7,22 +7,18 @@ Python models importing scikit-learn at the same moment in dbt's threads can fai
 circular-import error.
 
 Only the columns the clusters read cross into pandas (and only today's predictions), already
-sorted by profile_id: the same frames, less to convert.
+sorted by profile_id, as Arrow-backed frames (cdp/predictive/inputs.py: the same values as
+``.df()``, less memory).
 
 Output: one row per profile: profile_id, cluster_id, silhouette, k, overall_silhouette,
 selection_criterion.
 """
 
 from cdp.predictive.clusters import PREDICTION_COLUMNS, PROFILE_COLUMNS, clusters
+from cdp.predictive.inputs import frame
 
 
 def model(dbt, session):
-    profiles = dbt.ref("int_predictive__scoring_set").select(*PROFILE_COLUMNS).order("profile_id").df()
-    predictions = (
-        dbt.ref("int_predictive__predictions")
-        .filter("scored_set = 'current'")
-        .select(*PREDICTION_COLUMNS)
-        .order("profile_id")
-        .df()
-    )
+    profiles = frame(dbt.ref("int_predictive__scoring_set"), PROFILE_COLUMNS)
+    predictions = frame(dbt.ref("int_predictive__predictions").filter("scored_set = 'current'"), PREDICTION_COLUMNS)
     return clusters(profiles, predictions)
