@@ -107,8 +107,9 @@
         {#- the columns from the model's meta: staged_identifiers would ref the blocklist from a post-hook -#}
         {%- set carries = [] -%}
         {%- for column, identifier_type in node.config.meta.erased_by.items() -%}
-            {%- do carries.append(column ~ ' in (select identifier_value from ' ~ erased_values
-                ~ " where identifier_type = '" ~ identifier_type ~ "')") -%}
+            {#- not null first: Spark keeps `not (condition)`, and a null must keep its row there too -#}
+            {%- do carries.append('(' ~ column ~ ' is not null and ' ~ column ~ ' in (select identifier_value from '
+                ~ erased_values ~ " where identifier_type = '" ~ identifier_type ~ "'))") -%}
         {%- endfor -%}
         {%- do found.append((cdp.node_relation(node.name), '(' ~ carries | join(' or ') ~ ')')) -%}
     {%- endfor -%}
