@@ -136,6 +136,36 @@
 {%- endmacro %}
 
 {#-
+    Several keys of one JSON text column, as {key: expression}. DuckDB parses the document once for
+    all of them (one multi-path json_extract_string, which its common-subexpression pass evaluates
+    once per row): over the 11.3M web events at 1M people, four keys took 3.1 s instead of 5.3-6.2 s.
+    Other engines extract each key with json_text.
+-#}
+{% macro json_texts(expression, keys) -%}
+    {{ return(adapter.dispatch('json_texts', 'cdp')(expression, keys)) }}
+{%- endmacro %}
+
+{% macro default__json_texts(expression, keys) -%}
+    {%- set found = {} -%}
+    {%- for key in keys -%}
+        {%- do found.update({key: cdp.json_text(expression, key)}) -%}
+    {%- endfor -%}
+    {{ return(found) }}
+{%- endmacro %}
+
+{% macro duckdb__json_texts(expression, keys) -%}
+    {%- set paths = [] -%}
+    {%- for key in keys -%}
+        {%- do paths.append("'$." ~ key ~ "'") -%}
+    {%- endfor -%}
+    {%- set found = {} -%}
+    {%- for key in keys -%}
+        {%- do found.update({key: 'json_extract_string(' ~ expression ~ ', [' ~ paths | join(', ') ~ '])[' ~ loop.index ~ ']'}) -%}
+    {%- endfor -%}
+    {{ return(found) }}
+{%- endmacro %}
+
+{#-
     Money divided by a count, as decimal(18, 2) rounded half away from zero (271.215 -> 271.22).
     Postgres and Spark divide decimals exactly; DuckDB divides them as DOUBLE, where 271.215 is
     271.2149999… and rounds down, so DuckDB works in whole cents with integer division instead.

@@ -1,4 +1,5 @@
 {%- set identifiers = cdp.staged_identifiers('stg_web__events') %}
+{%- set property = cdp.json_texts('properties', ['query', 'product_id', 'category', 'order_id']) %}
 {{ cdp.append_only_staging('event_id', identifiers) }}
 
 with
@@ -19,10 +20,10 @@ renamed as (
         -- strings
         lower(trim(event_type)) as event_type,
         properties,
-        lower(trim({{ json_text('properties', 'query') }})) as search_query,
-        {{ json_text('properties', 'product_id') }} as product_id,
-        lower(trim({{ json_text('properties', 'category') }})) as product_category,
-        {{ json_text('properties', 'order_id') }} as order_id,
+        lower(trim({{ property['query'] }})) as search_query,
+        {{ property['product_id'] }} as product_id,
+        lower(trim({{ property['category'] }})) as product_category,
+        {{ property['order_id'] }} as order_id,
 
         -- timestamps
         cast(occurred_at as timestamp) as occurred_at
