@@ -415,3 +415,32 @@ def test_the_models_arrow_inputs_and_chunked_scoring_give_the_df_inputs_scores(m
 
     assert (got["scored_set"] == "current").sum() == 1000 and got["churn_probability"].notna().any()
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=True)
+
+
+def test_each_k_is_started_on_a_sample_and_converged_on_every_profile():
+    """cdp/predictive/clusters.py fits each candidate k on FIT_SAMPLE profiles (ten starts) and
+    then converges it over every profile. On data with one best partition that is the partition
+    ten full k-means runs find; with no more than FIT_SAMPLE profiles, it is their very labels."""
+    import numpy as np
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    from cdp.predictive import clusters
+
+    rng = np.random.default_rng(7)
+    centres = np.array([[0, 0, 0], [6, 0, 0], [0, 6, 0], [0, 0, 6]], dtype="float64")
+    truth = rng.integers(0, 4, size=80_000)
+    x = centres[truth] + rng.normal(size=(len(truth), 3))
+    order = np.random.default_rng(clusters.RANDOM_STATE).permutation(len(x))
+    fit_rows, sample = np.sort(order[: clusters.FIT_SAMPLE]), np.sort(order[:2_000])
+    assert len(fit_rows) < len(x)
+
+    labels, silhouettes = clusters.fit_k(x, fit_rows, sample, 4)
+    direct = KMeans(n_clusters=4, n_init=10, random_state=clusters.RANDOM_STATE).fit(x)
+    assert adjusted_rand_score(labels, direct.labels_) == 1.0
+    assert adjusted_rand_score(labels, truth) > 0.99
+    assert len(silhouettes) == len(sample) and silhouettes.mean() > 0.5
+
+    small = x[:3_000]
+    labels, _ = clusters.fit_k(small, np.arange(len(small)), np.arange(500), 4)
+    assert (labels == KMeans(n_clusters=4, n_init=10, random_state=clusters.RANDOM_STATE).fit(small).labels_).all()

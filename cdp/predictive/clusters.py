@@ -10,6 +10,12 @@
   recency = RECENCY_CAP_DAYS ("longer ago than any history").
 * k: the k in K_CANDIDATES with the best mean silhouette on a fixed-seed sample of
   SILHOUETTE_SAMPLE profiles (each candidate fitted on every profile).
+* Each candidate's fit: the best of N_INIT k-means runs on a fixed-seed sample of FIT_SAMPLE
+  profiles, then Lloyd's iterations over every profile from those centres until they converge.
+  The starts are what cost: ten full runs per candidate took 4-7 s each at 1M profiles; the
+  sample's runs take 0.2 s and the final pass 0.2-0.4 s (2 iterations), with the same
+  silhouette and lower inertia (k=7 at 1M: adjusted Rand 0.9995 against ten full runs). With
+  no more than FIT_SAMPLE profiles the sample is everyone.
 * Stable: rows sorted by profile_id, fixed random_state, and cluster ids ordered by the
   members' mean expected 90-day value (int_predictive__predictions), then mean net value,
   then size, highest first, from 1 — so rebuilding unchanged data gives the same ids.
@@ -44,6 +50,8 @@ from cdp.predictive.scores import TWO_WORKERS, single_threaded
 RANDOM_STATE = 20261101
 K_CANDIDATES = range(3, 9)
 SILHOUETTE_SAMPLE = 5_000
+FIT_SAMPLE = 50_000
+N_INIT = 10
 MIN_PROFILES = 50
 RECENCY_CAP_DAYS = 3 * 365
 
@@ -91,9 +99,12 @@ def ordered_ids(profiles: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
     return np.array([new_id[label] for label in labels], dtype="int32")
 
 
-def fit_k(x: np.ndarray, sample: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """One candidate: k-means labels of every profile and the silhouette values of the sample."""
-    fitted = KMeans(n_clusters=k, n_init=10, random_state=RANDOM_STATE).fit(x)
+def fit_k(x: np.ndarray, fit_rows: np.ndarray, sample: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """One candidate: k-means labels of every profile and the silhouette values of the sample.
+
+    Started from the best of N_INIT runs on the rows ``fit_rows``, converged on every row."""
+    seeded = KMeans(n_clusters=k, n_init=N_INIT, random_state=RANDOM_STATE).fit(x[fit_rows])
+    fitted = KMeans(n_clusters=k, init=seeded.cluster_centers_, n_init=1, random_state=RANDOM_STATE).fit(x)
     in_sample = fitted.labels_[sample]
     if len(np.unique(in_sample)) < 2:  # degenerate data: every point alike
         return fitted.labels_, np.full(len(sample), -1.0)
@@ -125,9 +136,11 @@ def fit_clusters(profiles: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
         criterion = f"too few profiles to cluster ({n} < {MIN_PROFILES}): one cluster"
     else:
         x = standardised_features(profiles)
-        sample = np.sort(np.random.default_rng(RANDOM_STATE).permutation(n)[:SILHOUETTE_SAMPLE])
+        order = np.random.default_rng(RANDOM_STATE).permutation(n)
+        sample = np.sort(order[:SILHOUETTE_SAMPLE])
+        fit_rows = np.sort(order[:FIT_SAMPLE])
         with ThreadPoolExecutor(max_workers=TWO_WORKERS) as pool:
-            jobs = {k: pool.submit(single_threaded, fit_k, x, sample, k) for k in K_CANDIDATES}
+            jobs = {k: pool.submit(single_threaded, fit_k, x, fit_rows, sample, k) for k in K_CANDIDATES}
             fits = {k: job.result() for k, job in jobs.items()}
         k = max(fits, key=lambda candidate: (fits[candidate][1].mean(), -candidate))
         labels, values = fits[k]
