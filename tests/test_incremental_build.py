@@ -246,3 +246,36 @@ def test_a_deletion_request_that_arrives_later_settles_like_a_full_build_one_bui
         assert _rows(path, f"select count(*) from {table} where profile_id = ?", [erased[0][0]])[0][0] == 0, table
     _build(path)
     _compare_with_full_refresh(path, tmp_path)
+
+
+def test_an_older_record_with_known_identifiers_moves_the_tenure_in_the_feature_sets(first_part: Path, tmp_path: Path):
+    """A CRM contact that arrives late, carrying only an email its profile already has, brings no event
+    and no identifier that moved: the profile is not affected, yet its first_seen_at moves back. The
+    predictive feature sets, kept per profile between builds, still recompute its tenure."""
+    path = tmp_path / "tenure.duckdb"
+    shutil.copy(first_part, path)
+    profile, email, tenure = _rows(
+        path,
+        "select scoring.profile_id, min(identifiers.identifier_value), any_value(scoring.tenure_days) "
+        "from intermediate.int_predictive__scoring_set as scoring "
+        "inner join profile_identifiers as identifiers on identifiers.profile_id = scoring.profile_id "
+        "where identifiers.identifier_type = 'email' "
+        "group by scoring.profile_id having count(*) = 1 order by scoring.profile_id limit 1",
+    )[0]
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "insert into raw.crm_contacts (contact_id, email, created_at, updated_at) "
+            "values ('late-contact-1', ?, timestamp '2015-01-01 00:00:00', timestamp '2015-01-01 00:00:00')",
+            [email],
+        )
+
+    _build(path)
+
+    assert _rows(path, "select profile_id from profile_identifiers where identifier_value = ?", [email]) == [(profile,)]
+    affected, everyone = _affected(path)
+    assert not everyone and profile not in affected, "nothing but the tenure tells the feature sets"
+    (moved,) = _rows(
+        path, "select tenure_days from intermediate.int_predictive__scoring_set where profile_id = ?", [profile]
+    )[0]
+    assert moved > tenure
+    _compare_with_full_refresh(path, tmp_path)

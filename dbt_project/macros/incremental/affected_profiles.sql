@@ -7,16 +7,20 @@
       int_profiles__identifier_changes   identifiers whose profile moved since profile_events was
                                          last written: new, merged, split, erased, or shared now;
       int_profiles__event_candidates     the events to attribute again: new or changed rows of the
-                                         staging views, and events carrying a changed identifier;
+                                         staging views, and events carrying a changed identifier
+                                         (a view, kept as a table for the rebuild by
+                                         affected_profiles' pre-hook: computed once);
       profile_events                     incremental: the events of every profile that changed are
                                          deleted, then the candidates are attributed and inserted;
       int_profiles__affected_profiles    every profile whose events or identifiers changed (old and
                                          new ids); every profile when as_of or a model below changed;
       per-profile attributes             incremental: the rows of the affected profiles are deleted
-                                         and recomputed (engagement, purchases, support, category).
+                                         and recomputed (engagement, purchases, support, category,
+                                         and the predictive feature sets, which also recompute a
+                                         profile whose tenure moved: predictive_features).
 
-    Models computed over all profiles at once (RFM quantiles, consent, the predictive models,
-    segments) are rebuilt in full from these tables. `cdp build --full-refresh` rebuilds everything
+    Models computed over all profiles at once (RFM quantiles, consent, the predictive fits and
+    clusters, segments) are rebuilt in full from these tables. `cdp build --full-refresh` rebuilds everything
     but the id registry and the merge log (full_refresh=false: they are history, not a cache).
 
     Raw tables are append-only or updated in place (an order's status); a raw row deleted by hand
@@ -69,6 +73,7 @@
     {%- endif -%}
     {%- set copy = cdp.attributed_identifiers_relation() -%}
     {%- set statements = [
+        'drop table if exists ' ~ cdp.kept_event_candidates_relation(),
         'drop table if exists ' ~ copy,
         cdp.create_table_as_select(copy, 'select profile_id, identifier_type, identifier_value from '
             ~ cdp.node_relation('profile_identifiers')),
@@ -105,8 +110,10 @@
 {#-
     int_profiles__event_candidates: the `where` that keeps an event of `source` to attribute again when
     profile_events is updated in place, else nothing. An event is a candidate when profile_events holds
-    no row for its key with the same `compared` values [(column in profile_events, expression here)],
-    or when one of its `identifiers` {identifier_type: expression} changed profile.
+    no row for its key with the same `compared` values [(column in profile_events, expression here)]
+    outside the emptied profiles, or when one of its `identifiers` {identifier_type: expression}
+    changed profile. So the answer is the same before and after profile_events' pre-hook deletes the
+    emptied profiles' events (affected_profiles keeps the candidates before it runs).
 -#}
 {%- macro where_event_is_candidate(source, key, compared, identifiers) -%}
     {%- if not cdp.updates_in_place('profile_events') -%}
@@ -120,6 +127,7 @@
         not exists (
             select 1 from {{ cdp.node_relation('profile_events') }} as kept
             where kept.source = '{{ source }}' and kept.event_id = {{ key }} {{ same | join(' ') }}
+                and kept.profile_id not in (select emptied.profile_id from emptied_profiles as emptied)
         )
         {%- for identifier_type, expression in identifiers.items() %}
         or {{ expression }} in (
@@ -159,19 +167,86 @@
     {{ return(answer.rows[0][0] > 0) }}
 {%- endmacro -%}
 
-{#- Pre-hook of profile_events: delete the events of every profile an identifier moved away from (they are attributed again). -#}
+{#-
+    The profiles whose events profile_events' pre-hook deletes, to attribute them again: every profile
+    an identifier moved away from, and every erased one (a query of one column, profile_id).
+-#}
+{%- macro emptied_profiles() -%}
+    select changes.previous_profile_id as profile_id
+    from {{ cdp.node_relation('int_profiles__identifier_changes') }} as changes
+    where changes.previous_profile_id is not null
+    union all
+    {{ cdp.erased_profile_ids_by_name() }}
+{%- endmacro -%}
+
+{#- Pre-hook of profile_events: delete the events of the emptied profiles (they are attributed again). -#}
 {%- macro delete_events_of_moved_identifiers() -%}
     {%- if cdp.is_updating() and not cdp.affected_profiles_are_current() -%}
         -- the identifier changes are not this invocation's: attribute every event again
         delete from {{ this }}
     {%- elif cdp.is_updating() -%}
         delete from {{ this }}
-        where profile_id in (
-            select changes.previous_profile_id from {{ cdp.node_relation('int_profiles__identifier_changes') }} as changes
-            where changes.previous_profile_id is not null
-        )
-            or profile_id in ({{ cdp.erased_profile_ids_by_name() }})
+        where profile_id in ({{ cdp.emptied_profiles() }})
     {%- endif -%}
+{%- endmacro -%}
+
+{#-
+    Where the rebuild keeps this build's event candidates (int_profiles__event_candidates, a view)
+    between int_profiles__affected_profiles and profile_events, so that the view, which joins every
+    staged event with the profiles, is computed once. Made by the pre-hook of affected_profiles
+    (keep_event_candidates), read by both, dropped by profile_events' post-hook.
+-#}
+{%- macro kept_event_candidates_relation() -%}
+    {%- set changes = cdp.node_relation('int_profiles__identifier_changes') -%}
+    {{ return(api.Relation.create(database=changes.database, schema=changes.schema,
+        identifier='int_profiles__event_candidates_kept', type='table')) }}
+{%- endmacro -%}
+
+{#-
+    Whether int_profiles__affected_profiles (`this` when called from it or its hooks) lists the
+    affected profiles this build, rather than say everyone is: profile_events is updated in place and
+    the settings fingerprint is the previous build's.
+-#}
+{%- macro lists_affected_profiles() -%}
+    {%- if not cdp.updates_in_place('profile_events') -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set previous = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
+    {%- if previous is none -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set same = run_query(
+        "select count(*) from " ~ previous ~ " where settings_fingerprint = '" ~ cdp.incremental_settings_fingerprint() ~ "'"
+    ) -%}
+    {{ return(same.rows[0][0] > 0) }}
+{%- endmacro -%}
+
+{#- Pre-hook of int_profiles__affected_profiles: this build's candidates as a table, when it lists the affected profiles. -#}
+{%- macro keep_event_candidates() -%}
+    {%- if not execute -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set kept = cdp.kept_event_candidates_relation() -%}
+    {%- set statements = ['drop table if exists ' ~ kept] -%}
+    {%- if cdp.lists_affected_profiles() -%}
+        {%- do statements.append(cdp.create_table_as_select(kept,
+            'select * from ' ~ cdp.node_relation('int_profiles__event_candidates'))) -%}
+    {%- endif -%}
+    {%- do cdp.run_statements(statements) -%}
+{%- endmacro -%}
+
+{#-
+    What profile_events reads its candidates from: the table affected_profiles kept in this invocation,
+    else the view (a selection without affected_profiles, or a build that attributes every event).
+-#}
+{%- macro event_candidates_for_profile_events() -%}
+    {%- if execute and cdp.updates_in_place('profile_events') and cdp.affected_profiles_are_current() -%}
+        {%- set kept = cdp.kept_event_candidates_relation() -%}
+        {%- if adapter.get_relation(database=kept.database, schema=kept.schema, identifier=kept.identifier) is not none -%}
+            {{ return(kept) }}
+        {%- endif -%}
+    {%- endif -%}
+    {{ return(ref('int_profiles__event_candidates')) }}
 {%- endmacro -%}
 
 {#- is_incremental(), and false in a unit test (which builds the model from its given rows). -#}

@@ -11,6 +11,11 @@
     `cutoff` is a SQL timestamp expression. Returns a complete query (with its own CTEs),
     one row per profile; counts are 0 and recencies NULL where nothing happened.
 
+    In a per-profile incremental model (cdp.per_profile_incremental) updated in place, only the
+    profiles whose features may have moved are computed: the affected ones (their events or
+    identifiers changed), and those the table holds no row for with today's tenure (new profiles,
+    and a first_seen_at moved by a source record that brought no event and no new identifier).
+
     A purchase is a completed shop order or a POS sale (amount > 0). Net value is completed
     shop order totals plus POS amounts (returns at the till are negative); cancelled and
     refunded orders count nothing. An order's status is its current status: an order placed
@@ -36,6 +41,7 @@ known_profiles as (
         first_seen_at
     from profiles
     where first_seen_at < {{ cutoff }}
+        and {{ predictive_features_recomputed('profiles', cutoff) }}
 ),
 
 events_before_cutoff as (
@@ -51,6 +57,9 @@ events_before_cutoff as (
             over (partition by profile_id) as last_purchase_at
     from profile_events
     where occurred_at < {{ cutoff }}
+        {%- if cdp.is_updating() %}
+        and profile_id in (select known_profiles.profile_id from known_profiles)
+        {%- endif %}
 ),
 
 activity as (
@@ -145,6 +154,27 @@ final as (
 
 select * from final
 {% endmacro %}
+
+
+{#-
+    Whether the features of a row of `profiles` are computed this build: always, but in a
+    per-profile incremental model updated in place (see predictive_features), where the other rows
+    are kept from the previous build. Their tenure is the one input besides the profile's own events.
+-#}
+{%- macro predictive_features_recomputed(profiles, cutoff) -%}
+    {%- if cdp.is_updating() and not cdp.affects_everyone() -%}
+        (
+            {{ cdp.is_affected_profile(profiles ~ '.profile_id') }}
+            or not exists (
+                select 1 from {{ this }} as kept
+                where kept.profile_id = {{ profiles }}.profile_id
+                    and kept.tenure_days = {{ dbt.datediff(profiles ~ '.first_seen_at', cutoff, 'day') }}
+            )
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro -%}
 
 
 {#- The instant every predictive window ends at: var('as_of'). -#}

@@ -11,8 +11,12 @@
                            evaluate the models; never trained on
 
     Features never see the window (predictive_features filters occurred_at < cutoff).
+    Incremental per profile (macros/incremental/affected_profiles.sql): a rebuild computes the rows
+    of the profiles whose events, identifiers or tenure changed, and keeps the others.
 -#}
 {%- set cutoff = predictive_calibration_cutoff() -%}
+
+{{ cdp.per_profile_incremental() }}
 
 with
 
@@ -32,6 +36,8 @@ holdout_window as (
     from profile_events
     where occurred_at >= {{ cutoff }}
         and occurred_at < {{ predictive_as_of() }}
+        -- the profiles computed (all but on a rebuild, which keeps the others' rows)
+        and profile_id in (select features.profile_id from features)
     group by profile_id
 ),
 

@@ -5,20 +5,9 @@
     the settings fingerprint (as_of and the incremental models' code) differs from the previous
     build's, or on a full rebuild: the per-profile models then recompute every row.
 -#}
-{%- set incremental = cdp.updates_in_place('profile_events') -%}
+{%- set incremental = cdp.lists_affected_profiles() -%}
 {%- set fingerprint = cdp.incremental_settings_fingerprint() -%}
-{%- set previous = none -%}
-{%- if incremental -%}
-    {%- set previous = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
-    {%- if previous is not none -%}
-        {%- set same = run_query(
-            "select count(*) from " ~ previous ~ " where settings_fingerprint = '" ~ fingerprint ~ "'"
-        ) -%}
-        {%- set incremental = same.rows[0][0] > 0 -%}
-    {%- else -%}
-        {%- set incremental = false -%}
-    {%- endif -%}
-{%- endif %}
+{{ config(pre_hook="{{ cdp.keep_event_candidates() }}") }}
 
 with
 
@@ -28,8 +17,10 @@ changes as (
     select * from {{ ref('int_profiles__identifier_changes') }}
 ),
 
+-- this build's candidates, kept as a table by the pre-hook (profile_events reads them too)
+-- depends_on: {{ ref('int_profiles__event_candidates') }}
 candidates as (
-    select * from {{ ref('int_profiles__event_candidates') }}
+    select * from {{ cdp.kept_event_candidates_relation() }}
 ),
 
 affected as (

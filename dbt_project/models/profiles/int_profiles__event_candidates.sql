@@ -45,6 +45,11 @@ changed_identifiers as (
         identifier_value
     from {{ ref('int_profiles__identifier_changes') }}
 ),
+
+-- profiles whose events profile_events deletes before it inserts these (its pre-hook)
+emptied_profiles as (
+    {{ cdp.emptied_profiles() }}
+),
 {%- endif %}
 -- noqa: enable=LT02
 

@@ -30,8 +30,9 @@
 
 with
 
+-- depends_on: {{ ref('int_profiles__event_candidates') }}
 candidates as (
-    select * from {{ ref('int_profiles__event_candidates') }}
+    select * from {{ cdp.event_candidates_for_profile_events() }}
 ),
 
 final as (
