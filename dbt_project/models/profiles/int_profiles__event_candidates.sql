@@ -11,30 +11,6 @@
 
 with
 
-web_events as (
-    select * from {{ ref('stg_web__events') }}
-),
-
-orders as (
-    select * from {{ ref('stg_shop__orders') }}
-),
-
-email_events as (
-    select * from {{ ref('stg_email__events') }}
-),
-
-pos_transactions as (
-    select * from {{ ref('stg_pos__transactions') }}
-),
-
-support_tickets as (
-    select * from {{ ref('stg_support__tickets') }}
-),
-
-profile_identifiers as (
-    select * from {{ ref('profile_identifiers') }}
-),
-
 -- noqa: disable=LT02
 {%- if cdp.updates_in_place('profile_events') %}
 {%- set existing = cdp.node_relation('profile_events') %}
@@ -53,6 +29,50 @@ emptied_profiles as (
 {%- endif %}
 -- noqa: enable=LT02
 
+-- each source's events to attribute again (all on a full rebuild), picked before they are joined
+-- with the identifiers: a rebuild joins only these
+web_events as (
+    select web_events.* from {{ ref('stg_web__events') }} as web_events
+    {{ cdp.where_event_is_candidate(
+        'web', 'web_events.event_id', [],
+        {'customer_id': 'web_events.customer_id', 'email': 'web_events.email', 'anonymous_id': 'web_events.anonymous_id'},
+    ) }}
+),
+
+orders as (
+    select orders.* from {{ ref('stg_shop__orders') }} as orders
+    {{ cdp.where_event_is_candidate(
+        'shop', 'orders.order_id',
+        [('status', 'orders.status'), ('amount', 'orders.total_amount'), ('occurred_at', 'orders.ordered_at')],
+        {'customer_id': 'orders.customer_id'},
+    ) }}
+),
+
+email_events as (
+    select email_events.* from {{ ref('stg_email__events') }} as email_events
+    {{ cdp.where_event_is_candidate('email', 'email_events.event_id', [], {'email': 'email_events.email'}) }}
+),
+
+pos_transactions as (
+    select pos_transactions.* from {{ ref('stg_pos__transactions') }} as pos_transactions
+    {{ cdp.where_event_is_candidate(
+        'pos', 'pos_transactions.transaction_id', [],
+        {'loyalty_card_id': 'pos_transactions.loyalty_card_id', 'phone': 'pos_transactions.phone'},
+    ) }}
+),
+
+support_tickets as (
+    select support_tickets.* from {{ ref('stg_support__tickets') }} as support_tickets
+    {{ cdp.where_event_is_candidate(
+        'support', 'support_tickets.ticket_id',
+        [('status', 'support_tickets.status'), ('occurred_at', 'support_tickets.opened_at')],
+        {'email': 'support_tickets.email'},
+    ) }}
+),
+
+profile_identifiers as (
+    select * from {{ ref('profile_identifiers') }}
+),
 
 web as (
     select
@@ -72,10 +92,6 @@ web as (
     {{ profile_joined_on('customer_id', 'web_events.customer_id') }}
     {{ profile_joined_on('email', 'web_events.email') }}
     {{ profile_joined_on('anonymous_id', 'web_events.anonymous_id') }}
-    {{ cdp.where_event_is_candidate(
-        'web', 'web_events.event_id', [],
-        {'customer_id': 'web_events.customer_id', 'email': 'web_events.email', 'anonymous_id': 'web_events.anonymous_id'},
-    ) }}
 ),
 
 shop as (
@@ -94,11 +110,6 @@ shop as (
         orders.ordered_at as occurred_at
     from orders
     {{ profile_joined_on('customer_id', 'orders.customer_id') }}
-    {{ cdp.where_event_is_candidate(
-        'shop', 'orders.order_id',
-        [('status', 'orders.status'), ('amount', 'orders.total_amount'), ('occurred_at', 'orders.ordered_at')],
-        {'customer_id': 'orders.customer_id'},
-    ) }}
 ),
 
 email as (
@@ -117,7 +128,6 @@ email as (
         email_events.occurred_at
     from email_events
     {{ profile_joined_on('email', 'email_events.email') }}
-    {{ cdp.where_event_is_candidate('email', 'email_events.event_id', [], {'email': 'email_events.email'}) }}
 ),
 
 pos as (
@@ -137,10 +147,6 @@ pos as (
     from pos_transactions
     {{ profile_joined_on('loyalty_card_id', 'pos_transactions.loyalty_card_id') }}
     {{ profile_joined_on('phone', 'pos_transactions.phone') }}
-    {{ cdp.where_event_is_candidate(
-        'pos', 'pos_transactions.transaction_id', [],
-        {'loyalty_card_id': 'pos_transactions.loyalty_card_id', 'phone': 'pos_transactions.phone'},
-    ) }}
 ),
 
 support as (
@@ -159,11 +165,6 @@ support as (
         support_tickets.opened_at as occurred_at
     from support_tickets
     {{ profile_joined_on('email', 'support_tickets.email') }}
-    {{ cdp.where_event_is_candidate(
-        'support', 'support_tickets.ticket_id',
-        [('status', 'support_tickets.status'), ('occurred_at', 'support_tickets.opened_at')],
-        {'email': 'support_tickets.email'},
-    ) }}
 ),
 
 unioned as (
