@@ -186,7 +186,8 @@ def build_plan(
     # the suppression list lives beside the state; desired.sql reads it where the data lives
     data.load_rows("sync_suppressed", suppressed, temporary=True)
     try:
-        _computed_where_the_data_lives(data, store, "desired.sql", "sync_desired", context, params)
+        _computed_where_the_data_lives(data, store, "desired.sql", "sync_desired", context, params, updatable=True)
+        store.execute(render("duplicate_keys.sql", dialect=store.dialect))
         if data is not store:
             _computed_where_the_data_lives(data, store, "privacy_blocked.sql", "sync_privacy_blocked", context, params)
         store.create_table_as(
@@ -239,15 +240,22 @@ def build_plan(
 
 
 def _computed_where_the_data_lives(
-    data: Warehouse, store: Warehouse, template: str, table: str, context: dict, params: dict
+    data: Warehouse, store: Warehouse, template: str, table: str, context: dict, params: dict, *, updatable=False
 ) -> None:
     """The rows of ``template``, computed in ``data``, as the temp table ``table`` of ``store``:
-    one statement when they are the same warehouse, else one bulk load from the data's engine."""
+    one statement when they are the same warehouse, else one bulk load from the data's engine
+    (copied into a table when ``updatable``: a DuckDB store only registers the loaded rows)."""
     sql = render(template, dialect=data.dialect, **context)
     if data is store:
         store.create_table_as(table, sql, params, temporary=True)
-    else:
+    elif not updatable:
         store.load_rows(table, data.fetch_arrow(sql, params), temporary=True)
+    else:
+        store.load_rows(f"{table}_loaded", data.fetch_arrow(sql, params), temporary=True)
+        try:
+            store.create_table_as(table, f"select * from {table}_loaded", temporary=True)
+        finally:
+            store.drop_loaded(f"{table}_loaded")
 
 
 #: sync_profile_fields columns the global suppression list is matched on (destinations/suppression.py)

@@ -182,6 +182,23 @@ def test_null_duplicate_and_malformed_keys_are_reported_and_never_sent(world: Wo
     assert world.last_run()["invalid"] == 4
 
 
+def test_a_key_is_a_duplicate_only_among_members_that_would_be_sent_and_before_its_format(world: World):
+    """duplicate_keys.sql's order: a key shared by an excluded member is no duplicate (the
+    sendable one is sent); a malformed key two members share is reported as a duplicate."""
+    crowd = people(2)
+    crowd["c1"] = Person(email="person0@example.com", consent=False)  # shares person0's key, excluded
+    crowd["m1"] = Person(email="not-an-email")
+    crowd["m2"] = Person(email="not-an-email")
+    world.set_people(crowd)
+    result = world.run(definition())
+    assert (result.plan.desired, result.plan.invalid, result.plan.excluded_consent) == (2, 2, 1)
+    assert set(world.received()) == {"person0@example.com", "person1@example.com"}
+    reported = world.query(
+        "select profile_id, error from cdp_sync.changes where status = 'invalid' order by profile_id"
+    )
+    assert reported == [("m1", "duplicate key"), ("m2", "duplicate key")]
+
+
 def test_a_key_that_becomes_ambiguous_is_left_alone_at_the_destination(world: World):
     crowd = people(3)
     world.set_people(crowd)

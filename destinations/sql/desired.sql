@@ -1,11 +1,12 @@
 -- Desired rows for one sync: every member of the segment with the mapped fields, each
 -- marked with why it is not sent: `exclusion` (deletion requested, suppressed, no consent, holdout,
 -- an experiment arm not sent: control arm / other arm / no arm, global holdout)
--- or `invalid_reason` (null, duplicate or malformed key — reported, never sent). An identifier the
+-- or `invalid_reason` (null or malformed key — reported, never sent). An identifier the
 -- destination keeps unique (`unique_identifiers`) is left out of the payload where two members share it.
 -- Rendered by destinations/plan.py; :names are bound parameters. Runs where the data lives
 -- (the build's engine, Spark included); plan.py keeps the rows as the temp table sync_desired
--- in the state store.
+-- in the state store, and marks duplicate keys there (duplicate_keys.sql): a check of the keys
+-- alone, on the stored rows, where here it would hold every row, payloads too, to read them twice.
 {% import "_dialect.sql" as d with context -%}
 {%- set identifier_pairs = [] -%}
 {%- set shared = [] -%}
@@ -21,14 +22,10 @@
 {%- for name, column in fields %}{% set _ = field_pairs.append((name, "experiment_arms.arm" if column == arm_column else "profile_fields." ~ d.quote(column))) %}{% endfor %}
 with
 
-members as (
-    select distinct profile_id
-    from {{ membership }}
-    where segment_name = :segment
-),
-
+-- the segment's members with their fields (a semi-join: membership may list a member twice)
 profile_fields as (
     select * from {{ profile_fields }}
+    where profile_id in (select profile_id from {{ membership }} where segment_name = :segment)
 ),
 {%- for cte, column in shared %}
 
@@ -36,8 +33,7 @@ profile_fields as (
 -- both (the platform would otherwise merge them into one record, e.g. a family's one phone)
 {{ cte }} as (
     select profile_fields.{{ column }} as value
-    from members
-    inner join profile_fields on profile_fields.profile_id = members.profile_id
+    from profile_fields
     where profile_fields.{{ column }} is not null
     group by profile_fields.{{ column }}
     having count(*) > 1
@@ -93,19 +89,18 @@ candidates as (
             {%- endif %}
         end as held_out_as
         {%- endif %}
-    from members
-    inner join profile_fields on profile_fields.profile_id = members.profile_id
+    from profile_fields
     {%- for cte, column in shared %}
     left join {{ cte }} on {{ cte }}.value = profile_fields.{{ column }}
     {%- endfor %}
     {%- if experiment %}
     left join assignments as experiment_arms
-        on experiment_arms.profile_id = members.profile_id
+        on experiment_arms.profile_id = profile_fields.profile_id
         and experiment_arms.experiment = :experiment
     {%- endif %}
     {%- if global_holdout %}
     left join assignments as global_holdout
-        on global_holdout.profile_id = members.profile_id
+        on global_holdout.profile_id = profile_fields.profile_id
         and global_holdout.experiment = :global_holdout_experiment
         and global_holdout.arm = 'control'
     {%- endif %}
@@ -123,16 +118,6 @@ marked as (
     from candidates
 ),
 
--- keys two or more profiles would be sent under (duplicates are counted among the rows that
--- would be sent): an aggregate of the keys alone, not a window over every column
-duplicate_keys as (
-    select record_key
-    from marked
-    where exclusion is null and record_key is not null
-    group by record_key
-    having count(*) > 1
-),
-
 final as (
     select
         profile_id,
@@ -146,7 +131,6 @@ final as (
         case
             when exclusion is not null then null
             when record_key is null then 'null key'
-            when record_key in (select record_key from duplicate_keys) then 'duplicate key'
             {%- if checks_key_format %}
             -- the pattern staging normalises with (dbt var identifier_patterns); case-blind,
             -- as staging matches after lower-casing

@@ -12,8 +12,9 @@ erased as (
     select profile_id, status from {{ schema }}.privacy_receipts where sync_name = :sync_name
 ),
 
+-- the rows to send, by key and hash: only the changes fetch their payloads (below)
 desired as (
-    select * from sync_desired
+    select record_key, profile_id, payload_hash from sync_desired
     where exclusion is null and invalid_reason is null
         and profile_id not in (select profile_id from erased)
 ),
@@ -92,7 +93,6 @@ diff as (
     select
         coalesce(desired.record_key, known.record_key) as record_key,
         coalesce(desired.profile_id, known.profile_id) as profile_id,
-        desired.payload,
         desired.payload_hash,
         known.first_confirmed_at,
         known.destination_id,
@@ -126,24 +126,31 @@ diff as (
 
 changes as (
     select
-        record_key,
-        profile_id,
-        payload,
-        payload_hash,
-        op,
-        first_confirmed_at,
-        destination_id,
+        diff.record_key,
+        diff.profile_id,
+        desired.payload,
+        diff.payload_hash,
+        diff.op,
+        diff.first_confirmed_at,
+        diff.destination_id,
         -- the same unanswered change sent again keeps its id (the receiver de-duplicates);
         -- a new change gets a new one, even if it repeats an old one (re-adding someone)
         case
-            when in_doubt_op = op and in_doubt_payload_hash is not distinct from payload_hash
-                then in_doubt_change_id
-            else {{ d.md5(":run_id || '|' || op || '|' || record_key || '|' || coalesce(payload_hash, '')") }}
+            when diff.in_doubt_op = diff.op and diff.in_doubt_payload_hash is not distinct from diff.payload_hash
+                then diff.in_doubt_change_id
+            else {{ d.md5(":run_id || '|' || diff.op || '|' || diff.record_key || '|' || coalesce(diff.payload_hash, '')") }}
         end as change_id,
-        {{ d.sha256('record_key') }} as key_sha256,
-        op = 'remove' and is_privacy as is_privacy
+        {{ d.sha256('diff.record_key') }} as key_sha256,
+        diff.op = 'remove' and diff.is_privacy as is_privacy
     from diff
-    where op is not null
+    -- a desired row's payload (a removal has none): its key is unique among the rows to send,
+    -- as duplicate_keys.sql made every repeated one invalid
+    left join sync_desired as desired
+        on diff.payload_hash is not null
+        and desired.record_key = diff.record_key
+        and desired.exclusion is null
+        and desired.invalid_reason is null
+    where diff.op is not null
 ),
 
 -- records the destination rejected outright (or that failed too often) wait until
