@@ -269,6 +269,43 @@ def test_cdp_forget_records_a_tombstone_only_and_the_next_build_erases_the_perso
     assert after == {"email": set(), "phone": set(), "last_name": set(), "profile_id": set()}
 
 
+def test_event_candidates_a_failed_build_left_are_dropped_when_the_erasure_is_recorded(
+    built_warehouse: Path, tmp_path: Path
+):
+    """A build that fails between int_profiles__affected_profiles and profile_events leaves its
+    event candidates (macros/incremental/affected_profiles.sql). The next build that erases someone
+    drops them as it records the erasure, before any model that would replace them runs."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(built_warehouse, path)
+    kept = "intermediate.int_profiles__event_candidates_kept"
+    with duckdb.connect(str(path)) as con:
+        person = pick_person(con)
+        con.execute(
+            f"create table {kept} as select * from main.profile_events where profile_id = ?", [person.profile_id]
+        )
+        assert con.execute(f"select count(*) from {kept}").fetchone()[0] > 0
+        con.execute(
+            "insert into raw.deletion_requests (request_id, identifier_type, identifier_value, requested_at) "
+            "values ('erasure-kept-1', 'email', ?, timestamp '2026-10-31 12:00:00')",
+            [person.email],
+        )
+    run_dbt(
+        ["run", "--select", "int_privacy__requests", "privacy_erasures", "privacy_tombstones"],
+        warehouse=path,
+        echo=False,
+    )
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert (
+            con.execute("select count(*) from main.privacy_erasures where request_id = 'erasure-kept-1'").fetchone()[0]
+            == 1
+        )
+        left = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'intermediate' and table_name = 'int_profiles__event_candidates_kept'"
+        ).fetchone()[0]
+    assert left == 0
+
+
 # --- the same tombstone on every engine ------------------------------------------------------
 
 

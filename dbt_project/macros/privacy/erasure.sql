@@ -153,7 +153,8 @@
         next build anyway, but no table may hold them after this one;
       profile_id_registry, profile_merges — incremental, they keep rows from earlier builds;
       the segment registry (members, history) and the manual lists (members, audit log);
-      the staging tables of append-only events (rows carrying a tombstoned identifier).
+      the staging tables of append-only events (rows carrying a tombstoned identifier);
+      a table of event candidates a failed build left behind (dropped).
     Guard decisions about a shared identifier (a family phone) stay: the value is not the erased
     person's alone, and no tombstone names it.
 
@@ -221,6 +222,9 @@
         {%- endif -%}
     {%- endfor -%}
     {%- do statements.append('drop table if exists ' ~ erased_values) -%}
+    {#- the event candidates a failed build left (macros/incremental/affected_profiles.sql): stale,
+        never read again, and they may hold the erased person's events -#}
+    {%- do statements.append('drop table if exists ' ~ cdp.kept_event_candidates_relation()) -%}
     {%- do cdp.run_statements(statements) -%}
     {{ return('') }}
 {% endmacro %}

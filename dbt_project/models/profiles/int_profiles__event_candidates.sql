@@ -13,7 +13,6 @@ with
 
 -- noqa: disable=LT02
 {%- if cdp.updates_in_place('profile_events') %}
-{%- set existing = cdp.node_relation('profile_events') %}
 
 changed_identifiers as (
     select
