@@ -80,7 +80,7 @@ Table columns: ``rows`` (N desired rows, or M records sent), ``adds``/``updates`
 for e2e: records delivered per second), ``peak_rss_mb``, ``plan_rss_mb`` (e2e: peak by the
 first send), ``base_rss_mb``, ``floor_seconds``, ``ratio_vs_floor``, ``correct``, ``detail``.
 The engine's connections run with the memory limit a sync sets
-(destinations.warehouse.duckdb_engine.sync_memory_settings: 1 GB unless
+(destinations.warehouse.duckdb_engine.sync_settings: 1 GB unless
 CDP_SYNC_DUCKDB_MEMORY_LIMIT says otherwise; beyond it DuckDB spills to its temp directory);
 the floor runs with DuckDB's defaults (threads = cores, memory_limit = 80% of RAM).
 

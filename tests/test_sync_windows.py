@@ -155,18 +155,50 @@ def test_arrow_int64_columns_hold_what_they_were_given():
     assert int64_column([]).to_pylist() == [] and int64_column([5]).type == pa.int64()
 
 
-def test_a_sync_connection_has_the_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_sync_connection_has_the_memory_limit_and_checkpoint_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     path = tmp_path / "warehouse.duckdb"
+    settings = "select current_setting('memory_limit'), current_setting('checkpoint_threshold')"
     with DuckDBFile(path).open() as warehouse:
-        assert warehouse.fetch("select current_setting('memory_limit')") == [("953.6 MiB",)]
+        assert warehouse.fetch(settings) == [("953.6 MiB", "61.0 MiB")]
     monkeypatch.setenv("CDP_SYNC_DUCKDB_MEMORY_LIMIT", "512MB")
+    monkeypatch.setenv("CDP_SYNC_DUCKDB_CHECKPOINT_THRESHOLD", "8MB")
     monkeypatch.setenv("CDP_SYNC_DUCKDB_TEMP_DIRECTORY", str(tmp_path / "spill"))
     with DuckDBFile(path).open() as warehouse:
-        assert warehouse.fetch("select current_setting('memory_limit')") == [("488.2 MiB",)]
+        assert warehouse.fetch(settings) == [("488.2 MiB", "7.6 MiB")]
         assert warehouse.fetch("select current_setting('temp_directory')") == [(str(tmp_path / "spill"),)]
 
 
-def test_a_bad_memory_limit_is_an_error_that_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("CDP_SYNC_DUCKDB_MEMORY_LIMIT", "lots")
-    with pytest.raises(WarehouseError, match="CDP_SYNC_DUCKDB_MEMORY_LIMIT='lots'"):
+def test_a_sync_commit_checkpoints_only_past_the_sync_threshold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Windows of 10,000 logged rows (a sync's commits; smaller than a row group, so they go to the
+    write-ahead log) stay in the log past DuckDB's own 16 MB under the sync's threshold, and are
+    checkpointed into the file when the connection closes."""
+
+    def log_windows(warehouse, table: str) -> None:
+        warehouse.execute(f"create table {table} (seq bigint, key_sha256 varchar, change_id varchar)")
+        for first in range(0, 300_000, 10_000):
+            warehouse.execute(
+                f"insert into {table} select range, sha256(range::varchar), md5(range::varchar)"
+                f" from range({first}, {first + 10_000})"
+            )
+
+    path = tmp_path / "warehouse.duckdb"
+    wal = path.with_name(path.name + ".wal")
+    with DuckDBFile(path).open() as warehouse:
+        log_windows(warehouse, "logged")
+        assert wal.stat().st_size > 16 * 2**20
+    assert not wal.exists()
+    monkeypatch.setenv("CDP_SYNC_DUCKDB_CHECKPOINT_THRESHOLD", "")  # DuckDB's own default: 16 MB
+    with DuckDBFile(path).open() as warehouse:
+        log_windows(warehouse, "logged_again")
+        assert not wal.exists() or wal.stat().st_size < 16 * 2**20
+
+
+@pytest.mark.parametrize("variable", ["CDP_SYNC_DUCKDB_MEMORY_LIMIT", "CDP_SYNC_DUCKDB_CHECKPOINT_THRESHOLD"])
+def test_a_bad_sync_setting_is_an_error_that_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+):
+    monkeypatch.setenv(variable, "lots")
+    with pytest.raises(WarehouseError, match=f"{variable}='lots' is not a valid DuckDB"):
         DuckDBFile(tmp_path / "warehouse.duckdb").open()

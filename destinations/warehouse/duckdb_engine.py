@@ -16,19 +16,37 @@ from destinations.warehouse.base import MissingTableError, Params, Warehouse, Wa
 #: shared with builds, and costs a plan of a million rows nothing (it fits).
 SYNC_MEMORY_LIMIT = "1GB"
 
+#: The write-ahead log's size at which a sync's commit checkpoints (env
+#: CDP_SYNC_DUCKDB_CHECKPOINT_THRESHOLD overrides it; DuckDB's own default is 16 MB). A sync logs
+#: about 450 bytes a record (change log, departed keys, in-flight marks) and its plan table: at
+#: 16 MB a 100k-record run checkpointed twice inside the send loop, ~0.3 s each in the background
+#: commit, and the sender waited for it. At 64 MB such a run checkpoints once, when it closes;
+#: a 10M-record run every ~15 windows. Committed data not yet checkpointed is held in memory, so
+#: this stays small beside SYNC_MEMORY_LIMIT. DuckDB applies it to the whole file's instance.
+SYNC_CHECKPOINT_THRESHOLD = "64MB"
 
-def sync_memory_settings() -> dict[str, str]:
-    """The DuckDB settings a sync's connections get: ``memory_limit`` (CDP_SYNC_DUCKDB_MEMORY_LIMIT,
-    default SYNC_MEMORY_LIMIT; empty for DuckDB's own default) and, when CDP_SYNC_DUCKDB_TEMP_DIRECTORY
-    is set, the ``temp_directory`` it spills to (default: DuckDB's, ``<file>.tmp`` beside the file)."""
+
+def sync_settings() -> dict[str, str]:
+    """The DuckDB settings a sync's connections get, each from its CDP_SYNC_DUCKDB_<NAME> variable:
+    ``memory_limit`` (default SYNC_MEMORY_LIMIT), ``checkpoint_threshold`` (default
+    SYNC_CHECKPOINT_THRESHOLD) — empty for DuckDB's own default — and, when
+    CDP_SYNC_DUCKDB_TEMP_DIRECTORY is set, the ``temp_directory`` it spills to (default: DuckDB's,
+    ``<file>.tmp`` beside the file)."""
+    defaults = {
+        "memory_limit": SYNC_MEMORY_LIMIT,
+        "checkpoint_threshold": SYNC_CHECKPOINT_THRESHOLD,
+        "temp_directory": "",
+    }
     settings = {}
-    limit = os.environ.get("CDP_SYNC_DUCKDB_MEMORY_LIMIT", SYNC_MEMORY_LIMIT).strip()
-    if limit:
-        settings["memory_limit"] = limit
-    temp = os.environ.get("CDP_SYNC_DUCKDB_TEMP_DIRECTORY", "").strip()
-    if temp:
-        settings["temp_directory"] = temp
+    for name, default in defaults.items():
+        value = os.environ.get(_variable(name), default).strip()
+        if value:
+            settings[name] = value
     return settings
+
+
+def _variable(setting: str) -> str:
+    return "CDP_SYNC_DUCKDB_" + setting.upper()
 
 
 class DuckDBWarehouse(Warehouse):
@@ -40,14 +58,13 @@ class DuckDBWarehouse(Warehouse):
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
 
-    def bound_memory(self) -> DuckDBWarehouse:
-        """Apply sync_memory_settings() to this connection (a bad value is an error naming it)."""
-        for name, value in sync_memory_settings().items():
+    def apply_sync_settings(self) -> DuckDBWarehouse:
+        """Apply sync_settings() to this connection (a bad value is an error naming its variable)."""
+        for name, value in sync_settings().items():
             try:
                 self.con.execute(f"set {name} = $value", {"value": value})
             except duckdb.Error as error:
-                variable = "CDP_SYNC_DUCKDB_" + name.upper()
-                raise WarehouseError(f"{variable}={value!r} is not a valid DuckDB {name}: {error}") from error
+                raise WarehouseError(f"{_variable(name)}={value!r} is not a valid DuckDB {name}: {error}") from error
         return self
 
     def _run(self, sql: str, params: Params | None) -> Any:

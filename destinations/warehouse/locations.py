@@ -75,8 +75,9 @@ class DuckDBFile(Location):
 
         warehouse = DuckDBWarehouse(self.opener(self.path))
         try:
-            # a sync's plan spills to disk beyond the memory limit instead of taking the machine's RAM
-            return warehouse.bound_memory()
+            # a sync's plan spills to disk beyond the memory limit instead of taking the machine's
+            # RAM, and its commits checkpoint less often (duckdb_engine.sync_settings)
+            return warehouse.apply_sync_settings()
         except BaseException:
             warehouse.close()
             raise
