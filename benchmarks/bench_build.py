@@ -7,11 +7,15 @@ records that join existing profiles), then
 
 1. ``cdp build`` of the other 99%: the full build (wall, peak memory, the slowest models);
 2. release the held rows, ``cdp build`` again: the rebuild after 1% more raw data;
-3. ``cdp build --full-refresh`` of the same data: its peer, every model from scratch.
+3. ``cdp build --full-refresh`` of the same data: its peer, every model from scratch;
+4. ``cdp build`` once more, with no new raw rows: the incremental path's floor, what a rebuild
+   costs whatever it is given (the models and dbt tests that read whole tables every build).
 
-After 2 and 3 every public table (schema main) is fingerprinted (row count and an
+After 2, 3 and 4 every public table (schema main) is fingerprinted (row count and an
 order-independent hash of its rows, without the columns that record when a build ran), so the
-table says whether the rebuild left the same tables as the full build.
+table says whether the rebuild, and the build with nothing new, left the same tables as the full
+build. ``tests_s`` is the dbt tests' share of a build: their summed seconds in run_results.json
+(beside another thread at threads 2, so an upper bound on their wall time).
 
 Each build runs in a child process; peak memory is the largest process's maximum resident set
 (getrusage of the children: dbt and DuckDB run in one process), and ``cpu_s`` the children's user
@@ -67,18 +71,30 @@ def _timed_build(warehouse: Path, *args: str) -> dict:
     return result
 
 
-def _model_seconds() -> dict[str, float]:
+def _run_results() -> list[dict]:
+    """The last dbt invocation's results (run_results.json): one per node it ran."""
     from cdp.dbt import DBT_PROJECT_DIR, dbt_target_path
 
     path = dbt_target_path()
-    run_results = json.loads(
-        ((path if path.is_absolute() else DBT_PROJECT_DIR / path) / "run_results.json").read_text()
-    )
+    return json.loads(((path if path.is_absolute() else DBT_PROJECT_DIR / path) / "run_results.json").read_text())[
+        "results"
+    ]
+
+
+def _model_seconds() -> dict[str, float]:
+    """Each model's seconds in the last build, by name."""
     return {
         result["unique_id"].split(".")[-1]: result["execution_time"]
-        for result in run_results["results"]
+        for result in _run_results()
         if result["unique_id"].startswith("model.")
     }
+
+
+def _test_seconds() -> float:
+    """The summed seconds of the last build's dbt tests (data and unit tests)."""
+    return sum(
+        result["execution_time"] for result in _run_results() if result["unique_id"].startswith(("test.", "unit_test."))
+    )
 
 
 def fingerprints(warehouse: Path) -> dict[str, tuple[int, int]]:
@@ -136,15 +152,22 @@ def run(sizes: list[int]) -> list[dict]:
             with duckdb.connect(str(warehouse)) as con:
                 hold_back(con, HELD_PERCENT)
             full = _timed_build(warehouse)
-            full_models = _model_seconds()
+            full_models, full_tests = _model_seconds(), _test_seconds()
             with duckdb.connect(str(warehouse)) as con:
                 released = sum(release(con).values())
             rebuild = _timed_build(warehouse)
-            rebuild_models = _model_seconds()
+            rebuild_models, rebuild_tests = _model_seconds(), _test_seconds()
             after_rebuild = fingerprints(warehouse)
             refresh = _timed_build(warehouse, "--full-refresh")
+            refresh_tests = _test_seconds()
             after_refresh = fingerprints(warehouse)
+            nothing_new = _timed_build(warehouse)
+            nothing_new_models, nothing_new_tests = _model_seconds(), _test_seconds()
+            after_nothing_new = fingerprints(warehouse)
         differing = sorted(name for name in after_refresh if after_rebuild.get(name) != after_refresh[name])
+        differing_after_nothing_new = sorted(
+            name for name in after_refresh if after_nothing_new.get(name) != after_refresh[name]
+        )
         rows += [
             {
                 "benchmark": "build",
@@ -155,6 +178,7 @@ def run(sizes: list[int]) -> list[dict]:
                 "peak_rss_mb": round(full["max_rss_kb"] / 1024),
                 "target": "≤ 90 s, ≤ 3,072 MB",
                 "met": full["seconds"] <= 90 and full["max_rss_kb"] / 1024 <= 3072,
+                "tests_s": round(full_tests, 1),
                 "slowest models (s)": _slowest(full_models),
             },
             {
@@ -169,7 +193,22 @@ def run(sizes: list[int]) -> list[dict]:
                 "target": "≤ 0.10 of the full build",
                 "met": rebuild["seconds"] <= 0.10 * refresh["seconds"],
                 "same tables": not differing and set(after_rebuild) == set(after_refresh),
+                "tests_s": round(rebuild_tests, 1),
                 "slowest models (s)": _slowest(rebuild_models),
+            },
+            {
+                "benchmark": "build",
+                "measure": "cdp build with no new raw rows (the incremental path's floor)",
+                "size": size,
+                "seconds": round(nothing_new["seconds"], 1),
+                "cpu_s": round(nothing_new["cpu_seconds"], 1),
+                "peak_rss_mb": round(nothing_new["max_rss_kb"] / 1024),
+                "vs_full_refresh": round(nothing_new["seconds"] / refresh["seconds"], 3),
+                "cpu_vs_full_refresh": round(nothing_new["cpu_seconds"] / refresh["cpu_seconds"], 3),
+                "same tables": not differing_after_nothing_new and set(after_nothing_new) == set(after_refresh),
+                "tables differing": ", ".join(differing_after_nothing_new) or "none",
+                "tests_s": round(nothing_new_tests, 1),
+                "slowest models (s)": _slowest(nothing_new_models),
             },
             {
                 "benchmark": "build",
@@ -178,6 +217,7 @@ def run(sizes: list[int]) -> list[dict]:
                 "seconds": round(refresh["seconds"], 1),
                 "cpu_s": round(refresh["cpu_seconds"], 1),
                 "peak_rss_mb": round(refresh["max_rss_kb"] / 1024),
+                "tests_s": round(refresh_tests, 1),
                 "tables differing": ", ".join(differing) or "none",
             },
         ]
