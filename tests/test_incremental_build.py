@@ -203,6 +203,9 @@ def test_a_selection_that_leaves_out_the_identifier_changes_attributes_every_eve
     stale, so profile_events attributes everything again rather than keep events under moved ids."""
     path = tmp_path / "selection.duckdb"
     shutil.copy(first_part, path)
+    # a build that updates in place keeps the incremental int_profiles__event_candidates view, which the
+    # selection below reads as it is: it must not trust profile_events' watermark once everything is deleted
+    _build(path)
     with duckdb.connect(str(path)) as con:
         release(con)
     # `dbt run`: the data tests of a partial selection (profiles against profile_identifiers) would fail
@@ -278,4 +281,136 @@ def test_an_older_record_with_known_identifiers_moves_the_tenure_in_the_feature_
         path, "select tenure_days from intermediate.int_predictive__scoring_set where profile_id = ?", [profile]
     )[0]
     assert moved > tenure
+    _compare_with_full_refresh(path, tmp_path)
+
+
+# --- new web and email events are found by when they were staged (staged_event_candidates) ----------
+
+#: Where profile_events' post-hook records the newest staged_at it attributed, per staging table.
+WATERMARKS = "intermediate.int_profiles__attributed_watermarks"
+STAGED_TABLES = ("stg_web__events", "stg_email__events")
+
+
+def _watermarks(path: Path) -> dict[str, object]:
+    return dict(_rows(path, f"select staged_model, staged_at from {WATERMARKS}"))
+
+
+def test_profile_events_records_the_newest_staged_row_it_attributed(first_part: Path, tmp_path: Path):
+    path = tmp_path / "watermark.duckdb"
+    shutil.copy(first_part, path)
+    before = _watermarks(path)
+    with duckdb.connect(str(path)) as con:
+        release(con)
+
+    _build(path)
+
+    after = _watermarks(path)
+    for table in STAGED_TABLES:
+        (newest,) = _rows(path, f"select max(staged_at) from staging.{table}")[0]
+        assert after[table] == newest and newest > before[table], table
+        # the released rows are the ones this build staged, and only they
+        (staged_now,) = _rows(path, f"select count(*) from staging.{table} where staged_at > ?", [before[table]])[0]
+        assert 0 < staged_now < _rows(path, f"select count(*) from staging.{table}")[0][0], table
+
+
+def test_events_staged_by_a_build_that_stopped_before_profile_events_are_attributed_by_the_next(
+    first_part: Path, tmp_path: Path
+):
+    """A build that staged the new rows and failed before profile_events (here: a selection of the staging
+    models alone): the next build compares staged_at with what profile_events recorded, not with its own
+    start, so it still attributes them."""
+    path = tmp_path / "stopped.duckdb"
+    shutil.copy(first_part, path)
+    with duckdb.connect(str(path)) as con:
+        release(con)
+    run_dbt(["run", "--select", *STAGED_TABLES], warehouse=path, echo=False)
+    events_before = _rows(path, "select count(*) from profile_events")[0][0]
+
+    _build(path)
+
+    assert _rows(path, "select count(*) from profile_events")[0][0] > events_before
+    affected, everyone = _affected(path)
+    assert not everyone and affected
+    _compare_with_full_refresh(path, tmp_path)
+
+
+def test_a_watermark_newer_than_every_staged_row_is_not_trusted(first_part: Path, tmp_path: Path):
+    """Staging rebuilt on a machine whose clock is behind the last build's leaves staged_at older than
+    profile_events' watermark: the build then looks every staged event up instead of missing the new ones."""
+    path = tmp_path / "clock.duckdb"
+    shutil.copy(first_part, path)
+    with duckdb.connect(str(path)) as con:
+        release(con)
+        con.execute(f"update {WATERMARKS} set staged_at = timestamp '2999-01-01 00:00:00'")
+
+    _build(path)
+
+    _compare_with_full_refresh(path, tmp_path)
+
+
+def test_staging_tables_from_before_staged_at_are_brought_up_to_date(first_part: Path, tmp_path: Path):
+    """A warehouse built by a version without staged_at: its staged rows keep NULL, the first build looks
+    every event up (there is no watermark yet) and stamps only what it stages."""
+    path = tmp_path / "upgrade.duckdb"
+    shutil.copy(first_part, path)
+    with duckdb.connect(str(path)) as con:
+        release(con)
+        for table in STAGED_TABLES:
+            con.execute(f"alter table staging.{table} drop column staged_at")
+        con.execute(f"drop table {WATERMARKS}")
+    _build(path)
+
+    for table in STAGED_TABLES:
+        unstamped, stamped = _rows(
+            path, f"select count(*) filter (where staged_at is null), count(staged_at) from staging.{table}"
+        )[0]
+        assert unstamped > 0 and stamped > 0, table
+    assert set(_watermarks(path)) == set(STAGED_TABLES)
+    _compare_with_full_refresh(path, tmp_path)
+
+
+def test_a_device_found_shared_later_leaves_its_profile_with_every_other_event(first_part: Path, tmp_path: Path):
+    """A new page view puts a known device beside another person's email: the device is now shared (the
+    over-merge guard) and belongs to no profile, so its former profile's events are deleted and attributed
+    again. Those carrying only identifiers that did not move are found through the identifiers they were
+    attributed by, and come back; the events carrying only the device resolve to nobody."""
+    path = tmp_path / "shared.duckdb"
+    shutil.copy(first_part, path)
+    profile, device = _rows(
+        path,
+        "select devices.profile_id, min(devices.identifier_value) from profile_identifiers as devices "
+        "inner join staging.stg_web__events as web on web.anonymous_id = devices.identifier_value "
+        "where devices.identifier_type = 'anonymous_id' and (web.customer_id is not null or web.email is not null) "
+        "group by devices.profile_id order by devices.profile_id limit 1",
+    )[0]
+    (other_email,) = _rows(
+        path,
+        "select min(identifier_value) from profile_identifiers where identifier_type = 'email' and profile_id <> ?",
+        [profile],
+    )[0]
+    kept_events = _rows(
+        path,
+        "select count(*) from profile_events as events where events.profile_id = ? and events.source <> 'web'",
+        [profile],
+    )[0][0]
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "insert into raw.web_events (event_id, anonymous_id, email, event_type, properties, occurred_at, loaded_at) "
+            "values ('late-shared-device-1', ?, ?, 'page_viewed', '{}', timestamp '2026-10-01 00:00:00', "
+            "timestamp '2026-10-01 00:00:00')",
+            [device, other_email],
+        )
+
+    _build(path)
+
+    assert _rows(path, "select is_shared from identity_guard_decisions where identifier_value = ?", [device]) == [
+        (True,)
+    ]
+    assert not _rows(path, "select profile_id from profile_identifiers where identifier_value = ?", [device])
+    affected, everyone = _affected(path)
+    assert not everyone and profile in affected
+    assert (
+        _rows(path, "select count(*) from profile_events where profile_id = ? and source <> 'web'", [profile])[0][0]
+        == kept_events
+    )
     _compare_with_full_refresh(path, tmp_path)

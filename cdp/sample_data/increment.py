@@ -22,7 +22,7 @@ PENDING_SCHEMA = "raw_pending"
 
 #: Columns of the public tables that say when a build ran, not what it computed: comparisons of an
 #: incremental build with a full one (the tests, the build benchmark) leave them out.
-BUILD_TIME_COLUMNS = frozenset({"assigned_at", "merged_at", "clustered_at", "refreshed_at", "erased_at"})
+BUILD_TIME_COLUMNS = frozenset({"assigned_at", "merged_at", "clustered_at", "refreshed_at", "erased_at", "staged_at"})
 
 #: The column whose hash decides whether a row waits (tables in this order); consent events
 #: (no key of their own) by what they record. An order also waits with its customer, and order

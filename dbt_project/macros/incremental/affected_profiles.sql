@@ -7,7 +7,8 @@
       int_profiles__identifier_changes   identifiers whose profile moved since profile_events was
                                          last written: new, merged, split, erased, or shared now;
       int_profiles__event_candidates     the events to attribute again: new or changed rows of the
-                                         staging views, and events carrying a changed identifier
+                                         staging models (new web and email events by staged_at:
+                                         staged_event_candidates), and events carrying a changed identifier
                                          (a view, kept as a table for the rebuild by
                                          affected_profiles' pre-hook: computed once);
       profile_events                     incremental: the events of every profile that changed are
@@ -28,11 +29,33 @@
     Spark on parquet has no DELETE: there these models are rebuilt in full (keyed_incremental.sql).
 -#}
 
+{#- A table the incremental build keeps for itself (not a model), beside int_profiles__identifier_changes. -#}
+{%- macro bookkeeping_relation(identifier) -%}
+    {%- set changes = cdp.node_relation('int_profiles__identifier_changes') -%}
+    {{ return(api.Relation.create(database=changes.database, schema=changes.schema, identifier=identifier, type='table')) }}
+{%- endmacro -%}
+
 {#- The mapping profile_events was last attributed with: written by its post-hook, read before it runs. -#}
 {%- macro attributed_identifiers_relation() -%}
-    {%- set changes = cdp.node_relation('int_profiles__identifier_changes') -%}
-    {{ return(api.Relation.create(database=changes.database, schema=changes.schema,
-        identifier='int_profiles__attributed_identifiers', type='table')) }}
+    {{ return(cdp.bookkeeping_relation('int_profiles__attributed_identifiers')) }}
+{%- endmacro -%}
+
+{#-
+    The newest staged_at of each append-only staging table when profile_events last attributed its
+    events (staged_model, staged_at): written by its post-hook, read by int_profiles__event_candidates
+    (staged_event_candidates). A NULL staged_at says the next build must look every staged event up.
+-#}
+{%- macro attributed_watermarks_relation() -%}
+    {{ return(cdp.bookkeeping_relation('int_profiles__attributed_watermarks')) }}
+{%- endmacro -%}
+
+{#- Whether the append-only staging model `name` exists with its staged_at column (a table staged before it was added lacks it until its next build). -#}
+{%- macro has_staged_at(name) -%}
+    {%- set relation = cdp.node_relation(name) -%}
+    {%- if not cdp.relation_exists(relation) -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {{ return('staged_at' in adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list) }}
 {%- endmacro -%}
 
 {#- Whether `name` (a model) will be updated rather than rebuilt this run: it exists, this is no full refresh, and the engine can delete. -#}
@@ -72,14 +95,28 @@
         {{ return('') }}
     {%- endif -%}
     {%- set copy = cdp.attributed_identifiers_relation() -%}
+    {%- set watermarks = cdp.attributed_watermarks_relation() -%}
+    {%- set newest = [] -%}
+    {%- for name in cdp.append_only_staging_tables() if cdp.has_staged_at(name) -%}
+        {%- do newest.append("select '" ~ name ~ "' as staged_model, max(staged.staged_at) as staged_at from "
+            ~ cdp.node_relation(name) ~ ' as staged') -%}
+    {%- endfor -%}
+    {%- set string = dbt.type_string() -%}
+    {#- emptied and refilled, not dropped: int_profiles__event_candidates reads both, and Postgres binds a view to its tables -#}
     {%- set statements = [
         'drop table if exists ' ~ cdp.kept_event_candidates_relation(),
-        'drop table if exists ' ~ copy,
-        cdp.create_table_as_select(copy, 'select profile_id, identifier_type, identifier_value from '
-            ~ cdp.node_relation('profile_identifiers')),
+        cdp.create_table_if_missing(copy, 'profile_id ' ~ string ~ ', identifier_type ' ~ string ~ ', identifier_value ' ~ string),
+        'delete from ' ~ copy,
+        'insert into ' ~ copy ~ ' (profile_id, identifier_type, identifier_value) '
+            ~ 'select profile_id, identifier_type, identifier_value from ' ~ cdp.node_relation('profile_identifiers'),
+        cdp.create_table_if_missing(watermarks, 'staged_model ' ~ string ~ ', staged_at ' ~ dbt.type_timestamp()),
+        'delete from ' ~ watermarks,
     ] -%}
+    {%- if newest -%}
+        {%- do statements.append('insert into ' ~ watermarks ~ ' (staged_model, staged_at) ' ~ newest | join(' union all ')) -%}
+    {%- endif -%}
     {%- set affected = cdp.node_relation('int_profiles__affected_profiles') -%}
-    {%- if adapter.get_relation(database=affected.database, schema=affected.schema, identifier=affected.identifier) is not none
+    {%- if cdp.relation_exists(affected)
         and not cdp.affected_profiles_are_current() -%}
         {#- events changed for profiles no list names: the next build recomputes every profile's attributes -#}
         {%- do statements.append('update ' ~ affected ~ " set settings_fingerprint = 'stale: profile_events was built without it'") -%}
@@ -139,13 +176,96 @@
 {%- endmacro -%}
 
 {#-
+    int_profiles__event_candidates for an append-only staging model (`staged`, which has staged_at):
+    the CTE `<name>` keeps the events where_event_is_candidate would keep, without looking every
+    staged event up in profile_events. When profile_events is updated in place, only these are
+    looked up (`<name>_examined`):
+      - the events staged after the newest one profile_events attributed (its watermark);
+      - the events carrying a changed identifier, or one profile_events attributed to a profile it
+        empties (so the answer is the same before and after its pre-hook deletes their events).
+    Every other staged event is held by profile_events already, or resolved to no profile when it
+    was attributed and carries no identifier that changed since, so it would resolve to none again.
+    Of the examined, a candidate is one profile_events does not hold outside the emptied profiles
+    (`<name>_held`: the held rows are found by the examined keys, not by a join with every event),
+    or one carrying a changed identifier. `identifiers` is {identifier_type: column}.
+    The watermark is not trusted, and every staged event is examined, when there is none, when the
+    pre-hook attributes every event again (it sets it to NULL), or when it is newer than the newest
+    staged row (staging was rebuilt under an earlier clock). Needs the view's changed_identifiers,
+    emptied_profiles and revisited_identifiers CTEs.
+-#}
+{%- macro staged_event_candidates(name, source, staged, key, identifiers) -%}
+    {%- if not cdp.updates_in_place('profile_events') -%}
+{{ name }} as (
+    select {{ name }}.* from {{ ref(staged) }} as {{ name }}
+)
+    {%- else -%}
+    {%- set relation = cdp.node_relation(staged) -%}
+    {%- set watermarks = cdp.attributed_watermarks_relation() -%}
+    {%- set watermark -%}
+        (
+            select watermarks.staged_at from {{ watermarks }} as watermarks
+            where watermarks.staged_model = '{{ staged }}'
+                and watermarks.staged_at <= (select max(newest.staged_at) from {{ relation }} as newest)
+        )
+    {%- endset -%}
+{{ name }}_examined as (
+    select {{ name }}.* from {{ ref(staged) }} as {{ name }}
+    {%- if cdp.relation_exists(watermarks) and cdp.has_staged_at(staged) %}
+    -- NULL staged_at: staged before the column existed, and looked up by the build that added it
+    where coalesce({{ name }}.staged_at > {{ watermark }}, {{ watermark }} is null)
+        {%- for identifier_type, column in identifiers.items() %}
+        or {{ name }}.{{ column }} in (
+            select revisited.identifier_value from revisited_identifiers as revisited
+            where revisited.identifier_type = '{{ identifier_type }}'
+        )
+        {%- endfor %}
+    {%- endif %}
+),
+
+{{ name }}_held as (
+    select kept.event_id from {{ cdp.node_relation('profile_events') }} as kept
+    where kept.source = '{{ source }}'
+        and kept.event_id in (select examined.{{ key }} from {{ name }}_examined as examined)
+        and kept.profile_id not in (select emptied.profile_id from emptied_profiles as emptied)
+),
+
+{{ name }} as (
+    select {{ name }}.* from {{ name }}_examined as {{ name }}
+    where not exists (select 1 from {{ name }}_held as held where held.event_id = {{ name }}.{{ key }})
+        {%- for identifier_type, column in identifiers.items() %}
+        or {{ name }}.{{ column }} in (
+            select changed.identifier_value from changed_identifiers as changed
+            where changed.identifier_type = '{{ identifier_type }}'
+        )
+        {%- endfor %}
+)
+    {%- endif -%}
+{%- endmacro -%}
+
+{#-
+    The identifiers whose events int_profiles__event_candidates looks up again: the changed ones, and
+    every one profile_events attributed to a profile it empties (a query of identifier_type,
+    identifier_value; needs the view's changed_identifiers and emptied_profiles).
+-#}
+{%- macro revisited_identifiers() -%}
+    select changed.identifier_type, changed.identifier_value from changed_identifiers as changed
+    {%- set attributed = cdp.attributed_identifiers_relation() -%}
+    {%- if cdp.relation_exists(attributed) %}
+    union
+    select attributed.identifier_type, attributed.identifier_value
+    from {{ attributed }} as attributed
+    where attributed.profile_id in (select emptied.profile_id from emptied_profiles as emptied)
+    {%- endif -%}
+{%- endmacro -%}
+
+{#-
     Whether int_profiles__affected_profiles was built by this dbt invocation. A selection that leaves
     it out (`cdp build --select int_attributes__support`) finds last build's list: the incremental
     models then recompute everything rather than trust it.
 -#}
 {%- macro affected_profiles_are_current() -%}
     {%- set affected = cdp.node_relation('int_profiles__affected_profiles') -%}
-    {%- if adapter.get_relation(database=affected.database, schema=affected.schema, identifier=affected.identifier) is none -%}
+    {%- if not cdp.relation_exists(affected) -%}
         {{ return(false) }}
     {%- endif -%}
     {%- set answer = run_query(
@@ -184,6 +304,9 @@
     {%- if cdp.is_updating() and not cdp.affected_profiles_are_current() -%}
         -- the identifier changes are not this invocation's: attribute every event again
         delete from {{ this }}
+        {%- if cdp.relation_exists(cdp.attributed_watermarks_relation()) -%}
+        ; update {{ cdp.attributed_watermarks_relation() }} set staged_at = null
+        {%- endif -%}
     {%- elif cdp.is_updating() -%}
         delete from {{ this }}
         where profile_id in ({{ cdp.emptied_profiles() }})
@@ -197,9 +320,7 @@
     (keep_event_candidates), read by both, dropped by profile_events' post-hook.
 -#}
 {%- macro kept_event_candidates_relation() -%}
-    {%- set changes = cdp.node_relation('int_profiles__identifier_changes') -%}
-    {{ return(api.Relation.create(database=changes.database, schema=changes.schema,
-        identifier='int_profiles__event_candidates_kept', type='table')) }}
+    {{ return(cdp.bookkeeping_relation('int_profiles__event_candidates_kept')) }}
 {%- endmacro -%}
 
 {#-
@@ -242,7 +363,7 @@
 {%- macro event_candidates_for_profile_events() -%}
     {%- if execute and cdp.updates_in_place('profile_events') and cdp.affected_profiles_are_current() -%}
         {%- set kept = cdp.kept_event_candidates_relation() -%}
-        {%- if adapter.get_relation(database=kept.database, schema=kept.schema, identifier=kept.identifier) is not none -%}
+        {%- if cdp.relation_exists(kept) -%}
             {{ return(kept) }}
         {%- endif -%}
     {%- endif -%}

@@ -61,9 +61,30 @@
     {%- do config(
         materialized=cdp.keyed_incremental_materialization(),
         incremental_strategy='append',
+        on_schema_change='append_new_columns',
         meta={'erased_by': cdp.erased_by(identifiers)},
     ) -%}
     -- incremental: normalises only the raw rows it does not hold yet (macros/incremental/append_only_staging.sql)
+{%- endmacro -%}
+
+{#-
+    The staged_at column of an append-only staging model: when this build staged the row (the start
+    of its dbt invocation), later than every row the table holds already even if this machine's clock
+    is behind the last build's. profile_events records the newest staged_at it attributed, so that a
+    rebuild finds the new events by this column instead of looking every event up in profile_events
+    (macros/incremental/affected_profiles.sql, where_event_is_candidate). Rows staged before the
+    column existed hold NULL: the first build after it was added looked them all up.
+-#}
+{%- macro staged_at() -%}
+    {%- set started = "cast('" ~ run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
+    {%- if cdp.is_updating() and 'staged_at' in adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        greatest(
+            {{ started }},
+            coalesce((select max(staged.staged_at) from {{ this }} as staged), {{ started }}) + interval '1 microsecond'
+        )
+    {%- else -%}
+        {{ started }}
+    {%- endif -%}
 {%- endmacro -%}
 
 {#- The `where` that keeps the raw rows (`from <source> as raw_rows`) whose `key` the table does not hold yet (nothing on a full build). -#}

@@ -64,7 +64,7 @@
 -#}
 {% macro create_privacy_tombstones() %}
     {%- set relation = cdp.privacy_tombstones_relation() -%}
-    {%- if adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier) is none -%}
+    {%- if not cdp.relation_exists(relation) -%}
         {%- do cdp.run_statements([
             'create schema if not exists ' ~ adapter.quote(relation.schema),
             cdp.create_table_if_missing(relation, cdp.privacy_tombstone_columns()),
@@ -131,6 +131,11 @@
     {%- endif -%}
     {{ return(api.Relation.create(database=node.database, schema=node.schema,
         identifier=node.identifier if source_name else node.alias, type='table')) }}
+{%- endmacro %}
+
+{#- Whether `relation` exists in the warehouse now. -#}
+{% macro relation_exists(relation) -%}
+    {{ return(adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier) is not none) }}
 {%- endmacro %}
 
 {#-
@@ -217,7 +222,7 @@
         {%- do kept.append((cdp.node_relation(table_name, 'manual_segments'), 'profile_id in (' ~ profiles ~ ')')) -%}
     {%- endfor -%}
     {%- for relation, condition in scrubs + kept -%}
-        {%- if adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier) is not none -%}
+        {%- if cdp.relation_exists(relation) -%}
             {%- do statements.extend(cdp.delete_rows_statements(relation, condition)) -%}
         {%- endif -%}
     {%- endfor -%}

@@ -3,7 +3,8 @@
     event on a full rebuild; when profile_events is updated in place (macros/incremental/
     affected_profiles.sql), only the events it does not hold yet (new, or deleted by its pre-hook
     because their profile changed), the ones whose status, amount or time changed (orders,
-    tickets), and the ones carrying an identifier whose profile moved. Events that resolve to no
+    tickets), and the ones carrying an identifier whose profile moved. New web and email events
+    are found by when they were staged (staged_event_candidates). Events that resolve to no
     profile are kept (profile_id NULL) so the affected profiles can be told; profile_events drops them.
 -#}
 {{ config(materialized='view') }}
@@ -25,18 +26,21 @@ changed_identifiers as (
 emptied_profiles as (
     {{ cdp.emptied_profiles() }}
 ),
+
+-- the staged web and email events carrying these are looked up again (staged_event_candidates)
+revisited_identifiers as (
+    {{ cdp.revisited_identifiers() }}
+),
 {%- endif %}
 -- noqa: enable=LT02
 
 -- each source's events to attribute again (all on a full rebuild), picked before they are joined
 -- with the identifiers: a rebuild joins only these
-web_events as (
-    select web_events.* from {{ ref('stg_web__events') }} as web_events
-    {{ cdp.where_event_is_candidate(
-        'web', 'web_events.event_id', [],
-        {'customer_id': 'web_events.customer_id', 'email': 'web_events.email', 'anonymous_id': 'web_events.anonymous_id'},
-    ) }}
-),
+-- web and email events are staged tables: new ones are found by staged_at, not in profile_events
+{{ cdp.staged_event_candidates(
+    'web_events', 'web', 'stg_web__events', 'event_id',
+    {'customer_id': 'customer_id', 'email': 'email', 'anonymous_id': 'anonymous_id'},
+) }},
 
 orders as (
     select orders.* from {{ ref('stg_shop__orders') }} as orders
@@ -47,10 +51,7 @@ orders as (
     ) }}
 ),
 
-email_events as (
-    select email_events.* from {{ ref('stg_email__events') }} as email_events
-    {{ cdp.where_event_is_candidate('email', 'email_events.event_id', [], {'email': 'email_events.email'}) }}
-),
+{{ cdp.staged_event_candidates('email_events', 'email', 'stg_email__events', 'event_id', {'email': 'email'}) }},
 
 pos_transactions as (
     select pos_transactions.* from {{ ref('stg_pos__transactions') }} as pos_transactions

@@ -21,7 +21,8 @@ renamed as (
         lower(trim(event_type)) as event_type,
 
         -- timestamps
-        cast(occurred_at as timestamp) as occurred_at
+        cast(occurred_at as timestamp) as occurred_at,
+        {{ cdp.staged_at() }} as staged_at
 
     from source
 ),

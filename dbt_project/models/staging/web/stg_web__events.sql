@@ -26,7 +26,8 @@ renamed as (
         {{ property['order_id'] }} as order_id,
 
         -- timestamps
-        cast(occurred_at as timestamp) as occurred_at
+        cast(occurred_at as timestamp) as occurred_at,
+        {{ cdp.staged_at() }} as staged_at
 
     from source
 ),
