@@ -49,15 +49,6 @@
     {{ return(cdp.bookkeeping_relation('int_profiles__attributed_watermarks')) }}
 {%- endmacro -%}
 
-{#- Whether the append-only staging model `name` exists with its staged_at column (a table staged before it was added lacks it until its next build). -#}
-{%- macro has_staged_at(name) -%}
-    {%- set relation = cdp.node_relation(name) -%}
-    {%- if not cdp.relation_exists(relation) -%}
-        {{ return(false) }}
-    {%- endif -%}
-    {{ return('staged_at' in adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list) }}
-{%- endmacro -%}
-
 {#- Whether `name` (a model) will be updated rather than rebuilt this run: it exists, this is no full refresh, and the engine can delete. -#}
 {%- macro updates_in_place(name) -%}
     {%- if not execute or flags.FULL_REFRESH or cdp.rebuilds_keyed_incremental_models() or model.resource_type == 'unit_test' -%}
@@ -166,13 +157,18 @@
             where kept.source = '{{ source }}' and kept.event_id = {{ key }} {{ same | join(' ') }}
                 and kept.profile_id not in (select emptied.profile_id from emptied_profiles as emptied)
         )
-        {%- for identifier_type, expression in identifiers.items() %}
-        or {{ expression }} in (
-            select changed.identifier_value from changed_identifiers as changed
-            where changed.identifier_type = '{{ identifier_type }}'
-        )
-        {%- endfor %}
+        {{ cdp.or_carries_identifier_in(identifiers, 'changed_identifiers') }}
     )
+{%- endmacro -%}
+
+{#- `or <expression> in (<among>'s identifier values of its type)` for each of {identifier_type: expression}: the event carries one of them. -#}
+{%- macro or_carries_identifier_in(identifiers, among) -%}
+    {%- for identifier_type, expression in identifiers.items() %}
+        or {{ expression }} in (
+            select listed.identifier_value from {{ among }} as listed
+            where listed.identifier_type = '{{ identifier_type }}'
+        )
+    {%- endfor -%}
 {%- endmacro -%}
 
 {#-
@@ -200,6 +196,10 @@
 )
     {%- else -%}
     {%- set relation = cdp.node_relation(staged) -%}
+    {%- set carried = {} -%}
+    {%- for identifier_type, column in identifiers.items() -%}
+        {%- do carried.update({identifier_type: name ~ '.' ~ column}) -%}
+    {%- endfor -%}
     {%- set watermarks = cdp.attributed_watermarks_relation() -%}
     {%- set watermark -%}
         (
@@ -213,12 +213,7 @@
     {%- if cdp.relation_exists(watermarks) and cdp.has_staged_at(staged) %}
     -- NULL staged_at: staged before the column existed, and looked up by the build that added it
     where coalesce({{ name }}.staged_at > {{ watermark }}, {{ watermark }} is null)
-        {%- for identifier_type, column in identifiers.items() %}
-        or {{ name }}.{{ column }} in (
-            select revisited.identifier_value from revisited_identifiers as revisited
-            where revisited.identifier_type = '{{ identifier_type }}'
-        )
-        {%- endfor %}
+        {{ cdp.or_carries_identifier_in(carried, 'revisited_identifiers') }}
     {%- endif %}
 ),
 
@@ -232,12 +227,7 @@
 {{ name }} as (
     select {{ name }}.* from {{ name }}_examined as {{ name }}
     where not exists (select 1 from {{ name }}_held as held where held.event_id = {{ name }}.{{ key }})
-        {%- for identifier_type, column in identifiers.items() %}
-        or {{ name }}.{{ column }} in (
-            select changed.identifier_value from changed_identifiers as changed
-            where changed.identifier_type = '{{ identifier_type }}'
-        )
-        {%- endfor %}
+        {{ cdp.or_carries_identifier_in(carried, 'changed_identifiers') }}
 )
     {%- endif -%}
 {%- endmacro -%}

@@ -72,12 +72,12 @@
     of its dbt invocation), later than every row the table holds already even if this machine's clock
     is behind the last build's. profile_events records the newest staged_at it attributed, so that a
     rebuild finds the new events by this column instead of looking every event up in profile_events
-    (macros/incremental/affected_profiles.sql, where_event_is_candidate). Rows staged before the
+    (macros/incremental/affected_profiles.sql, staged_event_candidates). Rows staged before the
     column existed hold NULL: the first build after it was added looked them all up.
 -#}
 {%- macro staged_at() -%}
     {%- set started = "cast('" ~ run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as " ~ dbt.type_timestamp() ~ ")" -%}
-    {%- if cdp.is_updating() and 'staged_at' in adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {%- if cdp.is_updating() and cdp.has_staged_at(model.name) -%}
         greatest(
             {{ started }},
             coalesce((select max(staged.staged_at) from {{ this }} as staged), {{ started }}) + interval '1 microsecond'
@@ -85,6 +85,15 @@
     {%- else -%}
         {{ started }}
     {%- endif -%}
+{%- endmacro -%}
+
+{#- Whether the append-only staging model `name` exists with its staged_at column (a table staged before it was added lacks it until its next build). -#}
+{%- macro has_staged_at(name) -%}
+    {%- set relation = cdp.node_relation(name) -%}
+    {%- if not cdp.relation_exists(relation) -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {{ return('staged_at' in adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list) }}
 {%- endmacro -%}
 
 {#- The `where` that keeps the raw rows (`from <source> as raw_rows`) whose `key` the table does not hold yet (nothing on a full build). -#}
