@@ -9,6 +9,7 @@ differently). Tables are compared row for row, without the columns that record w
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -118,7 +119,15 @@ def first_part(generated_warehouse: Path, tmp_path_factory: pytest.TempPathFacto
     return path
 
 
-def test_building_in_two_steps_leaves_every_public_table_a_full_build_leaves(first_part: Path, tmp_path: Path):
+def _compiled_code(target_path: Path, model: str) -> str:
+    """The SQL dbt ran for `model` in the last invocation that wrote `target_path`."""
+    results = json.loads((target_path / "run_results.json").read_text())["results"]
+    return next(result["compiled_code"] for result in results if result["unique_id"] == f"model.cdp.{model}")
+
+
+def test_building_in_two_steps_leaves_every_public_table_a_full_build_leaves(
+    first_part: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     path = tmp_path / "two_steps.duckdb"
     shutil.copy(first_part, path)
     with duckdb.connect(str(path)) as con:
@@ -128,6 +137,9 @@ def test_building_in_two_steps_leaves_every_public_table_a_full_build_leaves(fir
         ).fetchone()[0]
     assert released["web_events"] > 0
     events_before = _rows(first_part, "select count(*) from profile_events")[0][0]
+    # a target folder of its own: its run_results.json is this build's, not another worker's
+    target = tmp_path / "target"
+    monkeypatch.setenv("DBT_TARGET_PATH", str(target))
 
     _build(path)
 
@@ -136,6 +148,8 @@ def test_building_in_two_steps_leaves_every_public_table_a_full_build_leaves(fir
     profiles = _rows(path, "select count(*) from profiles")[0][0]
     assert not everyone and 0 < len(affected) < profiles / 2, (len(affected), profiles)
     assert _rows(path, "select count(*) from profile_events")[0][0] > events_before
+    # profile_events read the candidates affected_profiles kept, rather than computing the view again
+    assert "int_profiles__event_candidates_kept" in _compiled_code(target, "profile_events")
     _compare_with_full_refresh(path, tmp_path)
 
 
@@ -204,6 +218,30 @@ def test_a_new_as_of_recomputes_every_profile(first_part: Path, tmp_path: Path):
     _build(path, *moved)
     affected, everyone = _affected(path)
     assert everyone
+    incremental = tmp_path / "after_incremental.duckdb"
+    shutil.copy(path, incremental)
+    _build(path, "--full-refresh", *moved)
+    assert differences(incremental, path) == {}
+
+
+def test_a_build_that_stopped_after_keeping_the_candidates_does_not_mislead_the_next(first_part: Path, tmp_path: Path):
+    """A build that stopped between int_profiles__affected_profiles (whose pre-hook keeps the candidates as
+    a table) and profile_events (whose post-hook drops it) leaves that table behind. The next build, one
+    with a new as_of that recomputes everyone and keeps no candidates, drops it and must not read it."""
+    path = tmp_path / "stopped_after_keeping.duckdb"
+    shutil.copy(first_part, path)
+    with duckdb.connect(str(path)) as con:
+        release(con)
+    # models only: the selection's tests of profile_identifiers would miss profiles
+    run_dbt(["run", "--select", "+int_profiles__affected_profiles"], warehouse=path, echo=False)
+    kept = "select count(*) from information_schema.tables where table_name = 'int_profiles__event_candidates_kept'"
+    assert _rows(path, kept) == [(1,)]
+    moved = ["--vars", "{as_of: '2026-11-15 00:00:00'}"]
+
+    _build(path, *moved)
+
+    assert _affected(path)[1] and _rows(path, kept) == [(0,)]
+    assert _mapping_differences(path) == []
     incremental = tmp_path / "after_incremental.duckdb"
     shutil.copy(path, incremental)
     _build(path, "--full-refresh", *moved)

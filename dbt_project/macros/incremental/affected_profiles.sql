@@ -119,6 +119,7 @@
         {%- do statements.append('update ' ~ affected ~ " set settings_fingerprint = 'stale: profile_events was built without it'") -%}
     {%- endif -%}
     {%- do cdp.run_statements(statements) -%}
+    {%- do adapter.cache_dropped(cdp.kept_event_candidates_relation()) -%}
 {%- endmacro -%}
 
 {#-
@@ -378,6 +379,11 @@
             'select * from ' ~ cdp.node_relation('int_profiles__event_candidates'))) -%}
     {%- endif -%}
     {%- do cdp.run_statements(statements) -%}
+    {#- dbt's relation cache is what relation_exists asks (event_candidates_for_profile_events): tell it -#}
+    {%- do adapter.cache_dropped(kept) -%}
+    {%- if statements | length > 1 -%}
+        {%- do adapter.cache_added(kept) -%}
+    {%- endif -%}
 {%- endmacro -%}
 
 {#-
