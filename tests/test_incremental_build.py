@@ -30,15 +30,20 @@ def _build(path: Path, *args: str) -> None:
 
 #: The public models, and staging (its web and email events are tables updated in place).
 COMPARED_SCHEMAS = ("main", "staging")
+#: Intermediate tables compared too: updated in place and kept from build to build.
+COMPARED_INTERMEDIATE = ("int_identity__event_records",)
 
 
 def _public_tables(path: Path) -> dict[str, list[str]]:
-    """Each table and view of the compared schemas ("schema"."table"), with the expressions that compare its rows."""
+    """Each table and view of the compared schemas, and the compared intermediate tables ("schema"."table"), with
+    the expressions that compare its rows."""
     with duckdb.connect(str(path), read_only=True) as con:
         columns = con.execute(
             "select '\"' || table_schema || '\".\"' || table_name || '\"', column_name, data_type "
-            "from information_schema.columns where list_contains(?, table_schema) order by table_schema, table_name, ordinal_position",
-            [list(COMPARED_SCHEMAS)],
+            "from information_schema.columns where list_contains(?, table_schema) "
+            "or (table_schema = 'intermediate' and list_contains(?, table_name)) "
+            "order by table_schema, table_name, ordinal_position",
+            [list(COMPARED_SCHEMAS), list(COMPARED_INTERMEDIATE)],
         ).fetchall()
     tables: dict[str, list[str]] = {}
     for table, column, data_type in columns:
@@ -383,6 +388,31 @@ def test_events_staged_by_a_build_that_stopped_before_profile_events_are_attribu
     assert _rows(path, "select count(*) from profile_events")[0][0] > events_before
     affected, everyone = _affected(path)
     assert not everyone and affected
+    _compare_with_full_refresh(path, tmp_path)
+
+
+def test_a_staging_table_rebuilt_alone_has_its_events_rolled_up_again(first_part: Path, tmp_path: Path):
+    """`--full-refresh` of a staging model alone restages every raw row, here after a retention job removed a
+    device's raw web events: the next build rolls every staged event up into identity records again
+    (macros/incremental/event_records.sql) instead of merging them into the records it held, so no record
+    of the removed events stays."""
+    path = tmp_path / "restaged.duckdb"
+    shutil.copy(first_part, path)
+    (device,) = _rows(
+        path,
+        "select min(anonymous_id) from intermediate.int_identity__event_records "
+        "where source = 'web' and anonymous_id is not null and email is not null",
+    )[0]
+    with duckdb.connect(str(path)) as con:
+        release(con)
+        con.execute("delete from raw.web_events where trim(anonymous_id) = ?", [device])
+    run_dbt(["run", "--full-refresh", "--select", "stg_web__events"], warehouse=path, echo=False)
+
+    _build(path)
+
+    assert _rows(
+        path, "select count(*) from intermediate.int_identity__event_records where anonymous_id = ?", [device]
+    ) == [(0,)]
     _compare_with_full_refresh(path, tmp_path)
 
 

@@ -135,15 +135,20 @@
     {%- set found = [] -%}
     {%- for node in graph.nodes.values() if node.name in cdp.append_only_staging_tables() -%}
         {#- the columns from the model's meta: staged_identifiers would ref the blocklist from a post-hook -#}
-        {%- set carries = [] -%}
-        {%- for column, identifier_type in node.config.meta.erased_by.items() -%}
-            {#- not null first: Spark keeps `not (condition)`, and a null must keep its row there too -#}
-            {%- do carries.append('(' ~ column ~ ' is not null and ' ~ column ~ ' in (select identifier_value from '
-                ~ erased_values ~ " where identifier_type = '" ~ identifier_type ~ "'))") -%}
-        {%- endfor -%}
-        {%- do found.append((cdp.node_relation(node.name), '(' ~ carries | join(' or ') ~ ')')) -%}
+        {%- do found.append((cdp.node_relation(node.name), cdp.carries_erased_value(node.config.meta.erased_by, erased_values))) -%}
     {%- endfor -%}
     {{ return(found) }}
+{%- endmacro -%}
+
+{#- The condition that a row carries one of `erased_values` (identifier_type, identifier_value) in its columns {column: identifier type}. -#}
+{%- macro carries_erased_value(types, erased_values) -%}
+    {%- set carries = [] -%}
+    {%- for column, identifier_type in types.items() -%}
+        {#- not null first: Spark keeps `not (condition)`, and a null must keep its row there too -#}
+        {%- do carries.append('(' ~ column ~ ' is not null and ' ~ column ~ ' in (select identifier_value from '
+            ~ erased_values ~ " where identifier_type = '" ~ identifier_type ~ "'))") -%}
+    {%- endfor -%}
+    {{ return('(' ~ carries | join(' or ') ~ ')') }}
 {%- endmacro -%}
 
 {#- Over the raw rows of an append-only staging model: the condition that the row carries a tombstoned identifier. -#}

@@ -155,7 +155,8 @@
     Post-hook of privacy_tombstones. When this build erased someone, remove them from the tables
     already written before the erasure was known, or kept across builds:
       identity building blocks (int_identity__*, identity_guard_decisions) — rebuilt without them
-        next build anyway, but no table may hold them after this one;
+        next build anyway, but no table may hold them after this one; the event records are
+        incremental: theirs go for good, as their events go from staging;
       profile_id_registry, profile_merges — incremental, they keep rows from earlier builds;
       the segment registry (members, history) and the manual lists (members, audit log);
       the staging tables of append-only events (rows carrying a tombstoned identifier);
@@ -202,6 +203,7 @@
             ~ ' where erased_at = ' ~ erased_at ~ ')'),
     ] -%}
     {%- set scrubs = [
+        (cdp.node_relation('int_identity__event_records'), cdp.carries_erased_value(cdp.event_record_identifier_types(), erased_values)),
         (cdp.node_relation('int_identity__record_identifiers'), by_record ~ ' or ' ~ by_value),
         (cdp.node_relation('int_identity__record_nodes'), by_record ~ ' or node_id in (' ~ nodes ~ ')'),
         (cdp.node_relation('int_identity__strong_groups'), 'node_id in (' ~ nodes ~ ')'),

@@ -4,7 +4,8 @@
       crm contact, shop customer, support ticket, POS transaction — their own keys;
       web events — one record per distinct (anonymous_id, customer_id, email) combination,
         keyed by its first event_id (a page view with only an anonymous_id asserts nothing new);
-      email events — one record per email address, keyed by its first event_id.
+      email events — one record per email address, keyed by its first event_id
+        (both rolled up by int_identity__event_records).
     Record ids are source keys, never personal data, so profile ids derived from them are too.
 -#}
 with
@@ -17,14 +18,6 @@ shop_customers as (
     select * from {{ ref('stg_shop__customers') }}
 ),
 
-web_events as (
-    select * from {{ ref('stg_web__events') }}
-),
-
-email_events as (
-    select * from {{ ref('stg_email__events') }}
-),
-
 pos_transactions as (
     select * from {{ ref('stg_pos__transactions') }}
 ),
@@ -33,28 +26,19 @@ support_tickets as (
     select * from {{ ref('stg_support__tickets') }}
 ),
 
+event_records as (
+    -- web and email events rolled up into one record per identifier combination, incrementally
+    select * from {{ ref('int_identity__event_records') }}
+),
+
 web_combinations as (
-    select
-        min(event_id) as record_id,
-        anonymous_id,
-        customer_id,
-        email,
-        min(occurred_at) as first_seen_at,
-        max(occurred_at) as last_seen_at
-    from web_events
-    where anonymous_id is not null or customer_id is not null or email is not null
-    group by anonymous_id, customer_id, email
+    select * from event_records
+    where source = 'web'
 ),
 
 email_addresses as (
-    select
-        min(event_id) as record_id,
-        email,
-        min(occurred_at) as first_seen_at,
-        max(occurred_at) as last_seen_at
-    from email_events
-    where email is not null
-    group by email
+    select * from event_records
+    where source = 'email'
 ),
 
 unpivoted as (
