@@ -20,8 +20,9 @@
                                          and the predictive feature sets, which also recompute a
                                          profile whose tenure moved: predictive_features).
 
-    Models computed over all profiles at once (RFM quantiles, consent, the predictive fits and
-    clusters, segments) are rebuilt in full from these tables. `cdp build --full-refresh` rebuilds everything
+    Models computed over all profiles at once (RFM quantiles, consent, segments) are rebuilt in full
+    from these tables; the predictive fits and clusters too, unless nothing they read changed
+    (cdp/predictive/reuse.py, macros/predictive/fitted_inputs.sql). `cdp build --full-refresh` rebuilds everything
     but the id registry and the merge log (full_refresh=false: they are history, not a cache).
 
     Raw tables are append-only or updated in place (an order's status); a raw row deleted by hand

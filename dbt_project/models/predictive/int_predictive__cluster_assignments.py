@@ -10,15 +10,18 @@ Only the columns the clusters read cross into pandas (and only today's predictio
 sorted by profile_id, as Arrow-backed frames (cdp/predictive/inputs.py: the same values as
 ``.df()``, less memory).
 
+Unchanged inputs and code: the table is copied as it stands, as int_predictive__predictions' is
+(cdp/predictive/reuse.py).
+
 Output: one row per profile: profile_id, cluster_id, silhouette, k, overall_silhouette,
 selection_criterion.
 """
 
 from cdp.predictive.clusters import PREDICTION_COLUMNS, PROFILE_COLUMNS, clusters
-from cdp.predictive.inputs import frame
+from cdp.predictive.reuse import computed_unless_unchanged
 
 
 def model(dbt, session):
-    profiles = frame(dbt.ref("int_predictive__scoring_set"), PROFILE_COLUMNS)
-    predictions = frame(dbt.ref("int_predictive__predictions").filter("scored_set = 'current'"), PREDICTION_COLUMNS)
-    return clusters(profiles, predictions)
+    profiles = (dbt.ref("int_predictive__scoring_set"), PROFILE_COLUMNS)
+    predictions = (dbt.ref("int_predictive__predictions").filter("scored_set = 'current'"), PREDICTION_COLUMNS)
+    return computed_unless_unchanged(dbt, session, clusters, [profiles, predictions])

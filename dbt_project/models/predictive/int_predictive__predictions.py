@@ -6,14 +6,18 @@ Only the columns the models read cross into pandas, already sorted by profile_id
 parallel; the models sort again, which costs nothing on sorted rows), as Arrow-backed frames
 (cdp/predictive/inputs.py: the same values as ``.df()``, half the memory at 1M people).
 
+A build whose inputs (those columns) and code did not change copies the table as it stands
+instead of fitting again: the same fits give the same table (cdp/predictive/reuse.py; the hooks
+that keep its bookkeeping are in _predictive__models.yml).
+
 Output: one row per (scored_set, profile_id); scored_set is 'validation' or 'current'.
 """
 
-from cdp.predictive.inputs import frame
+from cdp.predictive.reuse import computed_unless_unchanged
 from cdp.predictive.scores import FEATURES, TRAINING_COLUMNS, predictions
 
 
 def model(dbt, session):
-    training = frame(dbt.ref("int_predictive__training_set"), [*TRAINING_COLUMNS, *FEATURES])
-    current = frame(dbt.ref("int_predictive__scoring_set"), ["profile_id", *FEATURES])
-    return predictions(training, current)
+    training = (dbt.ref("int_predictive__training_set"), [*TRAINING_COLUMNS, *FEATURES])
+    current = (dbt.ref("int_predictive__scoring_set"), ["profile_id", *FEATURES])
+    return computed_unless_unchanged(dbt, session, predictions, [training, current])
