@@ -19,9 +19,14 @@ from collections.abc import Sequence
 import pandas as pd
 
 
+def quoted(name: str) -> str:
+    """A DuckDB identifier, double-quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _expression(name: str, type_name: str) -> str:
-    quoted = '"' + name.replace('"', '""') + '"'
-    return f"cast({quoted} as double) as {quoted}" if type_name.startswith("DECIMAL") else quoted
+    column = quoted(name)
+    return f"cast({column} as double) as {column}" if type_name.startswith("DECIMAL") else column
 
 
 def frame(relation, columns: Sequence[str], order_by: str = "profile_id") -> pd.DataFrame:

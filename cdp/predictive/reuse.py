@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cdp.predictive.inputs import frame
+from cdp.predictive.inputs import frame, quoted
 
 #: The bookkeeping table, in the model's schema: the same table as cdp.fitted_inputs_relation()
 #: (macros/predictive/fitted_inputs.sql, which creates it).
@@ -48,10 +48,6 @@ FITTED_INPUTS = "int_predictive__fitted_inputs"
 FITTING_LIBRARIES = ("scikit-learn", "numpy", "pandas", "pyarrow", "duckdb")
 
 Input = tuple[object, Sequence[str]]  # (a DuckDB relation, the columns the model reads)
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def code_fingerprint() -> str:
@@ -70,7 +66,7 @@ def relation_fingerprint(relation, columns: Sequence[str]) -> str:
     missing = [name for name in columns if name not in types]
     if missing:
         raise ValueError(f"the model reads columns {missing} its input does not have (it has {sorted(types)})")
-    hashed = ", ".join(_quoted(name) for name in columns)
+    hashed = ", ".join(quoted(name) for name in columns)
     [(count, hash_sum)] = relation.query(
         "input", f"select count(*), coalesce(sum(hash({hashed})), 0)::varchar from input"
     ).fetchall()
@@ -91,7 +87,7 @@ def computed_unless_unchanged(
     """``compute`` over the frames of ``inputs`` (each relation's columns, sorted by profile_id), or the
     model's own table as it stands when it was computed from the same inputs and code (see above)."""
     this = dbt.this
-    bookkeeping = f"{_quoted(this.database)}.{_quoted(this.schema)}.{_quoted(FITTED_INPUTS)}"
+    bookkeeping = f"{quoted(this.database)}.{quoted(this.schema)}.{quoted(FITTED_INPUTS)}"
     current = fingerprint(compute, inputs)
     stored = session.execute(f"select fingerprint from {bookkeeping} where model = ?", [this.identifier]).fetchall()
     unchanged = bool(stored) and stored[0][0] == current
