@@ -204,6 +204,8 @@
     ] -%}
     {%- set scrubs = [
         (cdp.node_relation('int_identity__event_records'), cdp.carries_erased_value(cdp.event_record_identifier_types(), erased_values)),
+        (cdp.node_relation('int_identity__person_records'), by_record ~ ' or ' ~ cdp.carries_erased_value(
+            {'email': 'email', 'phone': 'phone', 'loyalty_card_id': 'loyalty_card_id', 'customer_id': 'customer_id'}, erased_values)),
         (cdp.node_relation('int_identity__record_identifiers'), by_record ~ ' or ' ~ by_value),
         (cdp.node_relation('int_identity__record_nodes'), by_record ~ ' or node_id in (' ~ nodes ~ ')'),
         (cdp.node_relation('int_identity__strong_groups'), 'node_id in (' ~ nodes ~ ')'),

@@ -10,12 +10,19 @@
 -#}
 with
 
+person_records as (
+    -- the CRM contacts and shop customers, normalised once per build
+    select * from {{ ref('int_identity__person_records') }}
+),
+
 crm_contacts as (
-    select * from {{ ref('stg_crm__contacts') }}
+    select * from person_records
+    where source = 'crm'
 ),
 
 shop_customers as (
-    select * from {{ ref('stg_shop__customers') }}
+    select * from person_records
+    where source = 'shop'
 ),
 
 pos_transactions as (
@@ -43,8 +50,8 @@ email_addresses as (
 
 unpivoted as (
     {%- set records = [
-        ('crm', 'crm_contacts', 'contact_id', 'created_at', 'updated_at', ['email', 'phone', 'loyalty_card_id']),
-        ('shop', 'shop_customers', 'customer_id', 'created_at', 'updated_at', ['email', 'phone', 'customer_id']),
+        ('crm', 'crm_contacts', 'record_id', 'created_at', 'updated_at', ['email', 'phone', 'loyalty_card_id']),
+        ('shop', 'shop_customers', 'record_id', 'created_at', 'updated_at', ['email', 'phone', 'customer_id']),
         ('web', 'web_combinations', 'record_id', 'first_seen_at', 'last_seen_at', ['anonymous_id', 'customer_id', 'email']),
         ('email', 'email_addresses', 'record_id', 'first_seen_at', 'last_seen_at', ['email']),
         ('pos', 'pos_transactions', 'transaction_id', 'occurred_at', 'occurred_at', ['loyalty_card_id', 'phone']),

@@ -24,12 +24,10 @@ record_profiles as (
     select * from {{ ref('int_identity__record_profiles') }}
 ),
 
-crm_contacts as (
-    select * from {{ ref('stg_crm__contacts') }}
-),
-
-shop_customers as (
-    select * from {{ ref('stg_shop__customers') }}
+person_records as (
+    -- the CRM contacts and shop customers, normalised once per build; a person erased in this
+    -- build is scrubbed from it by privacy_tombstones' post-hook (macros/privacy/erasure.sql)
+    select * from {{ ref('int_identity__person_records') }}
 ),
 
 profile_identifiers as (
@@ -43,22 +41,13 @@ component_profiles as (
     from assignments
 ),
 
-person_records as (
-    select
-        'crm' as source, contact_id as record_id, updated_at,
-        {{ columns | join(', ') }}
-    from crm_contacts
-    union all
-    select
-        'shop' as source, customer_id as record_id, updated_at,
-        {{ columns | join(', ') }}
-    from shop_customers
-),
-
 profile_records as (
     select
         component_profiles.profile_id,
-        person_records.*
+        person_records.source,
+        person_records.record_id,
+        person_records.updated_at,
+        {{ 'person_records.' ~ columns | join(', person_records.') }}
     from person_records
     inner join record_profiles
         on record_profiles.source = person_records.source
