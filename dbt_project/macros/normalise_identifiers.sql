@@ -4,13 +4,19 @@
     identifier of that kind, or listed in the `identifier_blocklist` seed.
 -#}
 
+{#-
+    The blocklist seed's values of one kind, as a query. A blank value is no entry: under `not in`
+    a NULL in the list would make every identifier of that kind unknown, and so dropped.
+-#}
+{% macro blocklisted_values(identifier_type) -%}
+    select identifier_value
+    from {{ ref('identifier_blocklist') }}
+    where identifier_type = '{{ identifier_type }}' and identifier_value is not null
+{%- endmacro %}
+
 {#- True when the normalised value of this kind is on the blocklist seed. -#}
 {% macro is_blocklisted(identifier_type, normalised_expression) -%}
-    {{ normalised_expression }} in (
-        select identifier_value
-        from {{ ref('identifier_blocklist') }}
-        where identifier_type = '{{ identifier_type }}'
-    )
+    {{ normalised_expression }} in ({{ cdp.blocklisted_values(identifier_type) }})
 {%- endmacro %}
 
 {#- The pattern of var('identifier_patterns') for one kind, quoted for a SQL string literal. -#}
@@ -77,20 +83,24 @@
     DuckDB: the same steps, each computed once per row. Spelled out as one expression, every step
     repeats its inputs (the number is tested four times, each test re-running both regexes), and
     DuckDB does not share work inside CASE branches: reading 1M consent events took 27 s. A one-element
-    list_transform binds a step's value to a name, as a CTE column would. (The blocklist's
-    subquery may not sit inside a lambda, so it tests the bound result outside.)
+    list_transform binds a step's value to a name, as a CTE column would.
+    The blocklist is bound the same way, as a list beside the valid number: a subquery may not sit
+    inside a lambda, and `valid not in (subquery)` outside one computed the number twice per row
+    (once for the join, once for the result) and kept the view from skipping the phone when a
+    query does not read it. `coalesce(…, [])`: list() over no rows is NULL, which would drop every
+    number when the seed has no phone entry.
 -#}
 {% macro duckdb__normalise_phone(expression, calling_code, trunk_prefix) -%}
-    {%- set valid -%}
-    list_transform([{{ cdp.phone_compact(expression) }}], lambda phone_compact:
-        list_transform([{{ cdp.regexp_replace_all('phone_compact', '[^0-9]', '') }}], lambda phone_digits:
-            list_transform([{{ cdp.international_phone_digits('phone_compact', 'phone_digits', calling_code, trunk_prefix) }}],
-                lambda phone_international: {{ cdp.valid_phone('phone_international') }}
+    list_transform([struct_pack(
+        valid := list_transform([{{ cdp.phone_compact(expression) }}], lambda phone_compact:
+            list_transform([{{ cdp.regexp_replace_all('phone_compact', '[^0-9]', '') }}], lambda phone_digits:
+                list_transform([{{ cdp.international_phone_digits('phone_compact', 'phone_digits', calling_code, trunk_prefix) }}],
+                    lambda phone_international: {{ cdp.valid_phone('phone_international') }}
+                )[1]
             )[1]
-        )[1]
-    )[1]
-    {%- endset -%}
-    case when not {{ cdp.is_blocklisted('phone', valid) }} then {{ valid }} end
+        )[1],
+        blocked := (select coalesce(list(blocklisted.identifier_value), []) from ({{ cdp.blocklisted_values('phone') }}) as blocklisted)
+    )], lambda phone_checked: case when not list_contains(phone_checked.blocked, phone_checked.valid) then phone_checked.valid end)[1]
 {%- endmacro %}
 
 {#- True when a string of digits is one digit repeated ("0000000000"). -#}
