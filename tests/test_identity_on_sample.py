@@ -127,46 +127,61 @@ def test_profiles_follow_the_data_contract(built_warehouse: Path):
     assert 0.97 * people <= profiles <= people
 
 
+# the staging views that type each kind the identifier_blocklist seed holds
+BLOCKLIST_KINDS = {
+    "phone": ("stg_crm__contacts", "stg_shop__customers", "stg_pos__transactions"),
+    "email": ("stg_crm__contacts", "stg_shop__customers"),
+    "loyalty_card_id": ("stg_crm__contacts", "stg_pos__transactions"),
+    "customer_id": ("stg_shop__customers", "stg_shop__orders"),
+}
+
+
 def test_the_blocklist_seed_is_read_as_the_user_edits_it(built_warehouse: Path, tmp_path: Path):
-    """The staging views read the identifier_blocklist seed when queried. A number added to it is
-    dropped wherever it was typed; a seed with no phone entry drops nothing; a blank line in a
-    user's seed (a NULL value) blocks nothing, and does not make every phone or email unknown."""
+    """The staging views read the identifier_blocklist seed when queried. For every kind it holds: a
+    value added to it is dropped wherever it was typed; a seed with no entry of that kind drops
+    nothing; a blank line in a user's seed (a NULL value) blocks nothing, and does not make every
+    identifier of its kind unknown."""
     import shutil
 
     path = tmp_path / "warehouse.duckdb"
     shutil.copy(built_warehouse, path)
-    views = ("stg_crm__contacts", "stg_shop__customers", "stg_pos__transactions")
 
-    def staged(con, column: str) -> dict[str, list]:
+    def staged(con, kind: str) -> dict[str, list]:
         return {
-            view: sorted(value for (value,) in con.execute(f"select {column} from staging.{view}").fetchall() if value)
-            for view in views
-            if column == "phone" or view != "stg_pos__transactions"
+            view: sorted(value for (value,) in con.execute(f"select {kind} from staging.{view}").fetchall() if value)
+            for view in BLOCKLIST_KINDS[kind]
         }
 
     with connect(path) as con:
-        phones, emails = staged(con, "phone"), staged(con, "email")
-        assert all(phones.values()) and all(emails.values())
-        placeholders = [
-            value
-            for (value,) in con.execute(
-                "select identifier_value from identifier_blocklist where identifier_type = 'phone'"
-            ).fetchall()
-        ]
-        blocked = phones["stg_shop__customers"][0]
+        start = {kind: staged(con, kind) for kind in BLOCKLIST_KINDS}
+        assert all(values for by_view in start.values() for values in by_view.values())
+        for kind, before in start.items():
+            entries = [
+                value
+                for (value,) in con.execute(
+                    "select identifier_value from identifier_blocklist where identifier_type = ?", [kind]
+                ).fetchall()
+            ]
+            assert entries, kind
+            # a value the user adds disappears from every view that typed it, and nothing else changes
+            # (the seed holds ids upper-cased, as staging compares them; emails and phones as staged)
+            compared = str.upper if kind.endswith("_id") else str
+            blocked = compared(before[BLOCKLIST_KINDS[kind][0]][0])
+            con.execute("insert into identifier_blocklist values (?, ?, 'test: added by the user')", [kind, blocked])
+            assert staged(con, kind) == {
+                view: [v for v in values if compared(v) != blocked] for view, values in before.items()
+            }
 
-        con.execute("insert into identifier_blocklist values ('phone', ?, 'test: added by the user')", [blocked])
-        after_adding = staged(con, "phone")
-        assert after_adding == {view: [p for p in values if p != blocked] for view, values in phones.items()}
+            # with no entry of this kind nothing disappears
+            con.execute("delete from identifier_blocklist where identifier_type = ?", [kind])
+            without_entries = staged(con, kind)
+            for view, values in before.items():
+                assert set(values) <= set(without_entries[view]), (kind, view)
+            if kind == "phone":
+                # the sample types a placeholder number the seed holds back: with no entry it comes through
+                assert set(entries) & {v for values in without_entries.values() for v in values}
 
-        con.execute("delete from identifier_blocklist where identifier_type = 'phone'")
-        without_phone_entries = staged(con, "phone")
-        for view, values in phones.items():
-            assert set(values) <= set(without_phone_entries[view]), view
-        # the sample types a placeholder the seed holds back: with no entry it comes through
-        assert set(placeholders) & {p for values in without_phone_entries.values() for p in values}
-
-        con.execute("insert into identifier_blocklist select 'phone', unnest(?), 'restored'", [placeholders])
-        con.execute("insert into identifier_blocklist values ('phone', null, 'blank'), ('email', null, 'blank')")
-        assert staged(con, "phone") == phones
-        assert staged(con, "email") == emails
+            # the seed restored, plus a blank line: every value is as at the start
+            con.execute("insert into identifier_blocklist select ?, unnest(?), 'restored'", [kind, entries])
+            con.execute("insert into identifier_blocklist values (?, null, 'blank')", [kind])
+            assert staged(con, kind) == before, kind

@@ -16,7 +16,30 @@
 
 {#- True when the normalised value of this kind is on the blocklist seed. -#}
 {% macro is_blocklisted(identifier_type, normalised_expression) -%}
+    {{ return(adapter.dispatch('is_blocklisted', 'cdp')(identifier_type, normalised_expression)) }}
+{%- endmacro %}
+
+{% macro default__is_blocklisted(identifier_type, normalised_expression) -%}
     {{ normalised_expression }} in ({{ cdp.blocklisted_values(identifier_type) }})
+{%- endmacro %}
+
+{#-
+    DuckDB: `value in (subquery)` is planned as a MARK join on the value. A join is never pruned,
+    so a query that does not read the identifier (a `unique` test on the view's key) still
+    normalised every one. The seed's values as one list, read once per query, make the test an
+    ordinary expression, skipped when unread.
+-#}
+{% macro duckdb__is_blocklisted(identifier_type, normalised_expression) -%}
+    list_contains({{ cdp.duckdb_blocklist(identifier_type) }}, {{ normalised_expression }})
+{%- endmacro %}
+
+{#-
+    DuckDB: the blocklist seed's values of one kind as a list (an uncorrelated scalar subquery, run
+    once per query). `coalesce(…, [])`: list() over no rows is NULL, and list_contains(NULL, x) is
+    NULL, which would drop every identifier of a kind the seed has no entry for.
+-#}
+{% macro duckdb_blocklist(identifier_type) -%}
+    (select coalesce(list(blocklisted.identifier_value), []) from ({{ cdp.blocklisted_values(identifier_type) }}) as blocklisted)
 {%- endmacro %}
 
 {#- The pattern of var('identifier_patterns') for one kind, quoted for a SQL string literal. -#}
@@ -87,8 +110,7 @@
     The blocklist is bound the same way, as a list beside the valid number: a subquery may not sit
     inside a lambda, and `valid not in (subquery)` outside one computed the number twice per row
     (once for the join, once for the result) and kept the view from skipping the phone when a
-    query does not read it. `coalesce(…, [])`: list() over no rows is NULL, which would drop every
-    number when the seed has no phone entry.
+    query does not read it.
 -#}
 {% macro duckdb__normalise_phone(expression, calling_code, trunk_prefix) -%}
     list_transform([struct_pack(
@@ -99,7 +121,7 @@
                 )[1]
             )[1]
         )[1],
-        blocked := (select coalesce(list(blocklisted.identifier_value), []) from ({{ cdp.blocklisted_values('phone') }}) as blocklisted)
+        blocked := {{ cdp.duckdb_blocklist('phone') }}
     )], lambda phone_checked: case when not list_contains(phone_checked.blocked, phone_checked.valid) then phone_checked.valid end)[1]
 {%- endmacro %}
 
