@@ -91,13 +91,19 @@
     end
 {%- endmacro %}
 
+{#- A phone with only its digits and `+` kept, `(0)` after a country code dropped. -#}
 {%- macro phone_compact(expression) -%}
     {{ cdp.regexp_replace_all("replace(trim(" ~ expression ~ "), '(0)', '')", '[^0-9+]', '') }}
 {%- endmacro %}
 
+{#- The digits of a compacted phone: it holds only digits and `+`, so a plain replace (a regex cost a third of the rest). -#}
+{%- macro phone_digits(compact) -%}
+    replace({{ compact }}, '+', '')
+{%- endmacro %}
+
 {% macro default__normalise_phone(expression, calling_code, trunk_prefix) -%}
     {%- set compact = cdp.phone_compact(expression) -%}
-    {%- set digits = cdp.regexp_replace_all(compact, '[^0-9]', '') -%}
+    {%- set digits = cdp.phone_digits(compact) -%}
     {%- set international = cdp.international_phone_digits(compact, digits, calling_code, trunk_prefix) -%}
     case when not {{ cdp.is_blocklisted('phone', "'+' || " ~ international) }} then {{ cdp.valid_phone(international) }} end
 {%- endmacro %}
@@ -115,7 +121,7 @@
 {% macro duckdb__normalise_phone(expression, calling_code, trunk_prefix) -%}
     list_transform([struct_pack(
         valid := list_transform([{{ cdp.phone_compact(expression) }}], lambda phone_compact:
-            list_transform([{{ cdp.regexp_replace_all('phone_compact', '[^0-9]', '') }}], lambda phone_digits:
+            list_transform([{{ cdp.phone_digits('phone_compact') }}], lambda phone_digits:
                 list_transform([{{ cdp.international_phone_digits('phone_compact', 'phone_digits', calling_code, trunk_prefix) }}],
                     lambda phone_international: {{ cdp.valid_phone('phone_international') }}
                 )[1]
