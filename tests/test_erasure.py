@@ -369,3 +369,30 @@ def test_cdp_forget_on_postgres_erases_the_person_at_the_next_build_and_purge_ra
                 "select count(*) from raw.crm_contacts where lower(trim(email)) = :email", {"email": person.email}
             )
         assert left == (0,)
+
+
+def test_only_the_append_only_staging_models_are_taken_for_staging_tables(tmp_path: Path):
+    """The erasure scrub deletes the staged rows of the append-only staging tables, and the raw-rows
+    report counts against them (macros/incremental/append_only_staging.sql). A model of the user's
+    that declares `meta.erased_by` for its own reasons is not taken for one."""
+    from cdp.settings import DBT_PROJECT_DIR
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    (project / "models" / "user_emails.sql").write_text(
+        "{{ config(materialized='table', meta={'erased_by': {'email': 'email'}}) }}\nselect 'a@b.example' as email\n"
+    )
+    (project / "macros" / "print_append_only_staging_tables.sql").write_text(
+        "{% macro print_append_only_staging_tables() %}"
+        "{% do print('append-only staging: ' ~ cdp.append_only_staging_tables() | join(',')) %}"
+        "{% endmacro %}\n"
+    )
+    output = run_dbt(
+        ["run-operation", "print_append_only_staging_tables"],
+        warehouse=tmp_path / "warehouse.duckdb",
+        echo=False,
+        project_dir=project,
+    )
+    found = re.search(r"append-only staging: (\S*)", output)
+    assert found, output[-2000:]
+    assert found.group(1).split(",") == ["stg_email__events", "stg_web__events"]

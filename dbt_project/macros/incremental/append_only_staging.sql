@@ -62,7 +62,7 @@
         materialized=cdp.keyed_incremental_materialization(),
         incremental_strategy='append',
         on_schema_change='append_new_columns',
-        meta={'erased_by': cdp.erased_by(identifiers)},
+        meta={'append_only_staging': true, 'erased_by': cdp.erased_by(identifiers)},
     ) -%}
     -- incremental: normalises only the raw rows it does not hold yet (macros/incremental/append_only_staging.sql)
 {%- endmacro -%}
@@ -106,11 +106,16 @@
     {%- endif -%}
 {%- endmacro -%}
 
-{#- The append-only staging models kept as tables (not views): [model name]. -#}
+{#-
+    The append-only staging models (the ones calling append_only_staging, which marks them in their
+    meta): [model name]. The mark names the intent: another model may declare `erased_by` in its
+    meta for its own reasons, and taking it for a staging table would let the erasure scrub and the
+    raw-rows report treat its rows as staged raw rows.
+-#}
 {%- macro append_only_staging_tables() -%}
     {%- set found = [] -%}
     {%- for node in graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') | sort(attribute='name') -%}
-        {%- if node.config.meta.get('erased_by') and node.config.materialized != 'view' -%}
+        {%- if node.config.meta.get('append_only_staging') -%}
             {%- do found.append(node.name) -%}
         {%- endif -%}
     {%- endfor -%}
